@@ -1,0 +1,65 @@
+"""The model contract: fit on a split's training data (validation available for early stopping), then
+score every item for a batch of users. Lightning-trained and closed-form models both satisfy it."""
+
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from benchmark.data import Dataset, Split
+
+if TYPE_CHECKING:
+    from benchmark.finetune import FineTuneStrategy
+
+
+@dataclass
+class FitContext:
+    """Everything a model may use to fit. Test interactions are deliberately absent."""
+
+    dataset: Dataset  # features, raw ids (its interactions are the *unsplit* log: do not train on them)
+    split: Split  # use split.train; split.valid only for model selection / early stopping
+    finetune: FineTuneStrategy
+    seed: int = 0
+    run_dir: Path | None = None  # where checkpoints may be written
+    trainer: dict[str, Any] = field(default_factory=dict)  # pytorch_lightning.Trainer keyword arguments
+    logger: Any = None  # a pytorch_lightning logger, or None
+    # validate(score_fn) -> {"ndcg@10": ..., ...} on validation users, training items masked
+    validate: Callable[[Callable[[np.ndarray], Any]], dict[str, float]] | None = None
+    monitor: str = "ndcg@10"  # validation value that early stopping maximises
+    history: list[dict[str, float]] = field(default_factory=list)  # per-epoch records a model appends to
+
+
+class Recommender(ABC):
+    """Base class of model plugins. Subclasses take their hyper-parameters as constructor arguments."""
+
+    n_users: int = 0
+    n_items: int = 0
+
+    @abstractmethod
+    def fit(self, ctx: FitContext) -> None:
+        """Learn from ``ctx.split.train``; may call ``ctx.validate`` for early stopping."""
+
+    @abstractmethod
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """(len(users), n_items) float32 scores for user codes; higher means recommend first.
+
+        May return a torch tensor (any device); the ranking code converts it."""
+
+    def save(self, path: str | Path) -> None:
+        """Persist the fitted model (default: pickle of the object)."""
+        with open(path, "wb") as fh:
+            pickle.dump(self, fh)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh)
+        if not isinstance(obj, cls):
+            raise TypeError(f"{path} holds a {type(obj).__name__}, not a {cls.__name__}")
+        return obj

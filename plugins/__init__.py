@@ -1,0 +1,1 @@
+"""Built-in recux plugins, found through the ``recux.plugins`` entry-point group."""
