@@ -1,0 +1,392 @@
+"""Public evaluation API: score top-k lists (or a dense score matrix) against held-out ground truth with
+metric plugins, and a fast validator for early stopping.
+
+Users whose ground truth is empty are not evaluated (they have no relevant item to find); they are counted
+in ``EvalReport.n_excluded_empty``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from benchmark import registry
+from benchmark.errors import ConfigError, DataError, PluginError
+from benchmark.metric import EvalContext, Metric
+from benchmark.registry import PluginInfo
+
+DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
+# Same list as conf/metrics/default.yaml (a test keeps them in step).
+DEFAULT_METRICS: tuple[str, ...] = (
+    "precision", "recall", "ndcg", "mrr", "map", "hit", "coverage", "arp", "gini", "novelty",
+)
+ACCURACY_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "mrr", "map", "hit")
+
+BuiltMetric = tuple[PluginInfo, Metric]
+MetricSpec = str | Mapping[str, Any] | BuiltMetric
+GroundTruth = sp.spmatrix | sp.sparray | tuple[np.ndarray, np.ndarray]
+
+
+def build_metrics(specs: Sequence[MetricSpec]) -> list[BuiltMetric]:
+    """Instantiate metric plugins from specs ``{"name": "ndcg", **constructor_params}`` (or bare names)."""
+    built: list[BuiltMetric] = []
+    seen: set[str] = set()
+    for spec in specs:
+        if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], PluginInfo):
+            info, metric = spec
+        else:
+            if isinstance(spec, str):
+                name, params = spec, {}
+            elif isinstance(spec, Mapping):
+                params = dict(spec)
+                name = params.pop("name", None)
+                if not name:
+                    raise ConfigError(f"metric spec {dict(spec)} has no 'name'; write e.g. {{name: ndcg}}")
+            else:
+                raise ConfigError(f"metric spec {spec!r} must be a name or a mapping with 'name' and parameters")
+            info = registry.get("metric", str(name))
+            metric = info.build(params)
+        if not isinstance(metric, Metric):
+            raise PluginError(
+                f"metric '{info.name}' ({info.origin}) built a {type(metric).__name__}, not a "
+                "benchmark.metric.Metric; subclass Metric and implement compute(ctx)."
+            )
+        if info.name in seen:
+            raise ConfigError(f"metric '{info.name}' is listed twice; keep one entry (its values cover every k)")
+        seen.add(info.name)
+        built.append((info, metric))
+    return built
+
+
+@dataclass
+class EvalReport:
+    """Metric means (per-user values averaged over evaluated users, plus corpus-level aggregates),
+    the per-user table and bookkeeping."""
+
+    means: dict[str, float]
+    per_user: pl.DataFrame  # "user" (codes or the given ids), then one column per per-user value
+    n_evaluated: int
+    n_excluded_empty: int
+    directions: dict[str, bool]  # value name -> higher is better
+    seconds: float
+    ks: tuple[int, ...] = DEFAULT_KS
+    skipped: list[str] = field(default_factory=list)  # default metrics left out for lack of an input
+
+    def to_dict(self, per_user: bool = False) -> dict[str, Any]:
+        """JSON-ready summary; ``per_user=True`` adds the per-user table as lists (NaN -> None)."""
+        out: dict[str, Any] = {
+            "means": {k: _json_float(v) for k, v in self.means.items()},
+            "directions": dict(self.directions),
+            "ks": list(self.ks),
+            "n_evaluated": self.n_evaluated,
+            "n_excluded_empty": self.n_excluded_empty,
+            "seconds": self.seconds,
+        }
+        if self.skipped:
+            out["skipped"] = list(self.skipped)
+        if per_user:
+            out["per_user"] = {c: [_json_float(v) if isinstance(v, float) else v for v in self.per_user[c].to_list()]
+                               for c in self.per_user.columns}
+        return out
+
+
+def _json_float(v: float) -> float | None:
+    return None if v is None or math.isnan(v) else float(v)
+
+
+def _canonical_csr(m: Any) -> sp.csr_matrix:
+    """A CSR copy-if-needed with sorted, unique indices and no stored zeros (stored zeros are not relevant)."""
+    m = sp.csr_matrix(m)
+    if not m.has_canonical_format or (m.nnz and not m.data.all()):
+        m = m.copy()
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        m.sort_indices()
+    return m
+
+
+def _ground_truth_arrays(ground_truth: GroundTruth, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(ground_truth, tuple):
+        if len(ground_truth) != 2:
+            raise ConfigError("ground_truth as a tuple must be (indptr, indices)")
+        indptr = np.asarray(ground_truth[0], dtype=np.int64)
+        indices = np.asarray(ground_truth[1])
+        if indptr.ndim != 1 or len(indptr) != n_rows + 1 or indptr[0] != 0 or indptr[-1] != len(indices) \
+                or (n_rows and np.diff(indptr).min() < 0):
+            raise DataError(
+                f"ground_truth (indptr, indices) is malformed for {n_rows} top-k rows: indptr needs {n_rows + 1} "
+                f"non-decreasing entries from 0 to len(indices)={len(indices)}."
+            )
+        if len(indices) and indices.min() < 0:
+            raise DataError(f"ground_truth holds a negative item code ({int(indices.min())})")
+        n_cols = int(indices.max()) + 1 if len(indices) else 0
+        m = _canonical_csr(sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+                                         shape=(n_rows, n_cols)))
+    elif sp.issparse(ground_truth):
+        m = _canonical_csr(ground_truth)
+        if m.shape[0] != n_rows:
+            raise DataError(
+                f"ground_truth has {m.shape[0]} rows but topk has {n_rows}; row r of both must be the same user "
+                "(e.g. pass test_csr[users] with topk ranked for those users)."
+            )
+    else:
+        raise ConfigError(
+            f"ground_truth must be a scipy sparse matrix or (indptr, indices), got {type(ground_truth).__name__}"
+        )
+    return m.indptr.astype(np.int64, copy=False), m.indices.astype(np.int32, copy=False)
+
+
+def train_popularity(train: Any, n_items: int) -> tuple[np.ndarray, int]:
+    """(item popularity, number of training users) from a users x items matrix or an ``Interactions``.
+
+    Popularity of item i = number of distinct training users who interacted with it; training users = rows
+    with at least one interaction.
+    """
+    if hasattr(train, "csr") and callable(train.csr):  # benchmark.data.Interactions
+        train = train.csr()
+    if not sp.issparse(train):
+        raise ConfigError(f"train must be a users x items scipy sparse matrix, got {type(train).__name__}")
+    m = _canonical_csr(train)
+    if m.shape[1] > n_items and m.nnz and m.indices.max() >= n_items:
+        raise DataError(f"train holds item code {int(m.indices.max())} but the catalogue has {n_items} items")
+    counts = np.bincount(m.indices, minlength=n_items).astype(np.int64)
+    n_users = int(np.count_nonzero(np.diff(m.indptr)))
+    return counts, n_users
+
+
+def _infer_n_items(n_items, topk, gt_indices, gt_cols, train, item_features) -> int:
+    if n_items is not None:
+        return int(n_items)
+    cands = [int(topk.max()) + 1 if topk.size else 0, int(gt_indices.max()) + 1 if len(gt_indices) else 0]
+    if gt_cols is not None:
+        cands.append(gt_cols)
+    if train is not None and hasattr(train, "shape"):
+        cands.append(int(train.shape[1]))
+    if train is not None and hasattr(train, "n_items"):
+        cands.append(int(train.n_items))
+    if item_features is not None and hasattr(item_features, "height"):
+        cands.append(int(item_features.height))
+    return max(cands)
+
+
+_NEED_ARG = {
+    "train_popularity": ("train", "train=<users x items CSR of training interactions> (recux-evaluate: --train)"),
+    "scores": ("scores", "scores=<(n, K) scores of the top-k items>"),
+    "item_features": ("item_features", "item_features=<polars DataFrame, row i = item code i>"),
+    "user_groups": ("user_groups", "user_groups=<(n,) group label per row>"),
+}
+
+
+def _check_ks(ks: Sequence[int], width: int) -> tuple[int, ...]:
+    try:
+        kk = tuple(sorted({int(k) for k in ks}))
+    except (TypeError, ValueError):
+        raise ConfigError(f"ks={ks!r} must be a list of positive integers, e.g. [5, 10, 20]") from None
+    if not kk or kk[0] < 1:
+        raise ConfigError(f"ks={list(ks)} must be a non-empty list of positive integers, e.g. [5, 10, 20]")
+    if kk[-1] > width:
+        raise ConfigError(
+            f"k={kk[-1]} is larger than the top-k lists ({width} columns). Rank at least {kk[-1]} items per user "
+            f"or use cut-offs <= {width} (ks=[...], recux-evaluate --ks)."
+        )
+    return kk
+
+
+def evaluate_topk(
+    topk: np.ndarray,
+    ground_truth: GroundTruth,
+    *,
+    metrics: Sequence[MetricSpec] | None = None,
+    ks: Sequence[int] = DEFAULT_KS,
+    scores: np.ndarray | None = None,
+    train: Any = None,
+    users: np.ndarray | None = None,
+    n_items: int | None = None,
+    item_features: Any = None,
+    user_groups: np.ndarray | None = None,
+) -> EvalReport:
+    """Evaluate (n x K) top-k item codes (best first, -1 padding) against ground truth whose row r belongs to
+    the same user as ``topk[r]``.
+
+    ``metrics``: specs or ``build_metrics`` output; None = the default set, leaving out (and listing in
+    ``report.skipped``) those whose input is missing, e.g. popularity metrics without ``train``.
+    ``train``: users x items training matrix (or Interactions) for popularity metrics. ``users``: the id or
+    code of each row for the per-user table (default 0..n-1).
+    """
+    t0 = time.perf_counter()
+    topk = np.asarray(topk)
+    if topk.ndim != 2:
+        raise ConfigError(f"topk must be a 2-D (users x K) array of item codes, got shape {topk.shape}")
+    if topk.size and not np.issubdtype(topk.dtype, np.integer):
+        raise ConfigError(f"topk must hold integer item codes, got dtype {topk.dtype}")
+    topk = np.ascontiguousarray(topk, dtype=np.int32)
+    n, width = topk.shape
+    kk = _check_ks(ks, width)
+    gt_cols = int(ground_truth.shape[1]) if sp.issparse(ground_truth) else None
+    gt_indptr, gt_indices = _ground_truth_arrays(ground_truth, n)
+    n_items = _infer_n_items(n_items, topk, gt_indices, gt_cols, train, item_features)
+    if topk.size and (topk.min() < -1 or topk.max() >= n_items):
+        bad = int(topk.min()) if topk.min() < -1 else int(topk.max())
+        raise DataError(f"topk holds item code {bad}, outside 0..{n_items - 1} (and -1 for padding)")
+    if len(gt_indices) and gt_indices.max() >= n_items:
+        raise DataError(f"ground_truth holds item code {int(gt_indices.max())} but the catalogue has {n_items} items")
+    row_ids = np.arange(n) if users is None else np.asarray(users)
+    for name, arr in (("users", row_ids), ("scores", scores), ("user_groups", user_groups)):
+        if arr is not None and len(arr) != n:
+            raise ConfigError(f"{name} has {len(arr)} rows but topk has {n}; they must be aligned row by row")
+
+    built = build_metrics(DEFAULT_METRICS if metrics is None else metrics)
+    provided = {"train_popularity": train is not None, "scores": scores is not None,
+                "item_features": item_features is not None, "user_groups": user_groups is not None}
+    active: list[BuiltMetric] = []
+    skipped: list[str] = []
+    for info, metric in built:
+        missing = [need for need in sorted(info.meta.get("needs", ())) if not provided.get(need, True)]
+        if not missing:
+            active.append((info, metric))
+        elif metrics is None:
+            skipped.append(info.name)
+        else:
+            hints = "; ".join(f"pass {_NEED_ARG[m][1]}" for m in missing)
+            raise ConfigError(f"metric '{info.name}' needs {', '.join(missing)}: {hints}, or drop the metric.")
+
+    # Drop users with an empty ground truth: their rows hold no indices, so gt_indices stays as it is.
+    nonempty = np.diff(gt_indptr) > 0
+    n_excluded = int(n - nonempty.sum())
+    if n_excluded:
+        topk = np.ascontiguousarray(topk[nonempty])
+        gt_indptr = np.concatenate([gt_indptr[:1], gt_indptr[1:][nonempty]])
+        row_ids = row_ids[nonempty]
+        scores = None if scores is None else np.asarray(scores)[nonempty]
+        user_groups = None if user_groups is None else np.asarray(user_groups)[nonempty]
+    n_eval = n - n_excluded
+    if n_eval == 0:
+        raise DataError(
+            f"no user has ground truth: all {n} rows are empty. Check that the ground truth rows match the "
+            "top-k rows and that the held-out data is not empty."
+        )
+
+    item_counts, n_train_users = (None, None) if train is None else train_popularity(train, n_items)
+    ctx = EvalContext(
+        topk=topk, gt_indptr=gt_indptr, gt_indices=gt_indices, n_items=n_items, ks=kk, users=row_ids,
+        scores=scores, train_item_counts=item_counts, n_train_users=n_train_users,
+        item_features=item_features, user_groups=user_groups,
+    )
+    means: dict[str, float] = {}
+    directions: dict[str, bool] = {}
+    columns: dict[str, np.ndarray] = {}
+    for info, metric in active:
+        res = metric.compute(ctx)
+        higher = bool(info.meta.get("higher_is_better", True))
+        for name, vals in res.per_user.items():
+            vals = np.asarray(vals, dtype=np.float64)
+            if vals.shape != (n_eval,):
+                raise PluginError(
+                    f"metric '{info.name}' returned per-user '{name}' of shape {vals.shape}; expected ({n_eval},)"
+                )
+            _add(name, info.name, means, directions, higher)
+            columns[name] = vals
+            means[name] = _nanmean(vals)
+        for name, val in res.aggregate.items():
+            _add(name, info.name, means, directions, higher)
+            means[name] = float(val)
+    per_user = pl.DataFrame({"user": row_ids, **columns})
+    return EvalReport(means=means, per_user=per_user, n_evaluated=n_eval, n_excluded_empty=n_excluded,
+                      directions=directions, seconds=time.perf_counter() - t0, ks=kk, skipped=skipped)
+
+
+def _add(name: str, metric: str, means: dict, directions: dict, higher: bool) -> None:
+    if name in means:
+        raise PluginError(f"metric '{metric}' produced '{name}', which another metric already produced; rename one")
+    directions[name] = higher
+
+
+def _nanmean(vals: np.ndarray) -> float:
+    """Mean over users; NaN marks a value undefined for that user (e.g. ARP of an all-padding list)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(vals)) if len(vals) else float("nan")
+
+
+def _to_numpy(block: Any) -> np.ndarray:
+    if isinstance(block, np.ndarray):
+        return block
+    if hasattr(block, "detach"):  # a torch tensor, without importing torch here
+        return block.detach().float().cpu().numpy()
+    return np.asarray(block)
+
+
+def evaluate_scores(
+    scores: np.ndarray,
+    ground_truth: GroundTruth,
+    *,
+    k_max: int | None = None,
+    exclude: sp.spmatrix | None = None,
+    ks: Sequence[int] = DEFAULT_KS,
+    **kwargs: Any,
+) -> EvalReport:
+    """Rank a dense (n x n_items) score matrix (higher first; items of ``exclude`` row r masked for row r),
+    keep the top ``k_max`` (default max(ks)) and evaluate them with ``evaluate_topk``."""
+    from benchmark.ranking import mask_rows, topk_from_scores
+
+    arr = _to_numpy(scores)
+    block = np.array(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)  # a copy: masked in place
+    if block.ndim != 2:
+        raise ConfigError(f"scores must be a 2-D (users x items) array, got shape {block.shape}")
+    n, n_cols = block.shape
+    k_max = max(int(k) for k in ks) if k_max is None else int(k_max)
+    if k_max > n_cols:
+        raise ConfigError(f"k_max={k_max} is larger than the catalogue ({n_cols} score columns); lower it")
+    if exclude is not None:
+        exclude = _canonical_csr(exclude)
+        if exclude.shape != block.shape:
+            raise ConfigError(f"exclude has shape {exclude.shape} but scores has {block.shape}; align them")
+        mask_rows(block, np.arange(n), exclude)
+    topk, top_scores = topk_from_scores(block, k_max)
+    kwargs.setdefault("n_items", n_cols)
+    return evaluate_topk(topk, ground_truth, ks=ks, scores=top_scores, **kwargs)
+
+
+class Validator:
+    """Accuracy at k of a model's full-catalogue ranking on validation users, for early stopping.
+
+    ``exclude`` and ``truth`` are users x items CSR matrices indexed by user code (row u = user u);
+    users whose truth row is empty are skipped and counted in ``n_excluded_empty``.
+    Calling it with ``score_fn(user_codes) -> (b, n_items)`` returns ``{"ndcg@10": mean, ...}``.
+    """
+
+    def __init__(self, users: np.ndarray, exclude: sp.spmatrix | None, truth: sp.spmatrix, k: int = 10,
+                 batch_size: int = 1024) -> None:
+        users = np.asarray(users, dtype=np.int64)
+        truth = _canonical_csr(truth)
+        if len(users) and (users.min() < 0 or users.max() >= truth.shape[0]):
+            raise ConfigError(f"validation user codes must lie in 0..{truth.shape[0] - 1} (rows of truth)")
+        if int(k) < 1:
+            raise ConfigError(f"validation k must be >= 1, got {k}")
+        nonempty = np.diff(truth.indptr)[users] > 0
+        self.users = users[nonempty]
+        self.n_excluded_empty = int(len(users) - nonempty.sum())
+        if len(self.users) == 0:
+            raise DataError(f"none of the {len(users)} validation users has validation interactions")
+        sub = truth[self.users]
+        self.gt_indptr = sub.indptr.astype(np.int64)
+        self.gt_indices = sub.indices.astype(np.int32)
+        self.exclude = None if exclude is None else _canonical_csr(exclude)
+        self.k = int(k)
+        self.batch_size = int(batch_size)
+
+    def __call__(self, score_fn: Any) -> dict[str, float]:
+        from benchmark.kernels.accuracy import accuracy_metrics
+        from benchmark.ranking import rank_topk
+
+        topk, _ = rank_topk(score_fn, self.users, self.k, exclude=self.exclude, batch_size=self.batch_size)
+        vals = accuracy_metrics(topk, self.gt_indptr, self.gt_indices, (self.k,))
+        return {f"{m}@{self.k}": float(vals[f"{m}@{self.k}"].mean()) for m in ACCURACY_METRICS}

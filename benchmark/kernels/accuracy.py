@@ -1,0 +1,114 @@
+"""Top-k accuracy metrics (Precision, Recall, NDCG, MRR, MAP, HitRate) at several cut-offs in one pass.
+
+Inputs are flat arrays: ``topk`` (n x K int32 item codes, best first, -1 = padding that is never relevant)
+and the ground truth in CSR form (``gt_indptr`` int64 (n+1), ``gt_indices`` int32, sorted within each row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numba as nb
+import numpy as np
+
+# Order of the first axis of the kernel output.
+METRICS = ("precision", "recall", "ndcg", "mrr", "map", "hit", "map_recbole")
+
+
+@nb.njit(parallel=True, cache=True)
+def accuracy_kernel(topk, gt_indptr, gt_indices, ks, out):
+    """Fill ``out[m, j, u]`` with metric m (order of METRICS) at cut-off ``ks[j]`` for user row u.
+
+    Definitions (binary relevance; R = the user's ground-truth set, rank = 1-based position, hits@k =
+    relevant items among the first k; as in trec_eval / ranx):
+      precision@k   = hits@k / k   (padding counts as a non-relevant slot)
+      recall@k      = hits@k / |R|
+      ndcg@k        = DCG@k / IDCG@k, DCG@k = sum over relevant ranks r <= k of 1 / log2(r + 1),
+                      IDCG@k = sum_{r=1}^{min(|R|, k)} 1 / log2(r + 1)
+      mrr@k         = 1 / rank of the first relevant item within k (0 if none)
+      map@k (AP@k)  = sum over relevant ranks r <= k of precision@r, divided by |R|
+      hit@k         = 1 if hits@k > 0 else 0
+      map_recbole@k = the same sum divided by min(|R|, k) (RecBole's normalisation)
+
+    ``ks`` is sorted, unique, 1 <= ks[j] <= K; every user has |R| >= 1 (the caller guarantees both).
+    Relevance of an item is found by binary search in the user's sorted ground-truth row.
+    """
+    n = topk.shape[0]
+    nk = ks.shape[0]
+    kmax = ks[nk - 1]
+    disc = np.empty(kmax, dtype=np.float64)
+    for p in range(kmax):
+        disc[p] = 1.0 / np.log2(p + 2.0)
+    for u in nb.prange(n):
+        lo = gt_indptr[u]
+        hi = gt_indptr[u + 1]
+        n_rel = hi - lo
+        hits = 0
+        dcg = 0.0
+        idcg = 0.0
+        rr = 0.0
+        ap = 0.0
+        j = 0
+        for p in range(kmax):
+            if p < n_rel:
+                idcg += disc[p]
+            item = topk[u, p]
+            if item >= 0:
+                a = lo
+                b = hi
+                while a < b:
+                    m = (a + b) >> 1
+                    if gt_indices[m] < item:
+                        a = m + 1
+                    else:
+                        b = m
+                if a < hi and gt_indices[a] == item:
+                    hits += 1
+                    dcg += disc[p]
+                    if hits == 1:
+                        rr = 1.0 / (p + 1)
+                    ap += hits / (p + 1.0)
+            if p + 1 == ks[j]:
+                k = p + 1
+                out[0, j, u] = hits / k
+                out[1, j, u] = hits / n_rel
+                out[2, j, u] = dcg / idcg
+                out[3, j, u] = rr
+                out[4, j, u] = ap / n_rel
+                out[5, j, u] = 1.0 if hits > 0 else 0.0
+                out[6, j, u] = ap / min(n_rel, k)
+                j += 1
+
+
+def normalize_ks(ks: Iterable[int], width: int | None = None) -> np.ndarray:
+    """Sorted unique cut-offs as int64; each must be >= 1 and (when given) <= the top-k width."""
+    arr = np.unique(np.asarray(list(ks), dtype=np.int64))
+    if arr.size == 0 or arr[0] < 1:
+        raise ValueError(f"cut-offs must be a non-empty list of positive integers, got {list(ks)}")
+    if width is not None and arr[-1] > width:
+        raise ValueError(f"k={int(arr[-1])} is larger than the top-k lists ({width} columns)")
+    return arr
+
+
+def accuracy_metrics(
+    topk: np.ndarray, gt_indptr: np.ndarray, gt_indices: np.ndarray, ks: Iterable[int]
+) -> dict[str, np.ndarray]:
+    """Per-user accuracy values ``{"ndcg@10": float64 array (n,), ...}`` for every metric and k in ``ks``.
+
+    Every row must have a non-empty ground truth (callers drop and count empty rows first).
+    """
+    topk = np.ascontiguousarray(topk, dtype=np.int32)
+    gt_indptr = np.ascontiguousarray(gt_indptr, dtype=np.int64)
+    gt_indices = np.ascontiguousarray(gt_indices, dtype=np.int32)
+    if topk.ndim != 2:
+        raise ValueError(f"topk must be 2-D (users x K), got shape {topk.shape}")
+    n, width = topk.shape
+    kk = normalize_ks(ks, width)
+    if gt_indptr.shape[0] != n + 1:
+        raise ValueError(f"gt_indptr has {gt_indptr.shape[0]} entries for {n} top-k rows (need n+1)")
+    if n and np.diff(gt_indptr).min() <= 0:
+        raise ValueError("every row needs a non-empty ground truth: drop (and count) empty rows before calling")
+    out = np.empty((len(METRICS), len(kk), n), dtype=np.float64)
+    if n:
+        accuracy_kernel(topk, gt_indptr, gt_indices, kk, out)
+    return {f"{name}@{int(k)}": out[m, j] for m, name in enumerate(METRICS) for j, k in enumerate(kk)}

@@ -1,0 +1,123 @@
+"""Run artefacts written atomically: files are staged in a hidden folder and moved into the run folder only
+when the whole run succeeded, ``results.json`` last, so a failed run leaves no half-written results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS_FILE = "results.json"
+SCHEMA_VERSION = 1
+_TRACKED_PACKAGES = ("recux", "numpy", "numba", "polars", "scipy", "torch", "pytorch-lightning", "hydra-core",
+                     "wandb", "pyarrow")
+
+
+def config_hash(config: Mapping[str, Any], drop: tuple[str, ...] = ()) -> str:
+    """sha256 (first 12 hex digits) of a config with the given dotted keys removed."""
+    cfg = json.loads(json.dumps(config, default=str))
+    for key in drop:
+        node = cfg
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    blob = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in _TRACKED_PACKAGES:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path, set, frozenset)):
+        return str(obj) if isinstance(obj, Path) else sorted(obj)
+    return str(obj)
+
+
+def write_json_atomic(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """Write JSON to a temp file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class RunArtifacts:
+    """Stage a run's files, then publish them all at once (or discard them on failure).
+
+    Use as a context manager: files written under ``stage`` appear in ``run_dir`` only if the block
+    finishes without an exception; an existing results.json in ``run_dir`` is never clobbered by a failure.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.run_dir))
+        self._results: dict[str, Any] | None = None
+
+    def path(self, relative: str) -> Path:
+        p = self.stage / relative
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def set_results(self, results: Mapping[str, Any]) -> None:
+        self._results = dict(results)
+
+    def publish(self) -> Path:
+        for entry in sorted(self.stage.iterdir()):
+            target = self.run_dir / entry.name
+            if target.is_dir() and entry.is_dir():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        shutil.rmtree(self.stage, ignore_errors=True)
+        if self._results is None:
+            raise RuntimeError("RunArtifacts.publish() called without results")
+        return write_json_atomic(self.run_dir / RESULTS_FILE, self._results)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+    def __enter__(self) -> RunArtifacts:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.publish()
+        else:
+            self.discard()
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    with open(path) as fh:
+        return json.load(fh)

@@ -1,0 +1,216 @@
+"""Train/validation/test splits: per-user random or temporal ratios, leave-last-one-out, and a global time cut.
+
+All splits are vectorised (one lexsort plus group offsets), deterministic for a given seed, and partition
+the rows: every input row lands in exactly one of train/valid/test, except that the global temporal split
+drops valid/test rows whose user or item never occurs in train (see GlobalTemporalSplit).
+
+Timestamp ties are broken by item code, then row position, so a temporal split does not depend on the order
+in which tied rows happen to be stored. Repeated (user, item) pairs (preprocess.duplicates=keep_all) may land
+in different parts; deduplicate first when that matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmark.data import Interactions, Split
+from benchmark.errors import ConfigError
+
+_EPS = 1e-9
+
+
+def _check_ratios(ratios: Sequence[float], who: str) -> tuple[float, float, float]:
+    try:
+        r = tuple(float(x) for x in ratios)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{who}.ratios={ratios!r} must be three numbers (train, valid, test)") from exc
+    if len(r) != 3 or any(x < 0 for x in r) or r[0] <= 0 or abs(sum(r) - 1.0) > 1e-6:
+        raise ConfigError(
+            f"{who}.ratios={list(r)} must be three non-negative numbers (train, valid, test) with train > 0 that "
+            "sum to 1, e.g. [0.8, 0.1, 0.1]."
+        )
+    return r  # type: ignore[return-value]
+
+
+def _pct(r: float) -> str:
+    return f"{r * 100:.6g}"
+
+
+def _group_positions(user_sorted: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted by user: each row's position within its user, and each row's user size."""
+    counts = np.bincount(user_sorted, minlength=n_users)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pos = np.arange(len(user_sorted)) - starts[user_sorted]
+    return pos, counts[user_sorted]
+
+
+def ratio_sizes(n: np.ndarray, ratios: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-user (train, valid, test) sizes for group sizes ``n``.
+
+    valid and test are n * ratio rounded half up; then, if that would leave train empty, items move back to
+    train from valid first, then from test, so every user keeps at least one training item. E.g. with
+    0.8/0.1/0.1 a user with 1-4 interactions gets no valid/test rows, one with 5 gets 3/1/1.
+    """
+    n = np.asarray(n, dtype=np.int64)
+    n_valid = np.floor(n * ratios[1] + 0.5 + _EPS).astype(np.int64)
+    n_test = np.floor(n * ratios[2] + 0.5 + _EPS).astype(np.int64)
+    short = np.maximum(n_valid + n_test - (n - 1), 0)  # rows missing for a one-row train
+    take = np.minimum(short, n_valid)
+    n_valid -= take
+    n_test -= np.minimum(short - take, n_test)
+    n_test = np.maximum(n_test, 0)
+    return n - n_valid - n_test, n_valid, n_test
+
+
+def _assign(inter: Interactions, order: np.ndarray, n_valid: np.ndarray, n_test: np.ndarray) -> np.ndarray:
+    """Part of each row (0 train, 1 valid, 2 test): within each user, in ``order``, the last n_test rows go
+    to test and the n_valid before them to valid."""
+    user_sorted = inter.user[order]
+    pos, size = _group_positions(user_sorted, inter.n_users)
+    from_end = size - pos  # 1 for the user's last row in this order
+    part_sorted = np.where(from_end <= n_test[user_sorted], 2,
+                           np.where(from_end <= n_test[user_sorted] + n_valid[user_sorted], 1, 0))
+    part = np.empty(len(inter), dtype=np.int8)
+    part[order] = part_sorted
+    return part
+
+
+def _time_order(inter: Interactions, who: str) -> np.ndarray:
+    if inter.timestamp is None:
+        raise ConfigError(f"{who} needs timestamps but the interactions have none; use split=random instead.")
+    rows = np.arange(len(inter))
+    return np.lexsort((rows, inter.item, inter.timestamp, inter.user))
+
+
+def _make(inter: Interactions, part: np.ndarray, protocol: str, settings: dict[str, Any]) -> Split:
+    split = Split(
+        train=inter.subset(part == 0), valid=inter.subset(part == 1), test=inter.subset(part == 2),
+        protocol=protocol, settings=settings,
+    )
+    split.settings.update(
+        n_train=len(split.train), n_valid=len(split.valid), n_test=len(split.test),
+        users_with_test=int(np.unique(split.test.user).size),
+    )
+    return split
+
+
+@dataclass
+class RandomSplit:
+    """Per-user random ratio split (train/valid/test), seeded.
+
+    Every user keeps at least one training item; a user too small for the ratios gets no valid/test items
+    rather than an empty train (see ratio_sizes).
+    """
+
+    ratios: Sequence[float] = (0.8, 0.1, 0.1)
+
+    def __post_init__(self) -> None:
+        self.ratios = _check_ratios(self.ratios, "split")
+
+    @property
+    def protocol(self) -> str:
+        return "random_" + "_".join(_pct(r) for r in self.ratios)
+
+    def split(self, inter: Interactions, seed: int) -> Split:
+        rng = np.random.default_rng(seed)
+        order = np.lexsort((rng.random(len(inter)), inter.user))
+        _, n_valid, n_test = ratio_sizes(inter.user_counts(), self.ratios)
+        part = _assign(inter, order, n_valid, n_test)
+        return _make(inter, part, self.protocol, {"ratios": list(self.ratios), "seed": int(seed)})
+
+
+@dataclass
+class TemporalSplit:
+    """Per-user temporal ratio split: each user's oldest rows to train, newest to test (sizes as RandomSplit)."""
+
+    ratios: Sequence[float] = (0.8, 0.1, 0.1)
+
+    def __post_init__(self) -> None:
+        self.ratios = _check_ratios(self.ratios, "split")
+
+    @property
+    def protocol(self) -> str:
+        return "temporal_" + "_".join(_pct(r) for r in self.ratios)
+
+    def split(self, inter: Interactions, seed: int) -> Split:
+        order = _time_order(inter, "split=temporal")
+        _, n_valid, n_test = ratio_sizes(inter.user_counts(), self.ratios)
+        part = _assign(inter, order, n_valid, n_test)
+        return _make(inter, part, self.protocol, {"ratios": list(self.ratios), "seed": int(seed)})
+
+
+@dataclass
+class LeaveLastOut:
+    """Leave-last-one-out for sequential models: per user by time, last -> test, second-to-last -> valid.
+
+    Users with fewer than 3 interactions go entirely to train. The seed is unused (the split is fixed).
+    """
+
+    protocol: str = field(default="leave_last_one_out", init=False)
+
+    def split(self, inter: Interactions, seed: int) -> Split:
+        order = _time_order(inter, "split=loo")
+        big = inter.user_counts() >= 3
+        ones = big.astype(np.int64)
+        part = _assign(inter, order, ones, ones)
+        return _make(inter, part, self.protocol, {"seed": int(seed), "min_interactions": 3})
+
+
+@dataclass
+class GlobalTemporalSplit:
+    """One time cut for everyone: rows before the valid_quantile time train, then valid, then test.
+
+    Cut times are timestamps at those quantiles of all rows; rows at a cut time go to the later part, so
+    same-second events are never split. Valid/test keep only rows whose user AND item occur in train (models
+    cannot score cold users/items); the dropped counts are in Split.settings.
+    """
+
+    valid_quantile: float = 0.8
+    test_quantile: float = 0.9
+
+    def __post_init__(self) -> None:
+        self.valid_quantile, self.test_quantile = float(self.valid_quantile), float(self.test_quantile)
+        if not 0 < self.valid_quantile <= self.test_quantile <= 1:
+            raise ConfigError(
+                f"split.valid_quantile={self.valid_quantile} and test_quantile={self.test_quantile} need "
+                "0 < valid_quantile <= test_quantile <= 1, e.g. 0.8 and 0.9."
+            )
+
+    @property
+    def protocol(self) -> str:
+        return f"global_temporal_{_pct(self.valid_quantile)}_{_pct(self.test_quantile)}"
+
+    def split(self, inter: Interactions, seed: int) -> Split:
+        if inter.timestamp is None:
+            raise ConfigError("split=global_temporal needs timestamps but the interactions have none; "
+                              "use split=random instead.")
+        n = len(inter)
+        settings: dict[str, Any] = {"valid_quantile": self.valid_quantile, "test_quantile": self.test_quantile,
+                                    "seed": int(seed)}
+        if n == 0:
+            return _make(inter, np.zeros(0, dtype=np.int8), self.protocol, settings)
+        ts = np.sort(inter.timestamp)
+        t_valid = ts[min(n - 1, int(np.floor(n * self.valid_quantile)))] if self.valid_quantile < 1 else None
+        t_test = ts[min(n - 1, int(np.floor(n * self.test_quantile)))] if self.test_quantile < 1 else None
+        part = np.zeros(n, dtype=np.int8)
+        if t_valid is not None:
+            part[inter.timestamp >= t_valid] = 1
+        if t_test is not None:
+            part[inter.timestamp >= t_test] = 2
+        train = part == 0
+        seen_u = np.zeros(inter.n_users, dtype=bool)
+        seen_u[inter.user[train]] = True
+        seen_i = np.zeros(inter.n_items, dtype=bool)
+        seen_i[inter.item[train]] = True
+        cold = ~train & ~(seen_u[inter.user] & seen_i[inter.item])
+        settings.update(
+            valid_cut_time=None if t_valid is None else int(t_valid),
+            test_cut_time=None if t_test is None else int(t_test),
+            dropped_valid=int((cold & (part == 1)).sum()), dropped_test=int((cold & (part == 2)).sum()),
+        )
+        part[cold] = 3  # in no part
+        return _make(inter, part, self.protocol, settings)

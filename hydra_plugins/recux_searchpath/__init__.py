@@ -1,0 +1,1 @@
+"""Hydra search-path plugin: adds the config folders that third-party recux plugin packages declare."""

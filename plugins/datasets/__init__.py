@@ -1,0 +1,3 @@
+"""Built-in datasets plugins: importing this package registers them."""
+
+from plugins.datasets import files, movielens, synthetic  # noqa: F401

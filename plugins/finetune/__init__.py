@@ -1,0 +1,3 @@
+"""Built-in finetune plugins."""
+
+from plugins.finetune import scratch  # noqa: F401

@@ -1,0 +1,168 @@
+"""The one-pass accuracy kernel against a plain-Python reference, RecBole's MAP normalisation, and ranx."""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmark.kernels.accuracy import METRICS, accuracy_metrics
+
+
+@st.composite
+def topk_and_truth(draw, tail_padding_only: bool = False):
+    """Random top-k lists (distinct items, -1 padding) and non-empty sorted ground-truth rows."""
+    n_items = draw(st.integers(1, 30))
+    n_users = draw(st.integers(1, 12))
+    width = draw(st.integers(1, 12))
+    rows, truth = [], []
+    for _ in range(n_users):
+        n_real = draw(st.integers(0, min(width, n_items)))
+        items = draw(st.permutations(range(n_items)))[:n_real]
+        row = list(items) + [-1] * (width - n_real)
+        if not tail_padding_only:
+            row = draw(st.permutations(row))
+        rows.append(row)
+        # single-item truth is common; large truths exceed k
+        size = draw(st.one_of(st.just(1), st.integers(1, n_items)))
+        truth.append(sorted(draw(st.permutations(range(n_items)))[:size]))
+    ks = draw(st.lists(st.integers(1, width), min_size=1, max_size=4))
+    topk = np.array(rows, dtype=np.int32).reshape(n_users, width)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(t) for t in truth])
+    indices = np.array([i for t in truth for i in t], dtype=np.int32)
+    return topk, indptr, indices, ks, truth
+
+
+def reference(row: list[int], relevant: set[int], k: int) -> dict[str, float]:
+    """Textbook definitions, one user, straightforward loops."""
+    top = row[:k]
+    rel = [1 if (i >= 0 and i in relevant) else 0 for i in top]
+    hits = sum(rel)
+    dcg = sum(r / math.log2(pos + 2) for pos, r in enumerate(rel))
+    idcg = sum(1 / math.log2(pos + 2) for pos in range(min(len(relevant), k)))
+    first = next((pos for pos, r in enumerate(rel) if r), None)
+    prec_at_hits = [sum(rel[: pos + 1]) / (pos + 1) for pos, r in enumerate(rel) if r]
+    return {
+        "precision": hits / k,
+        "recall": hits / len(relevant),
+        "ndcg": dcg / idcg,
+        "mrr": 0.0 if first is None else 1 / (first + 1),
+        "map": sum(prec_at_hits) / len(relevant),
+        "hit": float(hits > 0),
+        "map_recbole": sum(prec_at_hits) / min(len(relevant), k),
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(topk_and_truth())
+def test_kernel_matches_reference(case):
+    topk, indptr, indices, ks, truth = case
+    got = accuracy_metrics(topk, indptr, indices, ks)
+    assert set(got) == {f"{m}@{k}" for m in METRICS for k in ks}
+    for u, row in enumerate(topk.tolist()):
+        for k in set(ks):
+            want = reference(row, set(truth[u]), k)
+            for m in METRICS:
+                assert got[f"{m}@{k}"][u] == pytest.approx(want[m], abs=1e-12), (m, k, u)
+
+
+def recbole_map(topk: np.ndarray, truth: list[list[int]], k: int) -> np.ndarray:
+    """RecBole's MAP@k (recbole/evaluator/metrics.py): cumulative precision at hits / min(|R|, k)."""
+    pos_index = np.array([[i >= 0 and i in set(t) for i in row] for row, t in zip(topk, truth, strict=True)])
+    pos_len = np.array([len(t) for t in truth])
+    pre = pos_index.cumsum(axis=1) / np.arange(1, pos_index.shape[1] + 1)
+    sum_pre = np.cumsum(pre * pos_index.astype(float), axis=1)
+    len_rank = np.full_like(pos_len, pos_index.shape[1])
+    actual_len = np.where(pos_len > len_rank, len_rank, pos_len)
+    result = np.zeros_like(pos_index, dtype=float)
+    for row, lens in enumerate(actual_len):
+        ranges = np.arange(1, pos_index.shape[1] + 1)
+        ranges[lens:] = ranges[lens - 1]
+        result[row] = sum_pre[row] / ranges
+    return result[:, k - 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(topk_and_truth())
+def test_map_recbole_matches_recbole_formula(case):
+    topk, indptr, indices, ks, truth = case
+    got = accuracy_metrics(topk, indptr, indices, ks)
+    for k in set(ks):
+        np.testing.assert_allclose(got[f"map_recbole@{k}"], recbole_map(topk, truth, k), rtol=0, atol=1e-12)
+
+
+def ranx_scores(topk: np.ndarray, truth: list[list[int]], ks: list[int]) -> dict[str, np.ndarray]:
+    from ranx import Qrels, Run, evaluate
+
+    qids = [f"q{u:05d}" for u in range(len(truth))]  # zero-padded: ranx's key order = row order
+    qrels = Qrels({q: {f"d{i}": 1 for i in t} for q, t in zip(qids, truth, strict=True)})
+    run = Run({q: {f"d{i}": float(len(row) - pos) for pos, i in enumerate(row) if i >= 0}
+               for q, row in zip(qids, topk.tolist(), strict=True)})
+    names = {"precision": "precision", "recall": "recall", "ndcg": "ndcg", "mrr": "mrr", "map": "map",
+             "hit": "hit_rate"}
+    metrics = [f"{names[m]}@{k}" for m in names for k in sorted(set(ks))]
+    threads = numba.get_num_threads()
+    try:
+        out = evaluate(qrels, run, metrics, return_mean=False, save_results_in_run=False)
+    finally:
+        numba.set_num_threads(threads)  # ranx drops numba to 1 thread for < 10 queries
+    if len(metrics) == 1:
+        out = {metrics[0]: out}
+    inv = {v: k for k, v in names.items()}
+    return {f"{inv[name.split('@')[0]]}@{name.split('@')[1]}": np.asarray(v) for name, v in out.items()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(topk_and_truth(tail_padding_only=True))
+def test_matches_ranx_per_user_and_mean(case):
+    """ranx (trec_eval definitions) on the same lists: padding in the tail = a shorter ranked list."""
+    topk, indptr, indices, ks, truth = case
+    got = accuracy_metrics(topk, indptr, indices, ks)
+    want = ranx_scores(topk, truth, ks)
+    assert len(want) == 6 * len(set(ks))
+    for name, vals in want.items():
+        np.testing.assert_allclose(got[name], vals, rtol=0, atol=1e-9, err_msg=name)
+        assert abs(got[name].mean() - vals.mean()) <= 1e-9
+
+
+def test_hand_computed_example():
+    """Ranked [3, pad, 1, 5], relevant {1, 2}: the only hit is at rank 3."""
+    topk = np.array([[3, -1, 1, 5]], dtype=np.int32)
+    got = accuracy_metrics(topk, np.array([0, 2]), np.array([1, 2]), [2, 3, 4])
+    assert got["precision@2"][0] == 0 and got["hit@2"][0] == 0 and got["mrr@2"][0] == 0
+    assert got["precision@3"][0] == pytest.approx(1 / 3)
+    assert got["recall@3"][0] == pytest.approx(1 / 2)
+    assert got["ndcg@3"][0] == pytest.approx((1 / math.log2(4)) / (1 + 1 / math.log2(3)))
+    assert got["mrr@4"][0] == pytest.approx(1 / 3)
+    assert got["map@4"][0] == pytest.approx((1 / 3) / 2)
+    assert got["map_recbole@3"][0] == pytest.approx((1 / 3) / 2)
+    assert got["hit@4"][0] == 1.0
+
+
+def test_map_variants_differ_when_truth_exceeds_k():
+    topk = np.array([[0, 1]], dtype=np.int32)
+    got = accuracy_metrics(topk, np.array([0, 4]), np.array([0, 1, 2, 3]), [2])
+    assert got["map@2"][0] == pytest.approx(2 / 4)  # (1 + 1) / |R|
+    assert got["map_recbole@2"][0] == pytest.approx(2 / 2)  # (1 + 1) / min(|R|, k)
+
+
+def test_empty_ground_truth_rows_are_rejected():
+    topk = np.array([[0, 1], [1, 0]], dtype=np.int32)
+    with pytest.raises(ValueError, match="non-empty ground truth"):
+        accuracy_metrics(topk, np.array([0, 1, 1]), np.array([0]), [1])
+
+
+def test_k_larger_than_lists_is_rejected():
+    topk = np.array([[0, 1]], dtype=np.int32)
+    with pytest.raises(ValueError, match="k=3 is larger than the top-k lists"):
+        accuracy_metrics(topk, np.array([0, 1]), np.array([0]), [3])
+
+
+def test_no_users_gives_empty_arrays():
+    got = accuracy_metrics(np.empty((0, 3), dtype=np.int32), np.array([0]), np.array([], dtype=np.int32), [3])
+    assert got["ndcg@3"].shape == (0,)

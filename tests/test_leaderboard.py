@@ -1,0 +1,285 @@
+"""recux-leaderboard on synthetic run folders: aggregation over seeds, grouping, duplicates, paired significance,
+bolding, CSV round trip, missing per-user files, the no-results error and where W&B writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import uuid
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from benchmark.cli.leaderboard import main
+from benchmark.leaderboard import sanitize_filename
+from benchmark.significance import holm
+
+DIRECTIONS = {"ndcg@10": True, "recall@10": True, "coverage@10": True, "arp@10": False}
+
+
+def write_run(root, dataset="toy", protocol="random", label="pop", vhash="pop000000000", seed=0, metrics=None,
+              per_user=None, created="2026-11-28T02:00:00+00:00", status="ok", timing=None, finetune="scratch"):  # fmt: skip
+    """A run folder as the runner writes it; per_user maps user_id -> ndcg@10 (None: no per-user file)."""
+    folder = root / dataset.replace("/", "_") / protocol / f"{vhash}-{seed}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    if per_user is not None:
+        users = list(per_user)
+        pl.DataFrame({"user_id": users, "ndcg@10": [float(per_user[u]) for u in users]}).write_parquet(
+            folder / "per_user_metrics.parquet"
+        )
+    res = {
+        "schema": 1, "run_id": f"{vhash}-{seed}-{created}", "created": created, "status": status, "label": label,
+        "variant_hash": vhash, "config_hash": f"{vhash}{seed}", "seed": seed,
+        "dataset": {"name": dataset, "n_users": 10, "n_items": 10}, "protocol": protocol,
+        "finetune": {"name": finetune}, "metrics": metrics or {}, "directions": DIRECTIONS,
+        "timing": timing or {"fit_seconds": 1.0, "seconds_per_epoch": None},
+        "files": {"per_user_metrics": "per_user_metrics.parquet"},
+    }  # fmt: skip
+    (folder / "results.json").write_text(json.dumps(res))
+    return folder
+
+
+def run_cli(tmp_path, *args, roots=("runs",)):
+    out = tmp_path / "lb"
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code = main([*roots, "--out", str(out), "--no-wandb", "--no-plots", *args])
+    finally:
+        os.chdir(old)
+    return code, out
+
+
+def table_rows(md: str, protocol: str | None = None) -> list[list[str]]:
+    """Data rows of the (first, or the given protocol's) Markdown table as lists of cells."""
+    if protocol is not None:
+        md = md.split(f"protocol `{protocol}`", 1)[1]
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    header, rows = lines[0], []
+    for ln in lines[1:]:
+        if ln.startswith("| #"):
+            break
+        rows.append([c.strip() for c in ln.strip("|").split(" | ")])
+    return [[c.strip() for c in header.strip("|").split(" | ")], *rows]
+
+
+def test_aggregates_equal_numpy_over_seeds_and_csv_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    expected = {}
+    for label, base in (("pop", 0.1), ("itemknn", 0.3), ("bpr", 0.2)):
+        vals = {m: rng.uniform(0, 1, 3) + base for m in ("ndcg@10", "recall@10", "arp@10")}
+        fit = rng.uniform(1, 5, 3)
+        for seed in range(3):
+            write_run(tmp_path / "runs", label=label, vhash=f"{label:0<12}", seed=seed,
+                      metrics={m: float(v[seed]) for m, v in vals.items()},
+                      timing={"fit_seconds": float(fit[seed]), "seconds_per_epoch": None})  # fmt: skip
+        expected[label] = (vals, fit)
+    code, out = run_cli(tmp_path)
+    assert code == 0
+    df = pl.read_csv(out / "toy.csv")
+    assert df["variant"].to_list() == sorted(expected, key=lambda k: -expected[k][0]["ndcg@10"].mean())
+    for row in df.iter_rows(named=True):
+        vals, fit = expected[row["variant"]]
+        for m, v in vals.items():
+            assert row[f"{m}_mean"] == pytest.approx(np.mean(v), rel=1e-12)
+            assert row[f"{m}_std"] == pytest.approx(np.std(v, ddof=1), rel=1e-12)
+            assert row[f"{m}_n"] == 3
+        assert row["fit_seconds_mean"] == pytest.approx(fit.mean(), rel=1e-12)
+        assert row["n_seeds"] == 3 and row["seeds"] == "0;1;2"
+        assert row["seconds_per_epoch_mean"] is None
+    # a lower-is-better primary metric sorts ascending
+    code, out = run_cli(tmp_path, "--metric", "arp@10")
+    df = pl.read_csv(out / "toy.csv")
+    assert df["variant"].to_list() == sorted(expected, key=lambda k: expected[k][0]["arp@10"].mean())
+
+
+def test_groups_by_dataset_and_protocol_with_safe_file_names(tmp_path):
+    for ds in ("ml-100k", "weird/name: x"):
+        for proto, n_variants in (("random", 2), ("temporal", 3)):
+            for v in range(n_variants):
+                write_run(tmp_path / "runs", dataset=ds, protocol=proto, label=f"m{v}", vhash=f"h{v:011d}",
+                          metrics={"ndcg@10": 0.1 * v})  # fmt: skip
+    code, out = run_cli(tmp_path)
+    assert code == 0
+    assert sanitize_filename("weird/name: x") == "weird_name_x"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "ml-100k.csv",
+        "ml-100k.md",
+        "weird_name_x.csv",
+        "weird_name_x.md",
+    ]
+    for stem, ds in (("ml-100k", "ml-100k"), ("weird_name_x", "weird/name: x")):
+        df = pl.read_csv(out / f"{stem}.csv")
+        assert set(df["dataset"]) == {ds}
+        assert df.group_by("protocol").len().sort("protocol").rows() == [("random", 2), ("temporal", 3)]
+        md = (out / f"{stem}.md").read_text()
+        assert len(table_rows(md, "random")) == 1 + 2 and len(table_rows(md, "temporal")) == 1 + 3
+        assert md.count("## ") == 2
+
+
+def test_duplicate_runs_keep_the_newest_and_say_so(tmp_path):
+    old = write_run(tmp_path / "runs", seed=0, metrics={"ndcg@10": 0.9}, created="2026-11-01T10:00:00+00:00")
+    write_run(tmp_path / "runs", seed=0, metrics={"ndcg@10": 0.2}, created="2026-11-02T10:00:00+00:00")
+    write_run(tmp_path / "runs", seed=1, metrics={"ndcg@10": 0.4})
+    code, out = run_cli(tmp_path)
+    assert code == 0
+    row = pl.read_csv(out / "toy.csv").row(0, named=True)
+    assert row["ndcg@10_n"] == 2 and row["n_seeds"] == 2
+    assert row["ndcg@10_mean"] == pytest.approx(0.3)
+    md = (out / "toy.md").read_text()
+    assert "kept the newest" in md and str((old / "results.json").relative_to(tmp_path)) in md
+
+
+def _per_user(rng, users, base):
+    return {u: float(np.clip(base + rng.normal(0, 0.2), 0, 1)) for u in users}
+
+
+def test_significance_equals_scipy_on_concatenated_pairs_with_holm(tmp_path):
+    rng = np.random.default_rng(7)
+    users = [f"u{i}" for i in range(60)]
+    per_user = {}  # (label, seed) -> {user: value}
+    for label, base, seeds in (("best", 0.5, (0, 1)), ("near", 0.48, (0, 1, 2)), ("far", 0.3, (1,))):
+        for seed in seeds:
+            pu = _per_user(rng, users, base)
+            if (label, seed) in (("near", 0), ("best", 1)):
+                pu.pop("u5")  # a user missing on either side is left out of the pairs
+            shuffled = dict(sorted(pu.items(), key=lambda kv: rng.random()))  # files need not share row order
+            per_user[label, seed] = pu
+            write_run(tmp_path / "runs", label=label, vhash=f"{label:0<12}", seed=seed, per_user=shuffled,
+                      metrics={"ndcg@10": base})  # fmt: skip
+    code, out = run_cli(tmp_path)
+    assert code == 0
+    df = pl.read_csv(out / "toy.csv")
+    assert df["variant"].to_list() == ["best", "near", "far"]
+    raw = {}
+    for label, seeds in (("near", (0, 1)), ("far", (1,))):  # only seeds both variants have
+        x, y = [], []
+        for s in seeds:
+            common = [u for u in per_user["best", s] if u in per_user[label, s]]
+            x += [per_user[label, s][u] for u in common]
+            y += [per_user["best", s][u] for u in common]
+        row = df.filter(pl.col("variant") == label).row(0, named=True)
+        assert row["n_pairs"] == len(x) == (118 if label == "near" else 59)
+        assert row["p_ttest"] == pytest.approx(stats.ttest_rel(x, y).pvalue, rel=1e-9)
+        assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(x, y, zero_method="wilcox").pvalue, rel=1e-9)
+        raw[label] = (row["p_ttest"], row["p_wilcoxon"], row["p_ttest_holm"], row["p_wilcoxon_holm"])
+    for k in (0, 1):
+        adj = holm([raw["near"][k], raw["far"][k]])
+        assert [raw["near"][k + 2], raw["far"][k + 2]] == pytest.approx(list(adj), rel=1e-12)
+    best_row = df.filter(pl.col("variant") == "best").row(0, named=True)
+    assert best_row["is_best"] and best_row["p_ttest"] is None
+    # Markdown: † exactly where the Holm-adjusted t-test p-value is >= 0.05
+    rows = {r[1]: r for r in table_rows((out / "toy.md").read_text())[1:]}
+    for label in ("near", "far"):
+        assert ("†" in rows[label][2]) == (raw[label][2] >= 0.05)
+        assert ("‡" in rows[label][2]) == (raw[label][3] >= 0.05)
+    assert rows["best"][-1] == "best"
+
+
+def test_missing_per_user_file_gives_na_not_a_crash(tmp_path):
+    rng = np.random.default_rng(8)
+    users = [f"u{i}" for i in range(20)]
+    write_run(tmp_path / "runs", label="a", vhash="a" * 12, per_user=_per_user(rng, users, 0.5),
+              metrics={"ndcg@10": 0.5})  # fmt: skip
+    write_run(tmp_path / "runs", label="b", vhash="b" * 12, per_user=None, metrics={"ndcg@10": 0.4})
+    write_run(tmp_path / "runs", label="c", vhash="c" * 12, per_user=_per_user(rng, users, 0.3),
+              metrics={"ndcg@10": 0.3})  # fmt: skip
+    code, out = run_cli(tmp_path)
+    assert code == 0
+    df = pl.read_csv(out / "toy.csv")
+    b = df.filter(pl.col("variant") == "b").row(0, named=True)
+    c = df.filter(pl.col("variant") == "c").row(0, named=True)
+    assert b["p_ttest"] is None and b["p_ttest_holm"] is None and "missing" in b["significance_note"]
+    assert c["p_ttest"] is not None and c["p_ttest_holm"] == pytest.approx(c["p_ttest"])  # only one test
+    rows = {r[1]: r for r in table_rows((out / "toy.md").read_text())[1:]}
+    assert rows["b"][-1] == "n/a / n/a" and "†" not in rows["b"][2]
+    assert "significance n/a" in (out / "toy.md").read_text()
+
+
+def test_best_value_of_each_column_is_bold_and_single_seed_std_is_dash(tmp_path):
+    metrics = {
+        "x": {"ndcg@10": 0.30, "recall@10": 0.10, "arp@10": 50.0, "coverage@10": 0.2},
+        "y": {"ndcg@10": 0.20, "recall@10": 0.40, "arp@10": 20.0, "coverage@10": 0.1},
+        "z": {"ndcg@10": 0.10, "recall@10": 0.20, "arp@10": 90.0, "coverage@10": 0.2},
+    }
+    for label, m in metrics.items():
+        write_run(tmp_path / "runs", label=label, vhash=f"{label:0<12}", metrics=m,
+                  timing={"fit_seconds": {"x": 3.0, "y": 2.0, "z": 1.0}[label], "seconds_per_epoch": None})  # fmt: skip
+    code, out = run_cli(tmp_path)
+    assert code == 0
+    header, *rows = table_rows((out / "toy.md").read_text())
+    assert [r[1] for r in rows] == ["x", "y", "z"]
+    for col in ("ndcg@10", "recall@10", "coverage@10", "arp@10"):
+        j = next(i for i, h in enumerate(header) if h.startswith(col + " "))
+        values = {r[1]: metrics[r[1]][col] for r in rows}
+        target = (min if col == "arp@10" else max)(values.values())
+        for r in rows:
+            assert r[j].startswith("**") == (values[r[1]] == target), (col, r)
+            assert "± —" in r[j]  # one seed: no standard deviation
+    j = header.index("fit s")
+    assert [r[j].startswith("**") for r in rows] == [False, False, True]
+    assert pl.read_csv(out / "toy.csv")["ndcg@10_std"].is_null().all()
+
+
+def test_no_results_exits_2_naming_roots_and_how_to_make_runs(tmp_path, capsys):
+    code, out = run_cli(tmp_path, roots=())
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "outputs") in err and str(tmp_path / "multirun") in err
+    assert "recux -m model=" in err
+    assert not out.exists()
+
+
+def test_bad_and_failed_runs_are_skipped_with_a_warning(tmp_path, caplog):
+    bad = tmp_path / "runs" / "broken"
+    bad.mkdir(parents=True)
+    (bad / "results.json").write_text("{not json")
+    write_run(tmp_path / "runs", label="failed", vhash="f" * 12, status="failed", metrics={"ndcg@10": 1.0})
+    code, _ = run_cli(tmp_path)
+    assert code == 2
+    assert os.path.join("runs", "broken", "results.json") in caplog.text and "'failed'" in caplog.text
+    write_run(tmp_path / "runs", label="ok", vhash="o" * 12, metrics={"ndcg@10": 0.5})
+    code, out = run_cli(tmp_path)
+    assert code == 0
+    assert pl.read_csv(out / "toy.csv")["variant"].to_list() == ["ok"]
+
+
+def test_plots_are_pngs(tmp_path):
+    for v in range(2):
+        for seed in range(2):
+            write_run(tmp_path / "runs", label=f"m{v}", vhash=f"h{v:011d}", seed=seed,
+                      metrics={"ndcg@10": 0.1 * v + 0.01 * seed, "arp@10": 10.0 * v})  # fmt: skip
+    out = tmp_path / "lb"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--no-wandb"]) == 0
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["toy_ndcg@10.png", "toy_ndcg@10_vs_arp@10.png"]
+    assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_wandb_table_run_stays_in_output_folder(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "WANDB_DIR", "WANDB_CACHE_DIR",
+                "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    write_run(tmp_path / "runs", label="a", vhash="a" * 12, metrics={"ndcg@10": 0.5})
+    write_run(tmp_path / "runs", label="b", vhash="b" * 12, metrics={"ndcg@10": 0.4})
+    out = tmp_path / "lb"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--no-plots"]) == 0
+    assert list(home.rglob("*")) == []
+    runs = list((out / ".wandb").rglob("run-*.wandb"))
+    assert len(runs) == 1
+    tables = list(runs[0].parent.rglob("*.table.json"))
+    assert len(tables) == 1
+    logged = json.loads(tables[0].read_text())
+    assert [r[logged["columns"].index("variant")] for r in logged["data"]] == ["a", "b"]
+    assert "WANDB_DIR" not in os.environ  # restored after the run
+    assert re.search(r"offline-run-", str(runs[0]))
+    assert math.isclose(pl.read_csv(out / "toy.csv")["ndcg@10_mean"][0], 0.5)

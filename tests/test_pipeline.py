@@ -1,0 +1,184 @@
+"""End to end: a composed config runs, writes its artefacts, and every accuracy number in results.json can be
+recomputed independently from recommendations.parquet and split/test.parquet."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hydra import compose, initialize_config_dir
+
+from benchmark.cli.run import CONF_DIR
+from benchmark.errors import ConfigError, PluginError
+from benchmark.pipeline import build_label, run_experiment
+
+FAST = ["dataset=synthetic", "logger=none", "model=itemknn"]
+
+
+def compose_cfg(overrides: list[str]):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def run(tmp_path: Path, overrides: list[str], name: str = "run") -> tuple[dict, Path]:
+    run_dir = tmp_path / name
+    return run_experiment(compose_cfg(overrides), run_dir, overrides), run_dir
+
+
+def _reference_metrics(recs: pl.DataFrame, test: pl.DataFrame, k: int) -> dict[str, float]:
+    """Straightforward per-user loops over raw ids (independent of the kernels)."""
+    truth: dict = {}
+    for u, i in test.select("user_id", "item_id").iter_rows():
+        truth.setdefault(u, set()).add(i)
+    lists: dict = {}
+    for u, _, i in recs.sort("user_id", "rank").select("user_id", "rank", "item_id").iter_rows():
+        lists.setdefault(u, []).append(i)
+    sums = dict.fromkeys(("precision", "recall", "ndcg", "mrr", "map", "hit"), 0.0)
+    for u, rel in truth.items():
+        top = lists.get(u, [])[:k]
+        hits = [1 if i in rel else 0 for i in top]
+        n_hits = sum(hits)
+        sums["precision"] += n_hits / k
+        sums["recall"] += n_hits / len(rel)
+        dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+        idcg = sum(1 / math.log2(r + 2) for r in range(min(len(rel), k)))
+        sums["ndcg"] += dcg / idcg
+        first = next((r for r, h in enumerate(hits) if h), None)
+        sums["mrr"] += 0.0 if first is None else 1 / (first + 1)
+        ap, seen = 0.0, 0
+        for r, h in enumerate(hits):
+            if h:
+                seen += 1
+                ap += seen / (r + 1)
+        sums["map"] += ap / len(rel)
+        sums["hit"] += 1.0 if n_hits else 0.0
+    return {f"{m}@{k}": v / len(truth) for m, v in sums.items()}
+
+
+def test_run_writes_artefacts_that_reproduce_every_accuracy_metric(tmp_path):
+    results, run_dir = run(tmp_path, FAST)
+    for f in ("results.json", "per_user_metrics.parquet", "recommendations.parquet",
+              "split/train.parquet", "split/valid.parquet", "split/test.parquet"):
+        assert (run_dir / f).exists(), f
+    on_disk = json.loads((run_dir / "results.json").read_text())
+    assert on_disk["metrics"] == pytest.approx(results["metrics"])
+    recs = pl.read_parquet(run_dir / "recommendations.parquet")
+    train = pl.read_parquet(run_dir / "split/train.parquet")
+    valid = pl.read_parquet(run_dir / "split/valid.parquet")
+    test = pl.read_parquet(run_dir / "split/test.parquet")
+    for k in (5, 10, 20):
+        ref = _reference_metrics(recs, test, k)
+        for name, value in ref.items():
+            assert results["metrics"][name] == pytest.approx(value, abs=1e-12), name
+    # no leakage: no test pair in train or valid, and no recommended item the user has already seen
+    pairs = ["user_id", "item_id"]
+    assert test.join(train, on=pairs, how="inner").height == 0
+    assert test.join(valid, on=pairs, how="inner").height == 0
+    assert recs.join(pl.concat([train.select(pairs), valid.select(pairs)]), on=pairs, how="inner").height == 0
+    # users: evaluated are exactly the users with test items; the rest are counted as excluded
+    n_test_users = test["user_id"].n_unique()
+    assert results["users"]["evaluated"] == n_test_users == recs["user_id"].n_unique()
+    assert results["users"]["evaluated"] + results["users"]["excluded_empty_test"] == results["dataset"]["n_users"]
+    per_user = pl.read_parquet(run_dir / "per_user_metrics.parquet")
+    assert per_user.height == n_test_users
+    assert per_user["ndcg@10"].mean() == pytest.approx(results["metrics"]["ndcg@10"])
+    for key in ("label", "variant_hash", "config_hash", "protocol", "preprocessing", "timing", "versions", "config"):
+        assert key in results
+    assert results["timing"]["fit_seconds"] >= 0 and results["peak_memory_mb"] > 0
+
+
+def test_results_do_not_depend_on_the_evaluation_batch_size(tmp_path):
+    a, _ = run(tmp_path, FAST + ["eval.batch_size=7"], "a")
+    b, _ = run(tmp_path, FAST + ["eval.batch_size=4096"], "b")
+    assert a["metrics"] == b["metrics"]
+    assert a["variant_hash"] == b["variant_hash"]
+
+
+def test_seed_changes_the_split_and_repeats_exactly(tmp_path):
+    a, da = run(tmp_path, FAST + ["seed=1"], "a")
+    b, db = run(tmp_path, FAST + ["seed=1"], "b")
+    c, dc = run(tmp_path, FAST + ["seed=2"], "c")
+    assert a["metrics"] == b["metrics"]
+    assert pl.read_parquet(da / "split/test.parquet").equals(pl.read_parquet(db / "split/test.parquet"))
+    assert not pl.read_parquet(da / "split/test.parquet").equals(pl.read_parquet(dc / "split/test.parquet"))
+    assert a["variant_hash"] == c["variant_hash"] and a["config_hash"] != c["config_hash"]
+
+
+def test_k_larger_than_catalogue_fails_before_writing_anything(tmp_path):
+    with pytest.raises(ConfigError, match="larger than the catalogue"):
+        run(tmp_path, FAST + ["metrics.ks=[5,100000]"])
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_misspelt_model_name_suggests_the_closest(tmp_path):
+    with pytest.raises(PluginError, match="Did you mean 'itemknn'"):
+        run(tmp_path, FAST + ["model.name=itemnn"])
+
+
+def test_failure_during_fit_leaves_no_partial_results(tmp_path, monkeypatch):
+    from benchmark import registry
+
+    info = registry.get("model", "itemknn")
+
+    def broken_fit(self, ctx):
+        raise RuntimeError("fit exploded")
+
+    monkeypatch.setattr(info.obj, "fit", broken_fit)
+    with pytest.raises(RuntimeError, match="fit exploded"):
+        run(tmp_path, FAST)
+    leftovers = [p.name for p in (tmp_path / "run").iterdir()] if (tmp_path / "run").exists() else []
+    assert leftovers == []
+
+
+def test_label_names_the_variant_without_seed_or_hardware():
+    assert build_label("bpr", "scratch", ["model=bpr", "seed=3", "trainer=gpu"]) == "bpr"
+    assert build_label("bpr", "scratch", ["model.embedding_dim=128", "seed=1"]) == "bpr(embedding_dim=128)"
+    assert build_label("bpr", "lora", []) == "bpr+lora"
+
+
+def _group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["dataset", "model", "finetune", "metrics", "split", "preprocess", "trainer",
+                                   "logger"])
+def test_every_yaml_composes_and_builds(group):
+    """Config strings must not break only at run time: every option composes and its plugin/target builds."""
+    from hydra.utils import instantiate
+
+    from benchmark import registry
+    from benchmark.evaluation import build_metrics
+    from benchmark.pipeline import _plugin_params
+
+    options = _group_options(group)
+    assert options, f"conf/{group} is empty"
+    for option in options:
+        overrides = [f"{group}={option}"]
+        if group == "dataset" and option == "files":
+            overrides.append("dataset.path=/nonexistent.csv")
+        cfg = compose_cfg(overrides)
+        node = cfg[group]
+        if group in ("dataset", "model", "finetune"):
+            name, params = _plugin_params(dict(node))
+            kind = {"dataset": "dataset", "model": "model", "finetune": "finetune"}[group]
+            registry.build(kind, name, params)
+        elif group == "metrics":
+            assert build_metrics(list(node.plugins)) and all(int(k) > 0 for k in node.ks)
+        elif group in ("split", "preprocess"):
+            obj = instantiate(node)
+            assert hasattr(obj, "split" if group == "split" else "apply")
+        elif group == "trainer":
+            assert "accelerator" in node
+        elif group == "logger":
+            assert node.name in ("wandb", "none")
+
+
+def test_default_config_runs_ml100k_with_a_trained_model():
+    cfg = compose_cfg([])
+    assert cfg.dataset.name == "ml-100k" and cfg.split._target_.endswith("RandomSplit")
+    assert cfg.logger.name == "wandb" and cfg.logger.mode == "offline"
+    np.testing.assert_array_equal(list(cfg.metrics.ks), [5, 10, 20])
