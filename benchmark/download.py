@@ -72,7 +72,7 @@ def _place(tmp: Path, dest: Path) -> None:
 
 
 def fetch_url(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest`` unless a verified copy is there; the file is stored only if it verifies."""
+    """Download ``url`` to ``dest`` unless a verified copy is there; stores it only if it verifies."""
     dest = Path(dest)
     if dest.exists():
         verify_sha256(dest, sha256, cached=True)
@@ -94,8 +94,18 @@ def fetch_url(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
 def pip_download(requirement: str, dest_dir: Path, timeout: float = 300.0) -> Path:
     """Download one pinned wheel (no dependencies) with pip; returns the wheel's path."""
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-        "--no-input", "--quiet", requirement, "-d", str(dest_dir),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
+        requirement,
+        "-d",
+        str(dest_dir),
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)

@@ -1,4 +1,4 @@
-"""Preprocessing: implicit positives by rating threshold, duplicate handling, iterative k-core, dense re-coding.
+"""Preprocessing: positives by rating threshold, duplicate handling, iterative k-core, dense re-coding.
 
 Each step's settings and the counts before/after are recorded in ``ds.info["preprocessing"]`` so results
 say exactly which data they were computed on.
@@ -29,7 +29,7 @@ def _counts(inter: Interactions) -> dict[str, int]:
 class Preprocess:
     """Turn a raw dataset into the one models see: positives, unique pairs, k-core, dense codes.
 
-    rating_threshold: keep rows with rating >= threshold (None keeps every rating: the usual ML-100K protocol).
+    rating_threshold: keep rows with rating >= threshold (None keeps all: the usual ML-100K protocol).
     min_user_interactions / min_item_interactions: iterative k-core, repeated until no row is removed.
     duplicates: repeated (user, item) pairs: keep_last / keep_first (by timestamp, then row order),
         keep_all, or error.
@@ -42,7 +42,9 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.duplicates not in DUPLICATES:
-            raise ConfigError(f"preprocess.duplicates={self.duplicates!r}; use one of {', '.join(DUPLICATES)}.")
+            raise ConfigError(
+                f"preprocess.duplicates={self.duplicates!r}; use one of {', '.join(DUPLICATES)}."
+            )
         for name in ("min_user_interactions", "min_item_interactions"):
             value = getattr(self, name)
             if int(value) != value or value < 0:
@@ -58,8 +60,8 @@ class Preprocess:
         if self.rating_threshold is not None:
             if inter.rating is None:
                 raise DataError(
-                    f"preprocess.rating_threshold={self.rating_threshold} but dataset '{ds.name}' has no ratings. "
-                    "Set preprocess.rating_threshold=null (every interaction is a positive)."
+                    f"preprocess.rating_threshold={self.rating_threshold} but dataset '{ds.name}' has no "
+                    "ratings. Set preprocess.rating_threshold=null (every interaction is a positive)."
                 )
             inter = inter.subset(inter.rating >= self.rating_threshold)
             report["after_threshold"] = _counts(inter)
@@ -79,8 +81,8 @@ class Preprocess:
         if len(inter) == 0:
             raise DataError(
                 f"k-core filtering (preprocess.min_user_interactions={self.min_user_interactions}, "
-                f"min_item_interactions={self.min_item_interactions}) removed every interaction of '{ds.name}' "
-                f"({report['after_duplicates']['interactions']} before it). Lower these minimums."
+                f"min_item_interactions={self.min_item_interactions}) removed every interaction of "
+                f"'{ds.name}' ({report['after_duplicates']['interactions']} before it). Lower these minimums."
             )
         report["after"] = _counts(inter)
         out = ds.reindexed(inter)
@@ -103,10 +105,10 @@ class Preprocess:
             return inter, 0
         if self.duplicates == "error":
             first = int(np.flatnonzero(~new_pair)[0])
-            uid, iid = ds.user_ids[u[first]], ds.item_ids[i[first]]
+            uid, iid = ds.user_ids[u[first]].tolist(), ds.item_ids[i[first]].tolist()
             raise DataError(
-                f"dataset '{ds.name}' has {n_dup} repeated (user, item) interactions, e.g. user {uid!r} and item "
-                f"{iid!r}. Set preprocess.duplicates to keep_last, keep_first or keep_all."
+                f"dataset '{ds.name}' has {n_dup} repeated (user, item) interactions, e.g. user {uid!r} "
+                f"and item {iid!r}. Set preprocess.duplicates to keep_last, keep_first or keep_all."
             )
         if self.duplicates == "keep_first":
             chosen = order[new_pair]

@@ -1,4 +1,4 @@
-"""The `files` dataset: CSV/TSV/Parquet interactions and features, and an actionable error for each bad input."""
+"""The `files` dataset: CSV/TSV/Parquet interactions and features; an actionable error for each bad input."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from benchmark import registry
 from benchmark.errors import DataError
 
 ROWS = [  # user, item, rating, timestamp
-    ("alice", "m1", 4.0, 100), ("alice", "m2", 2.5, 50), ("bob", "m2", 5.0, 70),
-    ("carol", "m3", 1.0, 10), ("bob", "m1", 3.0, 90),
+    ("alice", "m1", 4.0, 100),
+    ("alice", "m2", 2.5, 50),
+    ("bob", "m2", 5.0, 70),
+    ("carol", "m3", 1.0, 10),
+    ("bob", "m1", 3.0, 90),
 ]
 
 
@@ -39,8 +42,7 @@ def write_delimited(path, rows, sep=",", header=("user", "item", "score", "time"
 @pytest.mark.parametrize("ext,sep", [(".csv", ","), (".tsv", "\t")])
 def test_delimited_roundtrip(tmp_path, ext, sep):
     path = write_delimited(tmp_path / f"inter{ext}", ROWS, sep)
-    ds = load(path=str(path), user_col="user", item_col="item", rating_col="score",
-              timestamp_col="time")
+    ds = load(path=str(path), user_col="user", item_col="item", rating_col="score", timestamp_col="time")
     assert _triples(ds) == _expected_triples(ROWS)
     assert (ds.n_users, ds.n_items) == (3, 3)
     assert ds.user_ids.tolist() == ["alice", "bob", "carol"]
@@ -75,8 +77,9 @@ def test_headerless_with_positions_and_implicit(tmp_path):
     path = write_delimited(tmp_path / "u.data", [(u, i, int(r), t) for u, i, r, t in ROWS], "\t", header=None)
     ds = load(path=str(path), user_col=0, item_col=1, separator="\t", has_header=False)
     assert ds.interactions.rating is None and ds.interactions.timestamp is None
-    assert sorted(zip(ds.user_ids[ds.interactions.user], ds.item_ids[ds.interactions.item], strict=True)) == \
-        sorted((u, i) for u, i, _, _ in ROWS)
+    assert sorted(
+        zip(ds.user_ids[ds.interactions.user], ds.item_ids[ds.interactions.item], strict=True)
+    ) == sorted((u, i) for u, i, _, _ in ROWS)
 
 
 def test_feature_files(tmp_path):
@@ -85,8 +88,16 @@ def test_feature_files(tmp_path):
     items.write_text("movie\tname\tdescription\nm2\tTwo\tthe second\nm1\tOne\tthe first\nm9\tNine\tunused\n")
     users = tmp_path / "users.csv"
     users.write_text("uid,age\nbob,30\nalice,20\n")
-    ds = load(path=str(inter), user_col="user", item_col="item", item_features_path=str(items),
-              item_id_col="movie", item_text_col="description", user_features_path=str(users), user_id_col="uid")
+    ds = load(
+        path=str(inter),
+        user_col="user",
+        item_col="item",
+        item_features_path=str(items),
+        item_id_col="movie",
+        item_text_col="description",
+        user_features_path=str(users),
+        user_id_col="uid",
+    )
     f = ds.item_features
     assert f.columns == ["item_id", "name", "text"]
     assert f["item_id"].to_list() == ["m1", "m2", "m3"]
@@ -168,7 +179,8 @@ def test_non_numeric_timestamp(tmp_path):
 
 def test_parquet_bad_value_names_row(tmp_path):
     pl.DataFrame({"user_id": [1, 2, 3], "item_id": [1, 2, 3], "rating": ["1", "2", "x"]}).write_parquet(
-        tmp_path / "p.parquet")
+        tmp_path / "p.parquet"
+    )
     with pytest.raises(DataError, match="row 3.*'x'"):
         load(path=str(tmp_path / "p.parquet"), rating_col="rating")
 

@@ -18,8 +18,25 @@ from plugins.datasets import movielens as ml
 
 # Facts from the ML-100K README / u.genre, not from the loader.
 GENRES_U_GENRE = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ]
 
 
@@ -56,7 +73,9 @@ def test_counts_ratings_and_times(ml100k):
 
 def test_item_and_user_features(ml100k):
     items, users = ml100k.item_features, ml100k.user_features
-    assert items.columns[:1] == ["item_id"] and {"title", "release_year", "genres", "text"} <= set(items.columns)
+    assert items.columns[:1] == ["item_id"] and {"title", "release_year", "genres", "text"} <= set(
+        items.columns
+    )
     assert items["item_id"].to_list() == ml100k.item_ids.tolist()
     toy = items.row(0, named=True)
     assert toy["title"] == "Toy Story" and toy["release_year"] == 1995
@@ -149,8 +168,9 @@ def _write_grouplens(ds, folder: Path) -> None:
     lines = [f"{u}\t{i}\t{int(r)}\t{t}" for u, i, r, t in frame.iter_rows()]
     (folder / "u.data").write_text("\n".join(lines) + "\n")
     rows = []
-    for item_id, title, year, genres in ds.item_features.select("item_id", "title", "release_year",
-                                                                 "genres").iter_rows():
+    for item_id, title, year, genres in ds.item_features.select(
+        "item_id", "title", "release_year", "genres"
+    ).iter_rows():
         full = f"{title} ({year})" if year is not None else title
         date = f"01-Jan-{year}" if year is not None else ""
         flags = "|".join("1" if g in genres else "0" for g in GENRES_U_GENRE)
@@ -172,7 +192,9 @@ def _same_data(a, b) -> None:
 def test_local_grouplens_folder_and_zip(ml100k, tmp_path):
     folder = tmp_path / "copy" / "ml-100k"
     _write_grouplens(ml100k, folder)
-    from_folder = registry.build("dataset", "ml-100k", {"path": str(folder.parent)}).load()  # parent works too
+    from_folder = registry.build(
+        "dataset", "ml-100k", {"path": str(folder.parent)}
+    ).load()  # parent works too
     _same_data(from_folder, ml100k)
     assert from_folder.info["sha256_verified"] is False and "local" in from_folder.info["source"]
     zpath = tmp_path / "ml-100k.zip"

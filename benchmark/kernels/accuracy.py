@@ -95,7 +95,8 @@ def accuracy_metrics(
 ) -> dict[str, np.ndarray]:
     """Per-user accuracy values ``{"ndcg@10": float64 array (n,), ...}`` for every metric and k in ``ks``.
 
-    Every row must have a non-empty ground truth (callers drop and count empty rows first).
+    Every row must have a non-empty ground truth (callers drop and count empty rows first), and each
+    ground-truth row must be sorted without repeats (not checked here: ``evaluate_topk`` canonicalises it).
     """
     topk = np.ascontiguousarray(topk, dtype=np.int32)
     gt_indptr = np.ascontiguousarray(gt_indptr, dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Interactions from any CSV/TSV/Parquet file with configurable columns, plus optional user/item feature files.
+"""Interactions from any CSV/TSV/Parquet file with configurable columns, plus optional feature files.
 
 Every input problem (missing file or column, non-numeric rating/timestamp, malformed row, empty file) is
 raised as a DataError that names the file, the line (or Parquet row) and the fix.
@@ -25,7 +25,7 @@ Column = str | int
 
 @register("dataset", "files")
 class FilesDataset:
-    """Interactions from a CSV/TSV/Parquet file with configurable column names, plus optional feature files."""
+    """Interactions from a CSV/TSV/Parquet file with configurable columns, plus optional feature files."""
 
     def __init__(
         self,
@@ -51,7 +51,11 @@ class FilesDataset:
         self.user_col, self.item_col = user_col, item_col
         self.rating_col, self.timestamp_col = rating_col, timestamp_col
         self.separator, self.has_header = separator, bool(has_header)
-        self.item_features_path, self.item_id_col, self.item_text_col = item_features_path, item_id_col, item_text_col
+        self.item_features_path, self.item_id_col, self.item_text_col = (
+            item_features_path,
+            item_id_col,
+            item_text_col,
+        )
         self.user_features_path, self.user_id_col = user_features_path, user_id_col
         self.name = name
 
@@ -67,26 +71,52 @@ class FilesDataset:
             cols["timestamp"] = table.timestamps(self.timestamp_col, "timestamp_col")
         frame = pl.DataFrame(cols)
         info: dict[str, Any] = {
-            "dataset": self.name, "source": "files", "path": str(Path(self.path).resolve()),
-            "sha256": {Path(self.path).name: sha256_file(self.path)}, "sha256_verified": False,
-            "columns": {"user": self.user_col, "item": self.item_col, "rating": self.rating_col,
-                        "timestamp": self.timestamp_col},
+            "dataset": self.name,
+            "source": "files",
+            "path": str(Path(self.path).resolve()),
+            "sha256": {Path(self.path).name: sha256_file(self.path)},
+            "sha256_verified": False,
+            "columns": {
+                "user": self.user_col,
+                "item": self.item_col,
+                "rating": self.rating_col,
+                "timestamp": self.timestamp_col,
+            },
         }
         user_features = item_features = None
         if self.user_features_path:
-            user_features = _features(self.user_features_path, self.user_id_col, "user_id", "user_id_col",
-                                       frame["user_id"].dtype, self.separator, None)
+            user_features = _features(
+                self.user_features_path,
+                self.user_id_col,
+                "user_id",
+                "user_id_col",
+                frame["user_id"].dtype,
+                self.separator,
+                None,
+            )
             info["user_features_path"] = str(Path(self.user_features_path).resolve())
         if self.item_features_path:
-            item_features = _features(self.item_features_path, self.item_id_col, "item_id", "item_id_col",
-                                      frame["item_id"].dtype, self.separator, self.item_text_col)
+            item_features = _features(
+                self.item_features_path,
+                self.item_id_col,
+                "item_id",
+                "item_id_col",
+                frame["item_id"].dtype,
+                self.separator,
+                self.item_text_col,
+            )
             info["item_features_path"] = str(Path(self.item_features_path).resolve())
-        ds = Dataset.from_frame(self.name, frame, user_features=user_features, item_features=item_features,
-                                info=info)
+        ds = Dataset.from_frame(
+            self.name, frame, user_features=user_features, item_features=item_features, info=info
+        )
         for key, feats in (("user", ds.user_features), ("item", ds.item_features)):
             if feats is not None and feats.width > 1:
-                ds.info[f"{key}s_without_features"] = int(feats.select(pl.all().exclude(f"{key}_id"))
-                                                       .select(pl.all_horizontal(pl.all().is_null())).sum().item())
+                ds.info[f"{key}s_without_features"] = int(
+                    feats.select(pl.all().exclude(f"{key}_id"))
+                    .select(pl.all_horizontal(pl.all().is_null()))
+                    .sum()
+                    .item()
+                )
         return ds
 
 
@@ -100,11 +130,15 @@ class _Table:
     def read(cls, path_str: str, separator: str | None, has_header: bool, infer: bool = False) -> _Table:
         path = Path(path_str).expanduser()
         if not path.exists():
-            raise DataError(f"data file {path} does not exist. Fix the path (dataset.path=...) or create the file.")
+            raise DataError(
+                f"data file {path} does not exist. Fix the path (dataset.path=...) or create the file."
+            )
         if path.is_dir():
             raise DataError(f"data file {path} is a folder; point the path at a CSV, TSV or Parquet file.")
         if path.stat().st_size == 0:
-            raise DataError(f"data file {path} is empty (0 bytes). Point the path at a file with interactions.")
+            raise DataError(
+                f"data file {path} is empty (0 bytes). Point the path at a file with interactions."
+            )
         if path.suffix.lower() in _PARQUET:
             try:
                 df = pl.read_parquet(path)
@@ -114,26 +148,39 @@ class _Table:
         else:
             sep = separator or _SEPARATORS.get(path.suffix.lower())
             if sep is None:
-                raise DataError(f"cannot tell the separator of {path} from its extension; set "
-                                "separator (e.g. dataset.separator=',' or '\\t') or use .csv/.tsv/.parquet.")
+                raise DataError(
+                    f"cannot tell the separator of {path} from its extension; set "
+                    "separator (e.g. dataset.separator=',' or '\\t') or use .csv/.tsv/.parquet."
+                )
             try:
-                df = pl.read_csv(path, separator=sep, has_header=has_header, infer_schema=infer,
-                                 infer_schema_length=10_000 if infer else None)
+                df = pl.read_csv(
+                    path,
+                    separator=sep,
+                    has_header=has_header,
+                    infer_schema=infer,
+                    infer_schema_length=10_000 if infer else None,
+                )
             except pl.exceptions.NoDataError as exc:
-                raise DataError(f"data file {path} is empty. Point the path at a file with interactions.") from exc
+                raise DataError(
+                    f"data file {path} is empty. Point the path at a file with interactions."
+                ) from exc
             except Exception as exc:
                 ragged = _find_ragged(path, sep)
                 if ragged is not None:
                     raise DataError(_ragged_message(path, *ragged, sep)) from exc
-                raise DataError(f"cannot parse {path} (separator {sep!r}): {str(exc).splitlines()[0]}. "
-                                "Check the separator, quoting and encoding (UTF-8).") from exc
+                raise DataError(
+                    f"cannot parse {path} (separator {sep!r}): {str(exc).splitlines()[0]}. "
+                    "Check the separator, quoting and encoding (UTF-8)."
+                ) from exc
             table = cls(path, df, sep, has_header)
             if df.height and df.null_count().sum_horizontal().item():
                 ragged = _find_ragged(path, sep)
                 if ragged is not None:
                     raise DataError(_ragged_message(path, *ragged, sep))
             # blank lines come back as all-null rows: drop them but keep each row's index for line numbers
-            table.df = df.with_row_index("__row").filter(~pl.all_horizontal(pl.all().exclude("__row").is_null()))
+            table.df = df.with_row_index("__row").filter(
+                ~pl.all_horizontal(pl.all().exclude("__row").is_null())
+            )
         if "__row" not in table.df.columns:
             table.df = table.df.with_row_index("__row")
         if table.df.height == 0:
@@ -148,18 +195,24 @@ class _Table:
         cols = self.columns
         if isinstance(col, int) and not isinstance(col, bool):
             if not 0 <= col < len(cols):
-                raise DataError(f"{setting}={col} is out of range: {self.path} has {len(cols)} columns "
-                                f"({', '.join(cols)}); positions count from 0.")
+                raise DataError(
+                    f"{setting}={col} is out of range: {self.path} has {len(cols)} columns "
+                    f"({', '.join(cols)}); positions count from 0."
+                )
             return self.df[cols[col]]
         if col not in cols:
             hint = ""
             if not self.has_header:
-                hint = (" The file is read without a header, so columns are named column_1, column_2, ...; "
-                        "use those names or 0-based positions.")
+                hint = (
+                    " The file is read without a header, so columns are named column_1, column_2, ...; "
+                    "use those names or 0-based positions."
+                )
             elif all(_numeric(c) for c in cols):
                 hint = " The header looks like data: set has_header=false and use 0-based column positions."
-            raise DataError(f"column '{col}' ({setting}) is not in {self.path}; columns found: "
-                            f"{', '.join(repr(c) for c in cols)}. Set {setting} to one of them.{hint}")
+            raise DataError(
+                f"column '{col}' ({setting}) is not in {self.path}; columns found: "
+                f"{', '.join(repr(c) for c in cols)}. Set {setting} to one of them.{hint}"
+            )
         return self.df[col]
 
     def where(self, row: int) -> str:
@@ -175,8 +228,10 @@ class _Table:
         n_bad = int(bad.sum())
         more = f" ({n_bad} such values in all)" if n_bad > 1 else ""
         shown = "an empty value" if value is None or value == "" else f"value {value!r}"
-        raise DataError(f"{self.path}, {self.where(row)}: {shown} in column '{s.name}' ({setting}) is not "
-                        f"{what}{more}. {fix}")
+        raise DataError(
+            f"{self.path}, {self.where(row)}: {shown} in column '{s.name}' ({setting}) is not "
+            f"{what}{more}. {fix}"
+        )
 
     def ids(self, col: Column, setting: str) -> pl.Series:
         s = self.column(col, setting)
@@ -186,7 +241,9 @@ class _Table:
         else:
             missing = s.is_null()
         if missing.any():
-            self._fail(s, missing, setting, "an id", "Every row needs a user and an item id; fix or drop those rows.")
+            self._fail(
+                s, missing, setting, "an id", "Every row needs a user and an item id; fix or drop those rows."
+            )
         if s.dtype.is_integer():
             return s.cast(pl.Int64)
         as_int = s.cast(pl.Int64, strict=False) if s.dtype == pl.String else None
@@ -199,9 +256,14 @@ class _Table:
         out = s.str.strip_chars().cast(pl.Float64, strict=False) if s.dtype == pl.String else _cast_num(s)
         bad = out.is_null() | ~out.is_finite().fill_null(False)
         if bad.any():
-            self._fail(s, bad, setting, "a number",
-                       f"Fix or drop those rows, or set {setting} to the column that holds the numeric rating "
-                       "(or null for implicit data).")
+            self._fail(
+                s,
+                bad,
+                setting,
+                "a number",
+                f"Fix or drop those rows, or set {setting} to the column that holds the numeric rating "
+                "(or null for implicit data).",
+            )
         return out
 
     def timestamps(self, col: Column, setting: str) -> pl.Series:
@@ -219,9 +281,14 @@ class _Table:
                     return _epoch_seconds(parsed)
         bad = out.is_null() | ~out.is_finite().fill_null(False)
         if bad.any():
-            self._fail(s, bad, setting, "a unix timestamp",
-                       "Timestamps must be numbers (seconds since 1970) or all dates; fix those rows or set "
-                       f"{setting}=null to load without time.")
+            self._fail(
+                s,
+                bad,
+                setting,
+                "a unix timestamp",
+                "Timestamps must be numbers (seconds since 1970) or all dates; fix those rows or set "
+                f"{setting}=null to load without time.",
+            )
         return out.floor().cast(pl.Int64)
 
 
@@ -251,30 +318,37 @@ def _reader(path: Path, sep: str):
     return f, csv.reader(f, delimiter=sep, quotechar='"')
 
 
-def _find_ragged(path: Path, sep: str) -> tuple[int, int, int] | None:
-    """(line, expected fields, found fields) of the first row whose field count differs from the first row's."""
+def _find_ragged(path: Path, sep: str) -> tuple[int, int, int, int] | None:
+    """(first line, last line, expected fields, found fields) of the first row whose field count differs
+    from the first row's; found is -1 when the csv module cannot parse the row at all."""
     f, reader = _reader(path, sep)
     with f:
         expected = None
+        start = 1
         try:
             for row in reader:
-                if not row:
-                    continue
-                if expected is None:
+                if row and expected is None:
                     expected = len(row)
-                elif len(row) != expected:
-                    return reader.line_num, expected, len(row)
+                elif row and len(row) != expected:
+                    return start, reader.line_num, expected, len(row)
+                start = reader.line_num + 1
         except csv.Error:
-            return reader.line_num, expected or 0, -1
+            return start, reader.line_num, expected or 0, -1
     return None
 
 
-def _ragged_message(path: Path, line: int, expected: int, found: int, sep: str) -> str:
+def _ragged_message(path: Path, start: int, end: int, expected: int, found: int, sep: str) -> str:
     if found < 0:
-        return (f"{path}, line {line}: malformed row (unbalanced quotes). Fix the quoting on that line or remove "
-                "the row.")
-    return (f"{path}, line {line}: malformed row with {found} fields where the first row has {expected} "
-            f"(separator {sep!r}). Fix or remove that row, or set the right separator.")
+        return (
+            f"{path}, line {start}: malformed row (bad quoting). Fix the quoting on that line or remove "
+            "the row."
+        )
+    where = f"line {end}" if start == end else f"lines {start}-{end}"
+    quote = f" A quote opened on line {start} may be unclosed." if start != end else ""
+    return (
+        f"{path}, {where}: malformed row with {found} fields where the first row has {expected} "
+        f"(separator {sep!r}).{quote} Fix or remove that row, or set the right separator."
+    )
 
 
 def _line_of(path: Path, sep: str, has_header: bool, row: int) -> int:
@@ -289,20 +363,31 @@ def _line_of(path: Path, sep: str, has_header: bool, row: int) -> int:
     return row + 1 + int(has_header)
 
 
-def _features(path: str, id_col: Column, key: str, setting: str, id_dtype: pl.DataType,
-              separator: str | None, text_col: str | None) -> pl.DataFrame:
+def _features(
+    path: str,
+    id_col: Column,
+    key: str,
+    setting: str,
+    id_dtype: pl.DataType,
+    separator: str | None,
+    text_col: str | None,
+) -> pl.DataFrame:
     """A feature table keyed by ``key`` (user_id/item_id), ids typed like the interactions' ids."""
     table = _Table.read(path, separator, has_header=True, infer=True)
     ids = table.ids(id_col, setting)
     if id_dtype == pl.Int64 and ids.dtype != pl.Int64:
-        raise DataError(f"{table.path}: ids in column '{ids.name}' ({setting}) are text but the interactions' "
-                        f"{key}s are numbers, so none would match. Point {setting} at the id column.")
+        raise DataError(
+            f"{table.path}: ids in column '{ids.name}' ({setting}) are text but the interactions' "
+            f"{key}s are numbers, so none would match. Point {setting} at the id column."
+        )
     ids = ids.cast(id_dtype)
     df = table.df.drop("__row")
     df = df.drop(ids.name).insert_column(0, ids.alias(key))
     if text_col is not None:
         if text_col not in df.columns:
-            raise DataError(f"item_text_col '{text_col}' is not in {table.path}; columns found: "
-                            f"{', '.join(repr(c) for c in df.columns)}.")
+            raise DataError(
+                f"item_text_col '{text_col}' is not in {table.path}; columns found: "
+                f"{', '.join(repr(c) for c in df.columns)}."
+            )
         df = df.rename({text_col: "text"})
     return df

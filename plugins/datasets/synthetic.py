@@ -18,8 +18,18 @@ from benchmark.data import Dataset, Interactions
 from benchmark.registry import register
 
 GENRE_NAMES = (
-    "Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Documentary", "Animation", "Thriller",
-    "Fantasy", "Mystery", "Western",
+    "Action",
+    "Comedy",
+    "Drama",
+    "Horror",
+    "Romance",
+    "Sci-Fi",
+    "Documentary",
+    "Animation",
+    "Thriller",
+    "Fantasy",
+    "Mystery",
+    "Western",
 )
 T0 = 1_000_000_000  # 2001-09-09, the start of the synthetic clock (unix seconds)
 SPAN = 2 * 365 * 24 * 3600  # two years of activity
@@ -31,7 +41,9 @@ class SyntheticData(Dataset):
 
     user_factors: np.ndarray | None = None  # (n_users, dim) float32
     item_factors: np.ndarray | None = None  # (n_items, dim) float32
-    item_popularity: np.ndarray | None = None  # (n_items,) float64, the power-law prior (sums to 1 at creation)
+    item_popularity: np.ndarray | None = (
+        None  # (n_items,) float64, the power-law prior (sums to 1 at creation)
+    )
 
     def reindexed(self, keep: Interactions) -> SyntheticData:
         users, items = np.unique(keep.user), np.unique(keep.item)
@@ -62,7 +74,9 @@ class SyntheticDataset:
         if n_users < 1 or n_items < 2 or dim < 1 or n_genres < 1:
             raise ValueError("need n_users >= 1, n_items >= 2, dim >= 1 and n_genres >= 1")
         if not 1 <= interactions_per_user <= n_items:
-            raise ValueError(f"interactions_per_user must be in [1, n_items={n_items}], got {interactions_per_user}")
+            raise ValueError(
+                f"interactions_per_user must be in [1, n_items={n_items}], got {interactions_per_user}"
+            )
         if popularity_exponent < 0 or noise < 0:
             raise ValueError("popularity_exponent and noise must be >= 0")
         self.n_users, self.n_items, self.dim = int(n_users), int(n_items), int(dim)
@@ -71,8 +85,19 @@ class SyntheticDataset:
         self.n_genres, self.seed, self.name = int(n_genres), int(seed), name
 
     def settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("n_users", "n_items", "dim", "interactions_per_user",
-                                              "popularity_exponent", "noise", "n_genres", "seed")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "n_users",
+                "n_items",
+                "dim",
+                "interactions_per_user",
+                "popularity_exponent",
+                "noise",
+                "n_genres",
+                "seed",
+            )
+        }
 
     def load(self) -> SyntheticData:
         rng = np.random.default_rng(self.seed)
@@ -92,7 +117,9 @@ class SyntheticDataset:
         k = np.clip(np.rint(k), min(3, ni), ni).astype(np.int64)
 
         # Gumbel-top-k = sampling k items without replacement from softmax(logits), one row per user.
-        logits = true + self.noise * rng.standard_normal((nu, ni)).astype(np.float32) + log_pop.astype(np.float32)
+        logits = (
+            true + self.noise * rng.standard_normal((nu, ni)).astype(np.float32) + log_pop.astype(np.float32)
+        )
         perturbed = logits - np.log(-np.log(rng.random((nu, ni))))
         order = np.argsort(-perturbed, axis=1, kind="stable")
         take = np.arange(ni)[None, :] < k[:, None]
@@ -107,23 +134,44 @@ class SyntheticDataset:
         # in chronological order within each user.
         ts = T0 + rng.integers(0, SPAN, len(user))
         chrono = np.lexsort((ts, user))
-        frame = pl.DataFrame({"user_id": user[chrono].astype(np.int64), "item_id": item[chrono].astype(np.int64),
-                              "rating": rating[chrono], "timestamp": ts[chrono].astype(np.int64)})
+        frame = pl.DataFrame(
+            {
+                "user_id": user[chrono].astype(np.int64),
+                "item_id": item[chrono].astype(np.int64),
+                "rating": rating[chrono],
+                "timestamp": ts[chrono].astype(np.int64),
+            }
+        )
 
         item_feats, user_feats = self._features(rng, uf, itf)
-        info = {"dataset": self.name, "source": "synthetic", "generator": self.settings(), "sha256_verified": None}
-        base = Dataset.from_frame(self.name, frame, user_features=user_feats, item_features=item_feats, info=info)
+        info = {
+            "dataset": self.name,
+            "source": "synthetic",
+            "generator": self.settings(),
+            "sha256_verified": None,
+        }
+        base = Dataset.from_frame(
+            self.name, frame, user_features=user_feats, item_features=item_feats, info=info
+        )
         # Raw ids are the generator's indices, so the latent state aligns with codes through them.
         users, items = base.user_ids.astype(np.int64), base.item_ids.astype(np.int64)
         return SyntheticData(
-            name=base.name, interactions=base.interactions, user_ids=base.user_ids, item_ids=base.item_ids,
-            user_features=base.user_features, item_features=base.item_features,
-            true_scores=np.ascontiguousarray(true[np.ix_(users, items)], dtype=np.float32), info=base.info,
-            user_factors=uf[users], item_factors=itf[items], item_popularity=pop[items],
+            name=base.name,
+            interactions=base.interactions,
+            user_ids=base.user_ids,
+            item_ids=base.item_ids,
+            user_features=base.user_features,
+            item_features=base.item_features,
+            true_scores=np.ascontiguousarray(true[np.ix_(users, items)], dtype=np.float32),
+            info=base.info,
+            user_factors=uf[users],
+            item_factors=itf[items],
+            item_popularity=pop[items],
         )
 
-    def _features(self, rng: np.random.Generator, uf: np.ndarray, itf: np.ndarray
-                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def _features(
+        self, rng: np.random.Generator, uf: np.ndarray, itf: np.ndarray
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Genres follow the item factors (nearest genre centroids), so content carries preference signal."""
         names = [GENRE_NAMES[g] if g < len(GENRE_NAMES) else f"Genre-{g}" for g in range(self.n_genres)]
         centroids = rng.standard_normal((self.n_genres, self.dim)).astype(np.float32)
@@ -132,13 +180,20 @@ class SyntheticDataset:
         n_genres_item = 1 + (rng.random(self.n_items) < 0.5) * (self.n_genres > 1)
         genres = [sorted(names[g] for g in ranked[i, : n_genres_item[i]]) for i in range(self.n_items)]
         titles = [f"Item {i}" for i in range(self.n_items)]
-        items = pl.DataFrame({
-            "item_id": np.arange(self.n_items, dtype=np.int64),
-            "title": titles,
-            "genres": genres,
-            "text": [f"{t}. Genres: {', '.join(g)}" for t, g in zip(titles, genres, strict=True)],
-        }, schema_overrides={"genres": pl.List(pl.String)})
+        items = pl.DataFrame(
+            {
+                "item_id": np.arange(self.n_items, dtype=np.int64),
+                "title": titles,
+                "genres": genres,
+                "text": [f"{t}. Genres: {', '.join(g)}" for t, g in zip(titles, genres, strict=True)],
+            },
+            schema_overrides={"genres": pl.List(pl.String)},
+        )
         favourite = np.argmax(uf @ centroids.T, axis=1)
-        users = pl.DataFrame({"user_id": np.arange(self.n_users, dtype=np.int64),
-                              "favourite_genre": [names[g] for g in favourite]})
+        users = pl.DataFrame(
+            {
+                "user_id": np.arange(self.n_users, dtype=np.int64),
+                "favourite_genre": [names[g] for g in favourite],
+            }
+        )
         return items, users

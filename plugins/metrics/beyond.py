@@ -56,7 +56,7 @@ class Gini(Metric):
 
 @register("metric", "arp", higher_is_better=False, needs={"topk", "train_popularity"})
 class AveragePopularity(Metric):
-    """ARP@k: mean training popularity (interaction count) of a user's top-k items."""
+    """ARP@k: mean training popularity (number of training users per item) of a user's top-k items."""
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         values = _popularity(ctx, "arp")
