@@ -144,7 +144,8 @@ class PairBatches:
 
 class EpochValidation(pl.Callback):
     """At each evaluated epoch's end: validate through ``ctx.validate``, log ``val/<metric>`` and
-    ``train/loss``, and append the epoch's record to ``ctx.history``.
+    ``train/loss``, and append the epoch's record to ``ctx.history``: epoch, train_loss, epoch_seconds
+    (training only), steps, and on evaluated epochs ``val/<metric>`` values and val_seconds.
 
     Only global rank 0 validates; the result is broadcast so every rank logs the same values and the
     early-stopping decision stays in step (no deadlock under DDP).
@@ -183,7 +184,8 @@ class EpochValidation(pl.Callback):
         train_seconds = time.perf_counter() - self._t0
         epoch = trainer.current_epoch
         loss = float(self._loss_sum) / self._n_batches if self._n_batches else float("nan")
-        record: dict[str, float] = {"epoch": epoch, "train_loss": loss, "epoch_seconds": train_seconds}
+        record: dict[str, float] = {"epoch": epoch, "train_loss": loss, "epoch_seconds": train_seconds,
+                                    "steps": self._n_batches}
         distributed = trainer.world_size > 1
         pl_module.log("train/loss", loss, on_epoch=True, prog_bar=True, sync_dist=distributed)
         pl_module.log("time/epoch_seconds", train_seconds, on_epoch=True)
@@ -206,7 +208,7 @@ class EpochValidation(pl.Callback):
                 )
             for name, value in metrics.items():
                 pl_module.log(f"val/{name}", value, on_epoch=True, prog_bar=name == self.ctx.monitor)
-                record[f"val_{name}"] = value
+                record[f"val/{name}"] = value
             pl_module.log("time/val_seconds", val_seconds, on_epoch=True)
             record["val_seconds"] = val_seconds
             self.fresh = True
@@ -329,8 +331,10 @@ def fit_lightning(
         if checkpoint is not None and checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
             module.load_state_dict(state["state_dict"])
-            best_score = float(checkpoint.best_model_score)
             best_epoch = int(state["epoch"])
+            key = f"val/{ctx.monitor}"
+            best_score = next((r[key] for r in reversed(ctx.history) if r["epoch"] == best_epoch and key in r),
+                              float(checkpoint.best_model_score))
     finally:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -167,3 +167,23 @@ def test_k_larger_than_lists_is_rejected():
 def test_no_users_gives_empty_arrays():
     got = accuracy_metrics(np.empty((0, 3), dtype=np.int32), np.array([0]), np.array([], dtype=np.int32), [3])
     assert got["ndcg@3"].shape == (0,)
+
+
+def test_fewer_blocks_for_large_catalogues_gives_the_same_values(monkeypatch):
+    import benchmark.kernels.accuracy as acc
+
+    rng = np.random.default_rng(2)
+    topk = np.array([rng.permutation(60)[:10] for _ in range(300)], dtype=np.int32)
+    truth = [sorted(rng.permutation(40)[: rng.integers(1, 8)].tolist()) for _ in range(300)]  # codes < 40 only
+    indptr = np.r_[0, np.cumsum([len(t) for t in truth])]
+    indices = np.array([i for t in truth for i in t], dtype=np.int32)
+    expected = accuracy_metrics(topk, indptr, indices, [3, 10])
+    monkeypatch.setattr(acc, "_MAX_MARKER_BYTES", 0)  # one block per thread
+    got = accuracy_metrics(topk, indptr, indices, [3, 10])
+    for name, vals in expected.items():
+        np.testing.assert_array_equal(got[name], vals)
+    for u in range(0, 300, 37):  # list items >= 40 lie outside the truth's code range: never relevant
+        for k in (3, 10):
+            want = reference(topk[u].tolist(), set(truth[u]), k)
+            for m in METRICS:
+                assert got[f"{m}@{k}"][u] == pytest.approx(want[m], abs=1e-12)

@@ -1,7 +1,8 @@
 """Top-k accuracy metrics (Precision, Recall, NDCG, MRR, MAP, HitRate) at several cut-offs in one pass.
 
 Inputs are flat arrays: ``topk`` (n x K int32 item codes, best first, -1 = padding that is never relevant)
-and the ground truth in CSR form (``gt_indptr`` int64 (n+1), ``gt_indices`` int32, sorted within each row).
+and the ground truth in CSR form (``gt_indptr`` int64 (n+1), ``gt_indices`` int32, sorted within each row
+as recux stores it; the kernel itself only needs each row free of repeats).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import numpy as np
 
 # Order of the first axis of the kernel output.
 METRICS = ("precision", "recall", "ndcg", "mrr", "map", "hit", "map_recbole")
+_MAX_MARKER_BYTES = 64 * 2**20
 
 
 @nb.njit(parallel=True, cache=True)
-def accuracy_kernel(topk, gt_indptr, gt_indices, ks, out):
+def accuracy_kernel(topk, gt_indptr, gt_indices, ks, out, n_mark, n_chunks):
     """Fill ``out[m, j, u]`` with metric m (order of METRICS) at cut-off ``ks[j]`` for user row u.
 
     Definitions (binary relevance; R = the user's ground-truth set, rank = 1-based position, hits@k =
@@ -30,8 +32,9 @@ def accuracy_kernel(topk, gt_indptr, gt_indices, ks, out):
       hit@k         = 1 if hits@k > 0 else 0
       map_recbole@k = the same sum divided by min(|R|, k) (RecBole's normalisation)
 
-    ``ks`` is sorted, unique, 1 <= ks[j] <= K; every user has |R| >= 1 (the caller guarantees both).
-    Relevance of an item is found by binary search in the user's sorted ground-truth row.
+    ``ks`` is sorted, unique, 1 <= ks[j] <= K; every user has |R| >= 1 without repeats, all codes in
+    0..n_mark-1 (the caller guarantees these). Users are split into ``n_chunks`` blocks; each block owns a
+    marker array over item codes: mark the user's relevant items, scan the list, unmark.
     """
     n = topk.shape[0]
     nk = ks.shape[0]
@@ -39,45 +42,43 @@ def accuracy_kernel(topk, gt_indptr, gt_indices, ks, out):
     disc = np.empty(kmax, dtype=np.float64)
     for p in range(kmax):
         disc[p] = 1.0 / np.log2(p + 2.0)
-    for u in nb.prange(n):
-        lo = gt_indptr[u]
-        hi = gt_indptr[u + 1]
-        n_rel = hi - lo
-        hits = 0
-        dcg = 0.0
-        idcg = 0.0
-        rr = 0.0
-        ap = 0.0
-        j = 0
-        for p in range(kmax):
-            if p < n_rel:
-                idcg += disc[p]
-            item = topk[u, p]
-            if item >= 0:
-                a = lo
-                b = hi
-                while a < b:
-                    m = (a + b) >> 1
-                    if gt_indices[m] < item:
-                        a = m + 1
-                    else:
-                        b = m
-                if a < hi and gt_indices[a] == item:
+    chunk = (n + n_chunks - 1) // n_chunks
+    for c in nb.prange(n_chunks):
+        mark = np.zeros(n_mark, dtype=np.uint8)
+        for u in range(c * chunk, min(n, (c + 1) * chunk)):
+            lo = gt_indptr[u]
+            hi = gt_indptr[u + 1]
+            n_rel = hi - lo
+            for t in range(lo, hi):
+                mark[gt_indices[t]] = 1
+            hits = 0
+            dcg = 0.0
+            idcg = 0.0
+            rr = 0.0
+            ap = 0.0
+            j = 0
+            for p in range(kmax):
+                if p < n_rel:
+                    idcg += disc[p]
+                item = topk[u, p]
+                if item >= 0 and item < n_mark and mark[item]:
                     hits += 1
                     dcg += disc[p]
                     if hits == 1:
                         rr = 1.0 / (p + 1)
                     ap += hits / (p + 1.0)
-            if p + 1 == ks[j]:
-                k = p + 1
-                out[0, j, u] = hits / k
-                out[1, j, u] = hits / n_rel
-                out[2, j, u] = dcg / idcg
-                out[3, j, u] = rr
-                out[4, j, u] = ap / n_rel
-                out[5, j, u] = 1.0 if hits > 0 else 0.0
-                out[6, j, u] = ap / min(n_rel, k)
-                j += 1
+                if p + 1 == ks[j]:
+                    k = p + 1
+                    out[0, j, u] = hits / k
+                    out[1, j, u] = hits / n_rel
+                    out[2, j, u] = dcg / idcg
+                    out[3, j, u] = rr
+                    out[4, j, u] = ap / n_rel
+                    out[5, j, u] = 1.0 if hits > 0 else 0.0
+                    out[6, j, u] = ap / min(n_rel, k)
+                    j += 1
+            for t in range(lo, hi):
+                mark[gt_indices[t]] = 0
 
 
 def normalize_ks(ks: Iterable[int], width: int | None = None) -> np.ndarray:
@@ -95,8 +96,9 @@ def accuracy_metrics(
 ) -> dict[str, np.ndarray]:
     """Per-user accuracy values ``{"ndcg@10": float64 array (n,), ...}`` for every metric and k in ``ks``.
 
-    Every row must have a non-empty ground truth (callers drop and count empty rows first), and each
-    ground-truth row must be sorted without repeats (not checked here: ``evaluate_topk`` canonicalises it).
+    Every row must have a non-empty ground truth (callers drop and count empty rows first) without
+    repeated items (not checked here: ``evaluate_topk`` canonicalises it). Top-k codes outside the
+    ground truth's code range are simply not relevant.
     """
     topk = np.ascontiguousarray(topk, dtype=np.int32)
     gt_indptr = np.ascontiguousarray(gt_indptr, dtype=np.int64)
@@ -109,7 +111,15 @@ def accuracy_metrics(
         raise ValueError(f"gt_indptr has {gt_indptr.shape[0]} entries for {n} top-k rows (need n+1)")
     if n and np.diff(gt_indptr).min() <= 0:
         raise ValueError("every row needs a non-empty ground truth: drop (and count) empty rows before calling")
+    if len(gt_indices) != gt_indptr[-1]:
+        raise ValueError(f"gt_indices has {len(gt_indices)} entries but gt_indptr ends at {gt_indptr[-1]}")
     out = np.empty((len(METRICS), len(kk), n), dtype=np.float64)
     if n:
-        accuracy_kernel(topk, gt_indptr, gt_indices, kk, out)
+        if gt_indices.min() < 0:
+            raise ValueError(f"ground truth holds a negative item code ({int(gt_indices.min())})")
+        n_mark = int(gt_indices.max()) + 1
+        threads = nb.get_num_threads()
+        # a few blocks per thread balance the load; each block zeroes one marker of n_mark bytes
+        n_chunks = max(1, min(n, 4 * threads if n_mark * 4 * threads <= _MAX_MARKER_BYTES else threads))
+        accuracy_kernel(topk, gt_indptr, gt_indices, kk, out, n_mark, n_chunks)
     return {f"{name}@{int(k)}": out[m, j] for m, name in enumerate(METRICS) for j, k in enumerate(kk)}

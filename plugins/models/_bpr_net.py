@@ -28,14 +28,12 @@ class BPRNet(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         users, pos, neg = batch  # (B,), (B,), (B, n_neg)
-        u = self.user_emb(users)
-        p = self.item_emb(pos)
-        n = self.item_emb(neg)
-        pos_score = (u * p).sum(-1, keepdim=True)  # (B, 1)
-        neg_score = torch.bmm(n, u.unsqueeze(-1)).squeeze(-1)  # (B, n_neg)
-        loss = -F.logsigmoid(pos_score - neg_score).mean()
+        u = self.user_emb(users)  # (B, d)
+        items = self.item_emb(torch.cat([pos.unsqueeze(1), neg], dim=1))  # (B, 1 + n_neg, d): one lookup
+        scores = (items * u.unsqueeze(1)).sum(-1)  # (B, 1 + n_neg); cheaper than bmm for d-vectors
+        loss = -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean()
         if self.reg > 0:  # L2 on the embeddings in the batch (works with sparse gradients)
-            loss = loss + self.reg * (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
+            loss = loss + self.reg * (u.pow(2).sum() + items.pow(2).sum()) / len(users)
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
