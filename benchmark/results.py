@@ -66,6 +66,9 @@ def write_json_atomic(path: str | Path, payload: Mapping[str, Any]) -> Path:
             json.dump(payload, fh, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
