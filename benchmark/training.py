@@ -95,7 +95,8 @@ class PairBatches:
         self._csr: tuple[np.ndarray, np.ndarray] | None = None
         if exclude_positives:  # each user's training items, sorted, for the membership test
             n_users = int(self.users.max()) + 1
-            m = sp.csr_matrix((np.ones(len(self.users), dtype=np.int8), (users, items)), shape=(n_users, self.n_items))
+            ones = np.ones(len(self.users), dtype=np.int32)
+            m = sp.csr_matrix((ones, (users, items)), shape=(n_users, self.n_items))
             m.sum_duplicates()
             m.sort_indices()
             self._csr = (m.indptr.astype(np.int64), m.indices.astype(np.int32))
@@ -203,7 +204,8 @@ class EpochValidation(pl.Callback):
             val_seconds = metrics.pop("seconds")
             if self.ctx.monitor not in metrics:
                 raise ConfigError(
-                    f"ctx.validate returned {sorted(metrics)} but early stopping monitors '{self.ctx.monitor}'; "
+                    f"ctx.validate returned {sorted(metrics)} but early stopping monitors "
+                    f"'{self.ctx.monitor}'; "
                     "make the validator compute it or set FitContext.monitor to one of those."
                 )
             for name, value in metrics.items():
@@ -333,8 +335,10 @@ def fit_lightning(
             module.load_state_dict(state["state_dict"])
             best_epoch = int(state["epoch"])
             key = f"val/{ctx.monitor}"
-            best_score = next((r[key] for r in reversed(ctx.history) if r["epoch"] == best_epoch and key in r),
-                              float(checkpoint.best_model_score))
+            recorded = [r[key] for r in ctx.history if r["epoch"] == best_epoch and key in r]
+            best_score = recorded[-1] if recorded else float(checkpoint.best_model_score)
+        if trainer.world_size > 1:  # every rank has read rank 0's checkpoint before rank 0 removes it
+            trainer.strategy.barrier("recux-restore-best")
     finally:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)

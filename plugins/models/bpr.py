@@ -22,27 +22,38 @@ class BPR(Recommender):
     def __init__(
         self,
         embedding_dim: int = 64,
-        lr: float = 1e-3,
-        reg: float = 0.0,
+        lr: float = 3e-3,
+        reg: float = 5e-3,
         weight_decay: float = 0.0,
         batch_size: int = 2048,
         max_epochs: int = 300,
-        patience: int = 10,
+        patience: int = 20,
         num_negatives: int = 1,
         eval_every: int = 1,
         exclude_positives: bool = True,
-        init_std: float = 0.1,
+        init_std: float = 0.01,
         sparse: bool = False,
         num_threads: int | None = None,
     ) -> None:
+        """Defaults were tuned on ML-100K validation NDCG@10 (per-user random 80/10/10, 3 split seeds).
+
+        reg: L2 weight on the batch's embeddings (sum of squares / batch size); weight_decay: Adam's
+        decay of every parameter (dense only). sparse: sparse gradients + SparseAdam (pays off for large
+        catalogues). num_threads: torch.set_num_threads for the process (None keeps torch's default).
+        """
         if embedding_dim < 1 or batch_size < 1 or max_epochs < 1 or num_negatives < 1 or eval_every < 1:
-            raise ConfigError("bpr: embedding_dim, batch_size, max_epochs, num_negatives and eval_every must be >= 1")
+            raise ConfigError(
+                "bpr: embedding_dim, batch_size, max_epochs, num_negatives and eval_every must be >= 1"
+            )
         if sparse and weight_decay:
-            raise ConfigError("bpr: weight_decay needs dense gradients; with sparse=true use reg (batch L2) instead")
+            raise ConfigError(
+                "bpr: weight_decay needs dense gradients; with sparse=true use reg (batch L2) instead"
+            )
         self.hparams: dict[str, Any] = dict(
             embedding_dim=int(embedding_dim), lr=float(lr), reg=float(reg), weight_decay=float(weight_decay),
             batch_size=int(batch_size), max_epochs=int(max_epochs), patience=int(patience),
-            num_negatives=int(num_negatives), eval_every=int(eval_every), exclude_positives=bool(exclude_positives),
+            num_negatives=int(num_negatives), eval_every=int(eval_every),
+            exclude_positives=bool(exclude_positives),
             init_std=float(init_std), sparse=bool(sparse), num_threads=num_threads,
         )
         self.net: Any = None
@@ -95,7 +106,9 @@ class BPR(Recommender):
 
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-            raise ConfigError(f"{path} is not a saved BPR model (expected format {_FORMAT}); save it with BPR.save")
+            raise ConfigError(
+                f"{path} is not a saved BPR model (expected format {_FORMAT}); save it with BPR.save"
+            )
         model = cls(**blob["hparams"])
         model.n_users, model.n_items = int(blob["n_users"]), int(blob["n_items"])
         net = model._build_net()

@@ -57,7 +57,7 @@ def cosine_topk(
 class ItemKNN(Recommender):
     """Item-based KNN with shrunk cosine similarity over binary training interactions."""
 
-    def __init__(self, k: int = 100, shrink: float = 10.0) -> None:
+    def __init__(self, k: int = 300, shrink: float = 0.0) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if shrink < 0:
