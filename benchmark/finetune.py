@@ -6,11 +6,10 @@ any change to the model."""
 
 from __future__ import annotations
 
-from abc import ABC
 from typing import Any
 
 
-class FineTuneStrategy(ABC):
+class FineTuneStrategy:
     """Base class of fine-tuning plugins. The default behaviour is training from scratch."""
 
     name: str = "base"

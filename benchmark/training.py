@@ -7,10 +7,12 @@ Epochs are numbered from 0 (Lightning's ``current_epoch``).
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,21 @@ ScoreFn = Callable[[np.ndarray], Any]
 
 # Keys of ctx.trainer consumed here rather than passed to pl.Trainer.
 _OWN_TRAINER_KEYS = ("progress_refresh_rate",)
+
+
+class _DropAdverts(logging.Filter):
+    """Lightning prints a product tip on every fit; keep its useful lines (GPU available, stop reason)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's advert and a deprecation warning it raises from its own code (not actionable)."""
+    lg = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdverts) for f in lg.filters):
+        lg.addFilter(_DropAdverts())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def seed_everything(seed: int) -> None:
@@ -326,6 +343,7 @@ def fit_lightning(
         kw["enable_checkpointing"] = False
 
     start = time.perf_counter()
+    quiet_lightning()
     trainer = pl.Trainer(callbacks=callbacks, **kw)
     try:
         trainer.fit(module, train_dataloaders=batches)
