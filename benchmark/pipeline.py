@@ -30,7 +30,8 @@ from benchmark.tracking import make_tracker
 log = logging.getLogger("recux")
 
 # Config keys that never change a run's results: excluded from the variant hash (the leaderboard's group key).
-_NOT_RESULT_KEYS = ("seed", "logger", "eval.batch_size", "run")
+_NOT_RESULT_KEYS = ("seed", "logger", "eval.batch_size", "run", "trainer.enable_progress_bar",
+                    "trainer.progress_refresh_rate")
 
 
 def _plugin_params(node: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
