@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark.data import Dataset, Split
+from benchmark.data import Dataset, Interactions, Split
 
 if TYPE_CHECKING:
     from benchmark.finetune import FineTuneStrategy
@@ -50,6 +50,14 @@ class Recommender(ABC):
         """(len(users), n_items) float32 scores for user codes; higher means recommend first.
 
         May return a torch tensor (any device); the ranking code converts it."""
+
+    def condition_on(self, history: Interactions) -> None:
+        """Interactions the model may *condition on* (never train on) when scoring the test users.
+
+        The runner calls it before test ranking with train + validation interactions, so a sequential model
+        predicts the item after the validation item (leave-last-one-out). Default: ignore it (general models
+        score from their training data, as in RecBole)."""
+        return None
 
     def save(self, path: str | Path) -> None:
         """Persist the fitted model (default: pickle of the object)."""

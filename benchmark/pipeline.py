@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import registry
-from benchmark.data import Dataset, Split
+from benchmark.data import Dataset, Interactions, Split
 from benchmark.errors import ConfigError
 from benchmark.model import FitContext
 from benchmark.ranking import rank_topk
@@ -60,6 +60,15 @@ def build_label(model_name: str, finetune_name: str, overrides: list[str]) -> st
     extra = [o[len("model."):] if o.startswith("model.") else o for o in extra]
     label = model_name if finetune_name == "scratch" else f"{model_name}+{finetune_name}"
     return f"{label}({', '.join(sorted(extra))})" if extra else label
+
+
+def _concat(a: Interactions, b: Interactions) -> Interactions:
+    def cat(x, y):
+        return None if x is None or y is None else np.concatenate([x, y])
+
+    return Interactions(user=np.concatenate([a.user, b.user]), item=np.concatenate([a.item, b.item]),
+                        n_users=a.n_users, n_items=a.n_items, rating=cat(a.rating, b.rating),
+                        timestamp=cat(a.timestamp, b.timestamp))
 
 
 def _split_frame(ds: Dataset, split: Split, part: str) -> pl.DataFrame:
@@ -143,6 +152,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | 
 
             # -- test: full ranking, training and validation items masked
             t0 = time.perf_counter()
+            model.condition_on(_concat(split.train, split.valid))
             exclude = (train_csr + valid_csr).tocsr() if resolved["eval"].get("exclude_valid", True) else train_csr
             exclude.sort_indices()
             topk, topk_scores = rank_topk(model.score, test_users, k_max, exclude=exclude, batch_size=batch_size)

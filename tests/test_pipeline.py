@@ -182,3 +182,24 @@ def test_default_config_runs_ml100k_with_a_trained_model():
     assert cfg.dataset.name == "ml-100k" and cfg.split._target_.endswith("RandomSplit")
     assert cfg.logger.name == "wandb" and cfg.logger.mode == "offline"
     np.testing.assert_array_equal(list(cfg.metrics.ks), [5, 10, 20])
+
+
+def test_models_condition_on_train_and_valid_never_test(tmp_path, monkeypatch):
+    """Before test ranking a model may see train + validation interactions (the sequential protocol needs the
+    validation item as context), and nothing of the test set."""
+    from benchmark import registry
+    from benchmark.data import Interactions
+
+    seen: list[Interactions] = []
+    monkeypatch.setattr(registry.get("model", "pop").obj, "condition_on", lambda self, h: seen.append(h))
+    results, run_dir = run(tmp_path, ["dataset=synthetic", "logger=none", "model=pop"])
+    assert len(seen) == 1
+    history = seen[0]
+    assert len(history) == results["split"]["n_train"] + results["split"]["n_valid"]
+    test = pl.read_parquet(run_dir / "split/test.parquet")
+    train = pl.read_parquet(run_dir / "split/train.parquet")
+    valid = pl.read_parquet(run_dir / "split/valid.parquet")
+    # the history is exactly train + valid: same multiset of (user, item) pair counts once mapped to raw ids
+    n_pairs = pl.concat([train, valid]).select("user_id", "item_id").unique().height
+    assert len(set(zip(history.user.tolist(), history.item.tolist(), strict=True))) == n_pairs
+    assert test.height > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def _app(cfg: DictConfig) -> float | None:
     from benchmark.pipeline import run_experiment
 
     hc = HydraConfig.get()
+    _share_cores(hc)
     try:
         results = run_experiment(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task))
     except RecuxError as exc:
@@ -31,6 +33,25 @@ def _app(cfg: DictConfig) -> float | None:
     print(f"results: {Path(hc.runtime.output_dir) / 'results.json'}")
     # a sweeper (e.g. Optuna) optimises the returned value: validation NDCG@10, never test
     return results["valid_metrics"].get("ndcg@10")
+
+
+def _share_cores(hc) -> None:
+    """Under a parallel launcher (joblib), give each job its share of the cores: torch's and numba's OpenMP
+    threads spin-wait, and two jobs each using every core run many times slower than one job."""
+    launcher = str(hc.launcher.get("_target_", ""))
+    n_jobs = int(hc.launcher.get("n_jobs", 1) or 1) if "joblib" in launcher.lower() else 1
+    cores = os.cpu_count() or 1
+    if n_jobs < 0:
+        n_jobs = max(1, cores + 1 + n_jobs)
+    if n_jobs == 1:
+        return
+    threads = max(1, cores // n_jobs)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def main() -> None:
