@@ -29,6 +29,9 @@ from benchmark.tracking import make_tracker
 
 log = logging.getLogger("recux")
 
+# Split protocols whose test items come after each user's training items (allowed for sequential models).
+_TIME_ORDERED = ("leave_last_one_out", "temporal_", "global_temporal_")
+
 # Config keys that never change a run's results: excluded from the variant hash (the leaderboard's group key).
 _NOT_RESULT_KEYS = ("seed", "logger", "eval.batch_size", "run", "trainer.enable_progress_bar",
                     "trainer.progress_refresh_rate")
@@ -102,6 +105,12 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | 
     dataset = instantiate(cfg.preprocess).apply(dataset)
     split: Split = instantiate(cfg.split).split(dataset.interactions, seed=seed)
     data_seconds = time.perf_counter() - t0
+    if model_info.meta.get("protocol") == "sequential" and not split.protocol.startswith(_TIME_ORDERED):
+        raise ConfigError(
+            f"model '{model_name}' is sequential: it predicts the next items from the user's history in time "
+            f"order, which the split '{split.protocol}' does not keep (its test items are not the latest). Use "
+            f"`recux experiment={model_name}` (leave-last-one-out), or add `split=loo` (or split=temporal)."
+        )
     k_max = max(ks)
     if k_max > dataset.n_items:
         raise ConfigError(

@@ -23,6 +23,7 @@ KINDS = ("dataset", "model", "finetune", "metric")
 # What a metric may need from the evaluation context.
 METRIC_NEEDS = frozenset({"topk", "ground_truth", "item_features", "train_popularity", "user_groups", "scores"})
 MODEL_TRAINING = frozenset({"lightning", "closed_form", "none"})
+MODEL_PROTOCOLS = frozenset({"general", "sequential"})  # sequential: needs a time-ordered split (e.g. loo)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ def _check_meta(kind: str, name: str, meta: dict[str, Any]) -> dict[str, Any]:
         training = meta.setdefault("training", "closed_form")
         if training not in MODEL_TRAINING:
             raise PluginError(f"model '{name}' declares training={training!r}; use one of {sorted(MODEL_TRAINING)}")
+        protocol = meta.setdefault("protocol", "general")
+        if protocol not in MODEL_PROTOCOLS:
+            raise PluginError(f"model '{name}' declares protocol={protocol!r}; use one of {sorted(MODEL_PROTOCOLS)}")
     return meta
 
 
@@ -99,7 +103,8 @@ def register(kind: str, name: str, **meta: Any) -> Callable[[Any], Any]:
     """Class/function decorator: ``@register("metric", "ndcg", higher_is_better=True, needs={...})``.
 
     Metric metadata: ``higher_is_better`` (bool), ``needs`` (subset of METRIC_NEEDS).
-    Model metadata: ``training`` ("lightning", "closed_form" or "none").
+    Model metadata: ``training`` ("lightning", "closed_form" or "none"), ``protocol`` ("general" or
+    "sequential": evaluated on time-ordered splits only).
     """
     if kind not in KINDS:
         raise PluginError(f"unknown plugin kind {kind!r}; kinds are {', '.join(KINDS)}")

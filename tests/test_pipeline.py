@@ -203,3 +203,17 @@ def test_models_condition_on_train_and_valid_never_test(tmp_path, monkeypatch):
     n_pairs = pl.concat([train, valid]).select("user_id", "item_id").unique().height
     assert len(set(zip(history.user.tolist(), history.item.tolist(), strict=True))) == n_pairs
     assert test.height > 0
+
+
+def test_sequential_model_on_a_random_split_is_refused(tmp_path, monkeypatch):
+    from benchmark import registry
+
+    import dataclasses
+
+    info = registry.get("model", "pop")
+    seq = dataclasses.replace(info, meta={**info.meta, "protocol": "sequential"})
+    monkeypatch.setitem(registry._REGISTRY["model"], "pop", seq)
+    with pytest.raises(ConfigError, match="split=loo"):
+        run(tmp_path, ["dataset=synthetic", "logger=none", "model=pop"])
+    results, _ = run(tmp_path, ["dataset=synthetic", "logger=none", "model=pop", "split=loo"], "loo")
+    assert results["protocol"] == "leave_last_one_out"

@@ -15,7 +15,8 @@ def _meta_text(info: registry.PluginInfo) -> str:
         direction = "higher is better" if info.meta.get("higher_is_better", True) else "lower is better"
         return f"[{direction}; needs {', '.join(sorted(info.meta.get('needs', ())))}]"
     if info.kind == "model":
-        return f"[{info.meta.get('training')}]"
+        seq = "; sequential" if info.meta.get("protocol") == "sequential" else ""
+        return f"[{info.meta.get('training')}{seq}]"
     return ""
 
 
