@@ -206,9 +206,9 @@ def test_models_condition_on_train_and_valid_never_test(tmp_path, monkeypatch):
 
 
 def test_sequential_model_on_a_random_split_is_refused(tmp_path, monkeypatch):
-    from benchmark import registry
-
     import dataclasses
+
+    from benchmark import registry
 
     info = registry.get("model", "pop")
     seq = dataclasses.replace(info, meta={**info.meta, "protocol": "sequential"})
