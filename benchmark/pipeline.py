@@ -49,6 +49,15 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def global_rank() -> int:
+    """This process's rank in a multi-process (DDP) launch; 0 when single-process. Lightning sets these
+    variables in the worker processes it launches, before they run the pipeline again."""
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -131,7 +140,9 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | 
 
     label = build_label(model_name, ft_name, list(overrides or []))
     variant = config_hash(resolved, drop=_NOT_RESULT_KEYS)
-    tracker = make_tracker(resolved.get("logger"), run_dir, resolved, name=f"{label}-s{seed}", group=variant,
+    rank = global_rank()
+    # only rank 0 tracks, evaluates and writes: it ranks every test user itself (no per-rank metric shards)
+    tracker = make_tracker(None if rank else resolved.get("logger"), run_dir, resolved, name=f"{label}-s{seed}", group=variant,
                            tags=[dataset.name, split.protocol, model_name])
     batch_size = int(resolved.get("eval", {}).get("batch_size", 1024))
     try:
@@ -154,6 +165,9 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | 
             t0 = time.perf_counter()
             model.fit(ctx)
             fit_seconds = time.perf_counter() - t0
+            if rank:
+                art.cancel()
+                return {"status": f"rank {rank}: trained; rank 0 evaluates and writes results"}
             if ctx.history and model_info.meta.get("training") != "lightning":
                 for rec in ctx.history:
                     tracker.log({f"val/{k}" if not k.startswith(("val/", "train/")) else k: v

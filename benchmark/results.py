@@ -88,6 +88,11 @@ class RunArtifacts:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.run_dir))
         self._results: dict[str, Any] | None = None
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Discard the staged files on exit even without an exception (e.g. a non-zero DDP rank)."""
+        self._cancelled = True
 
     def path(self, relative: str) -> Path:
         p = self.stage / relative
@@ -115,7 +120,7 @@ class RunArtifacts:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
+        if exc_type is None and not self._cancelled:
             self.publish()
         else:
             self.discard()

@@ -47,6 +47,8 @@ def quiet_lightning() -> None:
     if not any(isinstance(f, _DropAdverts) for f in lg.filters):
         lg.addFilter(_DropAdverts())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # under DDP, rank 0 validates and broadcasts, so every rank logs the same value: no sync needed
+    warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\(.*sync_dist=True.*")
 
 
 def seed_everything(seed: int) -> None:

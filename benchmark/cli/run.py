@@ -27,6 +27,8 @@ def _app(cfg: DictConfig) -> float | None:
     except RecuxError as exc:
         print(f"\nrecux: error: {exc}\n", file=sys.stderr)
         raise SystemExit(2) from None
+    if results.get("status") != "ok":
+        return None
     metrics = results["metrics"]
     print(f"{results['label']} seed={results['seed']} on {results['dataset']['name']} ({results['protocol']}): "
           + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.endswith("@10")))

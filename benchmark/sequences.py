@@ -1,0 +1,149 @@
+"""Per-user chronological item sequences for sequential models, built once with whole-array NumPy ops.
+
+Token convention inside sequence tensors: item code c is token c + 1 and 0 is padding (sequences are
+left-padded, so the most recent item is always in the last column). ``SequenceBatches`` yields shuffled
+row subsets of a prebuilt (rows x width) matrix; torch is imported only when batches are made.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from benchmark.data import Interactions
+from benchmark.errors import ConfigError
+
+PAD = 0
+
+
+def chronological(inter: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items of each user in time order: (tokens, starts, counts) with tokens = item code + 1 sorted by user,
+    then timestamp (ties keep the row order), and user u's tokens at tokens[starts[u]:starts[u] + counts[u]]."""
+    s = inter.sort_by_user_time()
+    counts = np.bincount(s.user, minlength=inter.n_users).astype(np.int64)
+    starts = np.zeros(inter.n_users, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return s.item.astype(np.int64) + 1, starts, counts
+
+
+def _gather(tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, lo: np.ndarray, width: int) -> np.ndarray:
+    """Row r = tokens[max(lo[r], ends[r] - width):ends[r]] right-aligned in a zero row of ``width``
+    (ends/lo are absolute offsets into ``tokens``)."""
+    cols = np.arange(width, dtype=np.int64) - width  # -width..-1
+    pos = ends[:, None] + cols[None, :]
+    valid = pos >= lo[:, None]
+    out = np.zeros((len(ends), width), dtype=np.int64)
+    out[valid] = tokens[pos[valid]]
+    return out
+
+
+def last_items(inter: Interactions, max_len: int) -> np.ndarray:
+    """(n_users, max_len) int64 tokens: each user's most recent ``max_len`` items in time order, left-padded
+    with 0. Users without interactions get an all-padding row. This is what a model scores from."""
+    if max_len < 1:
+        raise ConfigError(f"max_len must be >= 1, got {max_len}")
+    tokens, starts, counts = chronological(inter)
+    return _gather(tokens, starts, starts + counts, starts, int(max_len))
+
+
+def windows(
+    inter: Interactions, width: int, stride: int | None = None, min_items: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training windows of each user's history: (rows (n_rows, width) int64 tokens, row user codes).
+
+    A user's first window holds their last ``width`` items; each further window ends ``stride`` items
+    earlier (default ``width - 1``: consecutive windows share one item, so with next-item targets every item
+    after a user's first is a target in exactly one window), until the window reaches the user's first item.
+    Short windows are left-padded; windows with fewer than ``min_items`` items are dropped.
+    """
+    if width < 2:
+        raise ConfigError(f"sequence window width must be >= 2, got {width}")
+    stride = width - 1 if stride is None else int(stride)
+    if stride < 1:
+        raise ConfigError(f"window stride must be >= 1, got {stride}")
+    tokens, starts, counts = chronological(inter)
+    n_win = np.where(counts > 0, 1 + np.ceil(np.maximum(counts - width, 0) / stride).astype(np.int64), 0)
+    users = np.repeat(np.arange(inter.n_users, dtype=np.int64), n_win)
+    first = np.zeros(len(n_win), dtype=np.int64)
+    np.cumsum(n_win[:-1], out=first[1:])
+    k = np.arange(len(users), dtype=np.int64) - first[users]  # window index within the user, 0 = latest
+    ends = starts[users] + counts[users] - k * stride
+    rows = _gather(tokens, starts, ends, starts[users], int(width))
+    keep = (rows != PAD).sum(1) >= int(min_items)
+    return rows[keep], users[keep]
+
+
+def mask_items(rows: Any, prob: float, mask_token: int, generator: Any) -> tuple[Any, Any]:
+    """Cloze masking for BERT-style training: (inputs, labels) LongTensors shaped like ``rows``.
+
+    Each real token is replaced by ``mask_token`` with probability ``prob``; a row where none was drawn gets
+    its last item masked, so every row has a target. labels hold the hidden tokens there and 0 elsewhere.
+    """
+    import torch
+
+    real = rows != PAD
+    masked = (torch.rand(rows.shape, generator=generator) < prob) & real
+    none = ~masked.any(1) & real.any(1)
+    masked[none, -1] = True  # left padding: the last column is the most recent item
+    inputs = torch.where(masked, torch.full_like(rows, mask_token), rows)
+    labels = torch.where(masked, rows, torch.zeros_like(rows))
+    return inputs, labels
+
+
+class SequenceBatches:
+    """Shuffled batches of rows of a prebuilt (n_rows x width) token matrix; each ``iter()`` is one epoch.
+
+    The order (and anything ``transform(batch, generator)`` draws, e.g. masking) depends only on
+    (seed, epoch number), so runs repeat exactly. Under torch.distributed each rank takes an equal slice.
+    """
+
+    def __init__(
+        self,
+        rows: np.ndarray,
+        batch_size: int = 128,
+        seed: int = 0,
+        transform: Callable[[Any, Any], Any] | None = None,
+    ) -> None:
+        import torch
+
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if len(rows) == 0:
+            raise ConfigError("no training sequences (every user has too few training interactions); "
+                              "check the split or lower the model's min sequence length")
+        self.rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.transform = transform
+        self.epoch = 0
+
+    @staticmethod
+    def _world() -> tuple[int, int]:
+        import torch
+
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        _, world = self._world()
+        return math.ceil(len(self.rows) // world / self.batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        # A generator function: the permutation is drawn at the first next(), so probing iterability
+        # (Lightning does) consumes no epoch.
+        import torch
+
+        rank, world = self._world()
+        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % (2**63))
+        self.epoch += 1
+        perm = torch.randperm(len(self.rows), generator=gen)
+        if world > 1:
+            n_local = len(self.rows) // world
+            perm = perm[rank * n_local:(rank + 1) * n_local]
+        for start in range(0, len(perm), self.batch_size):
+            batch = self.rows[perm[start:start + self.batch_size]]
+            yield batch if self.transform is None else self.transform(batch, gen)
