@@ -66,7 +66,8 @@ def seed_everything(seed: int) -> None:
 
 def build_label(model_name: str, finetune_name: str, overrides: list[str]) -> str:
     """Display name of a variant: the model, its fine-tuning strategy unless scratch, and other overrides."""
-    skip = ("seed=", "model=", "finetune=", "logger", "trainer", "dataset", "split", "hydra", "eval.batch_size",
+    skip = ("seed=", "model=", "finetune=", "experiment=", "hparams_search=", "logger", "trainer", "dataset", "split",
+            "hydra", "eval.batch_size",
             "run.")
     extra = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(skip)]
     extra = [o[len("model."):] if o.startswith("model.") else o for o in extra]

@@ -76,16 +76,21 @@ def windows(
     return rows[keep], users[keep]
 
 
-def mask_items(rows: Any, prob: float, mask_token: int, generator: Any) -> tuple[Any, Any]:
+def mask_items(rows: Any, generator: Any, prob: float, mask_token: int, last_prob: float = 0.0) -> tuple[Any, Any]:
     """Cloze masking for BERT-style training: (inputs, labels) LongTensors shaped like ``rows``.
 
     Each real token is replaced by ``mask_token`` with probability ``prob``; a row where none was drawn gets
-    its last item masked, so every row has a target. labels hold the hidden tokens there and 0 elsewhere.
+    its last item masked, so every row has a target. With probability ``last_prob`` a row instead masks
+    only its last item (BERT4Rec's "force last" instances, which match next-item prediction). labels hold
+    the hidden tokens there and 0 elsewhere.
     """
     import torch
 
     real = rows != PAD
     masked = (torch.rand(rows.shape, generator=generator) < prob) & real
+    if last_prob > 0:
+        last_only = torch.rand(len(rows), generator=generator) < last_prob
+        masked[last_only] = False
     none = ~masked.any(1) & real.any(1)
     masked[none, -1] = True  # left padding: the last column is the most recent item
     inputs = torch.where(masked, torch.full_like(rows, mask_token), rows)

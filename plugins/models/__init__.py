@@ -1,3 +1,3 @@
 """Built-in models plugins."""
 
-from plugins.models import bpr, ease, ials, itemknn, lightgcn, multvae, popularity, random  # noqa: F401
+from plugins.models import bert4rec, bpr, ease, ials, itemknn, lightgcn, multvae, popularity, random, sasrec  # noqa: F401

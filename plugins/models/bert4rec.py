@@ -1,0 +1,94 @@
+"""BERT4Rec (Sun et al. 2019): a bidirectional transformer trained to fill in randomly masked items of a
+user's history; to recommend, a [MASK] is appended after the user's latest items and predicted. Shares the
+sequence data path and encoder with SASRec; torch is imported only when used."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from benchmark.data import Interactions
+from benchmark.errors import ConfigError
+from benchmark.registry import register
+from benchmark.sequences import last_items, mask_items
+from plugins.models._sequential import SequentialRecommender
+
+
+@register("model", "bert4rec", training="lightning", protocol="sequential")
+class BERT4Rec(SequentialRecommender):
+    """BERT4Rec: bidirectional transformer with a masked-item (cloze) objective over the catalogue."""
+
+    FORMAT = "recux-bert4rec/1"
+    name = "bert4rec"
+    min_items = 1  # a single item can be masked and predicted
+
+    def __init__(
+        self,
+        max_len: int = 50,
+        hidden_size: int = 64,
+        inner_size: int = 256,
+        n_layers: int = 2,
+        n_heads: int = 2,
+        dropout: float = 0.2,
+        attn_dropout: float = 0.2,
+        mask_prob: float = 0.2,
+        last_item_prob: float = 0.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 128,
+        max_epochs: int = 200,
+        patience: int = 10,
+        eval_every: int = 1,
+        window_stride: int | None = None,
+        init_std: float = 0.02,
+        num_threads: int | None = None,
+    ) -> None:
+        """max_len: tokens the model reads, the appended [MASK] included (so max_len - 1 recent items when
+        scoring). mask_prob: chance each training item is masked (a row with none drawn masks its last
+        item). last_item_prob: chance a training row masks only its last item instead (the original's
+        "force last" instances: next-item prediction from the left context, as when scoring).
+        window_stride: training windows of max_len items step back this many items through long histories
+        (null: max_len - 1). num_threads: torch.set_num_threads for the process (None: leave it)."""
+        if not 0.0 < float(mask_prob) <= 1.0:
+            raise ConfigError(f"bert4rec: mask_prob must lie in (0, 1], got {mask_prob}")
+        if not 0.0 <= float(last_item_prob) <= 1.0:
+            raise ConfigError(f"bert4rec: last_item_prob must lie in [0, 1], got {last_item_prob}")
+        super().__init__(
+            max_len=int(max_len), hidden_size=int(hidden_size), inner_size=int(inner_size),
+            n_layers=int(n_layers), n_heads=int(n_heads),
+            dropout=float(dropout), attn_dropout=float(attn_dropout), mask_prob=float(mask_prob),
+            last_item_prob=float(last_item_prob), lr=float(lr),
+            weight_decay=float(weight_decay), batch_size=int(batch_size), max_epochs=int(max_epochs),
+            patience=int(patience), eval_every=int(eval_every),
+            window_stride=None if window_stride is None else int(window_stride), init_std=float(init_std),
+            num_threads=num_threads,
+        )
+
+    @property
+    def mask_token(self) -> int:
+        return self.n_items + 1
+
+    def _net_class(self) -> Any:
+        from plugins.models._seq_net import BERT4RecNet
+
+        return BERT4RecNet
+
+    def _n_tokens(self) -> int:
+        return self.n_items + 2  # padding, items, [MASK]
+
+    def _causal(self) -> bool:
+        return False
+
+    def _window_width(self) -> int:
+        return self.hparams["max_len"]
+
+    def _transform(self) -> Any:
+        h = self.hparams
+        return partial(mask_items, prob=h["mask_prob"], mask_token=self.mask_token, last_prob=h["last_item_prob"])
+
+    def scoring_rows(self, history: Interactions) -> np.ndarray:
+        """Each user's last max_len - 1 items followed by [MASK], whose prediction is the recommendation."""
+        rows = last_items(history, self.hparams["max_len"] - 1)
+        return np.concatenate([rows, np.full((len(rows), 1), self.mask_token, dtype=rows.dtype)], axis=1)
