@@ -20,8 +20,8 @@ PAD = 0
 
 
 def chronological(inter: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Items of each user in time order: (tokens, starts, counts) with tokens = item code + 1 sorted by user,
-    then timestamp (ties keep the row order), and user u's tokens at tokens[starts[u]:starts[u] + counts[u]]."""
+    """Items of each user in time order: (tokens, starts, counts) with tokens = item code + 1 sorted by
+    user, then timestamp (ties keep the row order); user u's tokens are tokens[starts[u]:][:counts[u]]."""
     s = inter.sort_by_user_time()
     counts = np.bincount(s.user, minlength=inter.n_users).astype(np.int64)
     starts = np.zeros(inter.n_users, dtype=np.int64)
@@ -29,7 +29,7 @@ def chronological(inter: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return s.item.astype(np.int64) + 1, starts, counts
 
 
-def _gather(tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, lo: np.ndarray, width: int) -> np.ndarray:
+def _gather(tokens: np.ndarray, ends: np.ndarray, lo: np.ndarray, width: int) -> np.ndarray:
     """Row r = tokens[max(lo[r], ends[r] - width):ends[r]] right-aligned in a zero row of ``width``
     (ends/lo are absolute offsets into ``tokens``)."""
     cols = np.arange(width, dtype=np.int64) - width  # -width..-1
@@ -46,7 +46,7 @@ def last_items(inter: Interactions, max_len: int) -> np.ndarray:
     if max_len < 1:
         raise ConfigError(f"max_len must be >= 1, got {max_len}")
     tokens, starts, counts = chronological(inter)
-    return _gather(tokens, starts, starts + counts, starts, int(max_len))
+    return _gather(tokens, starts + counts, starts, int(max_len))
 
 
 def windows(
@@ -71,12 +71,14 @@ def windows(
     np.cumsum(n_win[:-1], out=first[1:])
     k = np.arange(len(users), dtype=np.int64) - first[users]  # window index within the user, 0 = latest
     ends = starts[users] + counts[users] - k * stride
-    rows = _gather(tokens, starts, ends, starts[users], int(width))
+    rows = _gather(tokens, ends, starts[users], int(width))
     keep = (rows != PAD).sum(1) >= int(min_items)
     return rows[keep], users[keep]
 
 
-def mask_items(rows: Any, generator: Any, prob: float, mask_token: int, last_prob: float = 0.0) -> tuple[Any, Any]:
+def mask_items(
+    rows: Any, generator: Any, prob: float, mask_token: int, last_prob: float = 0.0
+) -> tuple[Any, Any]:
     """Cloze masking for BERT-style training: (inputs, labels) LongTensors shaped like ``rows``.
 
     Each real token is replaced by ``mask_token`` with probability ``prob``; a row where none was drawn gets

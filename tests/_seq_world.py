@@ -58,7 +58,7 @@ def train_plus_valid(split: Split) -> Interactions:
 
 
 def loo_test_ndcg(model, split: Split) -> float:
-    """Test NDCG@10 the way the runner measures it: condition on train + valid, mask both, rank the test item."""
+    """Test NDCG@10 as the runner measures it: condition on train + valid, mask both, rank the test item."""
     model.condition_on(train_plus_valid(split))
     seen = split.train.csr() + split.valid.csr()
     test = split.test.csr()

@@ -1,6 +1,7 @@
-"""SASRec: causal attention never reads the future (perturbing later items leaves earlier outputs unchanged),
-scoring sequences hold the validation item only after condition_on and never the test item, it learns a
-sequential world far better than MostPopular, and it is deterministic under the seed and survives save/load."""
+"""SASRec: causal attention never reads the future (perturbing later items leaves earlier outputs
+unchanged), scoring sequences hold the validation item only after condition_on and never the test item, it
+learns a sequential world far better than MostPopular, and it is deterministic under the seed and survives
+save/load."""
 
 from __future__ import annotations
 

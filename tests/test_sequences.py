@@ -133,10 +133,11 @@ def test_mask_items_hides_exactly_the_labels():
 def test_force_last_rows_mask_only_their_last_item():
     rows = torch.as_tensor(last_items(random_log(seed=6, n_users=400), 12))
     nonempty = (rows != 0).any(1)
-    inputs, labels = mask_items(rows, torch.Generator().manual_seed(1), prob=0.3, mask_token=999, last_prob=1.0)
+    gen = torch.Generator().manual_seed(1)
+    inputs, labels = mask_items(rows, gen, prob=0.3, mask_token=999, last_prob=1.0)
     assert torch.equal(labels[:, :-1], torch.zeros_like(labels[:, :-1]))
     assert torch.equal(labels[:, -1], torch.where(nonempty, rows[:, -1], 0))
-    inputs, labels = mask_items(rows, torch.Generator().manual_seed(1), prob=0.3, mask_token=999, last_prob=0.5)
+    inputs, labels = mask_items(rows, gen, prob=0.3, mask_token=999, last_prob=0.5)
     last_only = ((labels != 0).sum(1) == 1) & (labels[:, -1] != 0) & nonempty
     frac = last_only.sum().item() / nonempty.sum().item()
     assert 0.4 < frac < 0.7  # half forced, plus random rows that happened to mask only their last item

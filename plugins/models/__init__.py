@@ -1,3 +1,14 @@
 """Built-in models plugins."""
 
-from plugins.models import bert4rec, bpr, ease, ials, itemknn, lightgcn, multvae, popularity, random, sasrec  # noqa: F401
+from plugins.models import (  # noqa: F401
+    bert4rec,
+    bpr,
+    ease,
+    ials,
+    itemknn,
+    lightgcn,
+    multvae,
+    popularity,
+    random,
+    sasrec,
+)

@@ -100,11 +100,12 @@ class SeqNet(pl.LightningModule):
     """
 
     def __init__(self, n_items: int, encoder: SeqEncoder, lr: float, weight_decay: float,
-                 finetune: Any = None, num_threads: int | None = None) -> None:
+                 finetune: Any = None, num_threads: int | None = None,
+                 lr_schedule: str = "constant") -> None:
         super().__init__()
         self.n_items, self.encoder = n_items, encoder
         self.lr, self.weight_decay, self.finetune = lr, weight_decay, finetune
-        self.num_threads = num_threads
+        self.num_threads, self.lr_schedule = num_threads, lr_schedule
         self.register_buffer("seqs", torch.zeros(0, 1, dtype=torch.long), persistent=False)
 
     def on_train_epoch_start(self) -> None:
@@ -140,13 +141,19 @@ class SeqNet(pl.LightningModule):
         idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.seqs.device)
         return self.score_sequences(self.seqs[idx]).float().cpu().numpy()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
+        """AdamW; with lr_schedule "linear" the rate decays per step to 0 at the end of max_epochs."""
         params = (self.finetune.trainable_parameters(self) if self.finetune is not None
                   else [p for p in self.parameters() if p.requires_grad])
         try:  # the fused kernel is the fastest on CPU (torch >= 2.4) and GPU
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
         except (RuntimeError, TypeError, ValueError):
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "constant":
+            return opt
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 class SASRecNet(SeqNet):
@@ -158,8 +165,8 @@ class SASRecNet(SeqNet):
     """
 
     def __init__(self, n_items: int, encoder: SeqEncoder, lr: float, weight_decay: float, loss: str,
-                 finetune: Any = None, num_threads: int | None = None) -> None:
-        super().__init__(n_items, encoder, lr, weight_decay, finetune, num_threads)
+                 **kw: Any) -> None:
+        super().__init__(n_items, encoder, lr, weight_decay, **kw)
         self.loss = loss
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
@@ -181,9 +188,8 @@ class BERT4RecNet(SeqNet):
     """Bidirectional cloze model: batches are (inputs, labels) with masked positions labelled; scoring
     reads the hidden state of a [MASK] appended after the user's items. Output = tied embeddings + bias."""
 
-    def __init__(self, n_items: int, encoder: SeqEncoder, lr: float, weight_decay: float,
-                 finetune: Any = None, num_threads: int | None = None) -> None:
-        super().__init__(n_items, encoder, lr, weight_decay, finetune, num_threads)
+    def __init__(self, n_items: int, encoder: SeqEncoder, lr: float, weight_decay: float, **kw: Any) -> None:
+        super().__init__(n_items, encoder, lr, weight_decay, **kw)
         self.out_bias = nn.Parameter(torch.zeros(n_items))
 
     def item_bias(self) -> torch.Tensor:

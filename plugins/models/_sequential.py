@@ -37,6 +37,9 @@ class SequentialRecommender(Recommender):
                               f"{h['n_heads']}")
         if not (0.0 <= float(h["dropout"]) < 1.0 and 0.0 <= float(h["attn_dropout"]) < 1.0):
             raise ConfigError(f"{self.name}: dropout and attn_dropout must lie in [0, 1)")
+        if h["lr_schedule"] not in ("constant", "linear"):
+            raise ConfigError(f"{self.name}: lr_schedule must be 'constant' or 'linear' (decay to 0 over "
+                              f"max_epochs), got {h['lr_schedule']!r}")
         if h.get("window_stride") is not None and int(h["window_stride"]) < 1:
             raise ConfigError(f"{self.name}: window_stride must be >= 1 or null (no overlap)")
         self.hparams: dict[str, Any] = dict(h)
@@ -75,7 +78,7 @@ class SequentialRecommender(Recommender):
                          h["dropout"], h["attn_dropout"], causal=self._causal(), inner_size=h["inner_size"],
                          init_std=h["init_std"])
         return self._net_class()(self.n_items, enc, h["lr"], h["weight_decay"], finetune=finetune,
-                                 **self._net_kwargs())
+                                 lr_schedule=h["lr_schedule"], **self._net_kwargs())
 
     def training_rows(self, train: Interactions) -> np.ndarray:
         """(n_rows, width) training windows of the users' chronological training histories."""
@@ -137,7 +140,8 @@ class SequentialRecommender(Recommender):
         import torch
 
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != cls.FORMAT or blob.get("model") != cls.__name__:
+        ok = isinstance(blob, dict) and blob.get("format") == cls.FORMAT and blob.get("model") == cls.__name__
+        if not ok:
             raise ConfigError(f"{path} is not a saved {cls.__name__} model (expected format {cls.FORMAT}); "
                               f"save it with {cls.__name__}.save")
         model = cls(**blob["hparams"])

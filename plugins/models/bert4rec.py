@@ -37,6 +37,7 @@ class BERT4Rec(SequentialRecommender):
         last_item_prob: float = 0.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        lr_schedule: str = "constant",
         batch_size: int = 128,
         max_epochs: int = 200,
         patience: int = 10,
@@ -60,7 +61,8 @@ class BERT4Rec(SequentialRecommender):
             n_layers=int(n_layers), n_heads=int(n_heads),
             dropout=float(dropout), attn_dropout=float(attn_dropout), mask_prob=float(mask_prob),
             last_item_prob=float(last_item_prob), lr=float(lr),
-            weight_decay=float(weight_decay), batch_size=int(batch_size), max_epochs=int(max_epochs),
+            weight_decay=float(weight_decay), lr_schedule=str(lr_schedule), batch_size=int(batch_size),
+            max_epochs=int(max_epochs),
             patience=int(patience), eval_every=int(eval_every),
             window_stride=None if window_stride is None else int(window_stride), init_std=float(init_std),
             num_threads=num_threads,
@@ -86,7 +88,8 @@ class BERT4Rec(SequentialRecommender):
 
     def _transform(self) -> Any:
         h = self.hparams
-        return partial(mask_items, prob=h["mask_prob"], mask_token=self.mask_token, last_prob=h["last_item_prob"])
+        return partial(mask_items, prob=h["mask_prob"], mask_token=self.mask_token,
+                       last_prob=h["last_item_prob"])
 
     def scoring_rows(self, history: Interactions) -> np.ndarray:
         """Each user's last max_len - 1 items followed by [MASK], whose prediction is the recommendation."""
