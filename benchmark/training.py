@@ -28,6 +28,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from benchmark.errors import ConfigError
 from benchmark.model import FitContext
 
+_log = logging.getLogger(__name__)
+
 ScoreFn = Callable[[np.ndarray], Any]
 
 # Keys of ctx.trainer consumed here rather than passed to pl.Trainer.
@@ -233,6 +235,12 @@ class EpochValidation(pl.Callback):
             pl_module.log("time/val_seconds", val_seconds, on_epoch=True)
             record["val_seconds"] = val_seconds
             self.fresh = True
+            if trainer.is_global_zero:  # one line per validation in run.log: progress without a progress bar
+                best = max([r[f"val/{self.ctx.monitor}"] for r in self.ctx.history
+                            if f"val/{self.ctx.monitor}" in r] + [metrics[self.ctx.monitor]])
+                _log.info("epoch %d: train/loss %.4f, val/%s %.4f (best %.4f), %.2f s train + %.2f s val",
+                          epoch, loss, self.ctx.monitor, metrics[self.ctx.monitor], best, train_seconds,
+                          val_seconds)
         self.ctx.history.append(record)
 
 

@@ -73,6 +73,21 @@ def lightning_timing(model_name: str, data: BenchData, **params: Any) -> dict[st
     return out
 
 
+def bench_bpr(data: BenchData) -> dict[str, float]:
+    """BPR-MF at RecBole's reference size (batch 2048, dim 64, one negative per positive, 80k pairs)."""
+    return lightning_timing("bpr", data, batch_size=2048, embedding_dim=64)
+
+
+def bench_itemknn(data: BenchData) -> dict[str, float]:
+    """ItemKNN (cosine, k neighbours kept per item): fit = one sparse item-item product."""
+    return _closed_form_timing("itemknn", data)
+
+
+def bench_pop(data: BenchData) -> dict[str, float]:
+    """MostPopular: fit = counting; the timing is mostly evaluation."""
+    return _closed_form_timing("pop", data)
+
+
 def bench_lightgcn(data: BenchData) -> dict[str, float]:
     """LightGCN at RecBole's reference size (batch 2048, dim 64, 3 layers; RecBole 1.2.1: 1.23 s/epoch on
     this 2-core machine). Each step propagates over the whole graph (6 sparse products with the backward)."""
@@ -135,9 +150,13 @@ def bench_sasrec(data: BenchData) -> dict[str, float]:
 
 
 def bench_bert4rec(data: BenchData) -> dict[str, float]:
-    """BERT4Rec with its defaults (max_len 50, hidden 64, 2 layers, mask prob 0.2) on leave-last-one-out."""
+    """BERT4Rec with its defaults (max_len 50, hidden 64, 2 layers, 4 heads, mask prob 0.4) on
+    leave-last-one-out."""
     return lightning_timing("bert4rec", _loo(data))
 
+
+# RecBole 1.2.1 with its default configs on this 2-core machine (issue 3): seconds per training epoch.
+RECBOLE_SECONDS_PER_EPOCH = {"bpr": 0.21, "lightgcn": 1.23, "sasrec": 141.0}
 
 BENCHES = {name[len("bench_"):]: fn for name, fn in sorted(globals().items())
            if name.startswith("bench_") and callable(fn)}
@@ -162,7 +181,8 @@ def main() -> None:
 
     print(f"torch threads {args.threads or torch.get_num_threads()}; timing {args.epochs} epochs, "
           f"best of {args.repeat}")
-    header = f"{'model':10s} {'s/epoch':>9s} {'min s/ep':>9s} {'steps/s':>8s} {'eval s':>8s} {'valid ndcg':>10s}"
+    header = (f"{'model':10s} {'s/epoch':>9s} {'min s/ep':>9s} {'steps/s':>8s} {'eval s':>8s} {'valid ndcg':>10s}"
+              f" {'RecBole s/ep':>12s} {'speed-up':>8s}")
     rows = []
     for model in args.models or list(BENCHES):
         runs = []
@@ -173,8 +193,10 @@ def main() -> None:
         res = {**best, "valid_ndcg": runs[0]["valid_ndcg"]}
         extra = {k: v for k, v in res.items() if k not in ("seconds_per_epoch", "min_seconds_per_epoch",
                                                            "steps_per_second", "eval_seconds", "valid_ndcg")}
+        ref = RECBOLE_SECONDS_PER_EPOCH.get(model, np.nan)
         rows.append(f"{model:10s} {res['seconds_per_epoch']:9.4f} {res.get('min_seconds_per_epoch', np.nan):9.4f} "
                     f"{res['steps_per_second']:8.1f} {res['eval_seconds']:8.4f} {res['valid_ndcg']:10.4f}"
+                    f" {ref:12.2f} {ref / res['seconds_per_epoch']:8.1f}"
                     + (f"  {extra}" if extra else ""))
         print(rows[-1], flush=True)
     print(header)

@@ -138,6 +138,24 @@ def test_eval_every_validates_on_schedule_and_at_the_last_epoch(world):
     assert validated == [1, 3, 4]
 
 
+def test_each_validation_writes_one_progress_line_with_the_running_best(world, caplog):
+    """Batch jobs run without a progress bar: run.log must still show each validation and the best so far."""
+    import logging
+    import re
+
+    ds, split = world
+    ctx = fit_context(ds, split)
+    scores = iter([0.2, 0.5, 0.3, 0.4])
+    ctx.validate = lambda score_fn: {"ndcg@10": next(scores)}
+    with caplog.at_level(logging.INFO, logger="benchmark.training"):
+        fit_lightning(_net(split), ctx, _batches(split), max_epochs=4, patience=10)
+    lines = [r.getMessage() for r in caplog.records if r.name == "benchmark.training"]
+    parsed = [re.search(r"epoch (\d+): .*val/ndcg@10 ([\d.]+) \(best ([\d.]+)\)", m) for m in lines]
+    assert all(parsed) and len(parsed) == 4, lines
+    assert [(int(m[1]), float(m[2]), float(m[3])) for m in parsed] == [
+        (0, 0.2, 0.2), (1, 0.5, 0.5), (2, 0.3, 0.5), (3, 0.4, 0.5)]
+
+
 def test_patience_counts_evaluations_not_epochs(world):
     """With a validator that never improves, training stops after 1 + patience evaluations."""
     ds, split = world
