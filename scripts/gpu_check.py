@@ -6,6 +6,7 @@ here so both devices train the same number of epochs). CI never runs this; run i
 
     python scripts/gpu_check.py                      # lightgcn and sasrec, 3 epochs, seed 0
     python scripts/gpu_check.py --models bpr --epochs 5 --tol 0.02
+    python scripts/gpu_check.py --against cpu        # dry run of the comparison on a machine without a GPU
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tol", type=float, default=0.01, help="max |CPU - GPU| for each test metric at k=10")
     ap.add_argument("--dataset", default="ml-100k")
+    ap.add_argument("--against", default="gpu", help="trainer config compared with trainer=cpu (gpu, ddp, cpu)")
     args = ap.parse_args(argv)
     import torch
 
-    if not torch.cuda.is_available():
+    if args.against != "cpu" and not torch.cuda.is_available():
         print("no CUDA device visible: nothing to compare (this script needs a GPU)")
         return 2
-    print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}")
+    if torch.cuda.is_available():
+        print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}")
     ok = True
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"model.max_epochs={args.epochs}", f"model.patience={args.epochs + 1}", "logger=none",
                       "trainer.enable_progress_bar=false"]
             res = {}
-            for device in ("cpu", "gpu"):
-                res[device] = run_once([*common, f"trainer={device}"], Path(tmp) / f"{model}-{device}")
-            cpu, gpu = res["cpu"], res["gpu"]
+            for i, device in enumerate(("cpu", args.against)):
+                res[i] = run_once([*common, f"trainer={device}"], Path(tmp) / f"{model}-{i}-{device}")
+            cpu, gpu = res[0], res[1]
             diffs = {k: abs(cpu["metrics"][k] - gpu["metrics"][k]) for k in cpu["metrics"] if k.endswith("@10")}
             worst = max(diffs, key=diffs.get)
             same = diffs[worst] <= args.tol
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             spe_c, spe_g = cpu["timing"]["seconds_per_epoch"], gpu["timing"]["seconds_per_epoch"]
             rows.append((model, spe_c, spe_g, spe_c / spe_g if spe_g else float("nan"),
                          cpu["metrics"]["ndcg@10"], gpu["metrics"]["ndcg@10"], worst, diffs[worst], same))
-    print(f"\n{'model':<10} {'cpu s/ep':>9} {'gpu s/ep':>9} {'speed-up':>8} {'ndcg@10 cpu':>12} {'gpu':>8}  "
+    b = args.against
+    print(f"\n{'model':<10} {'cpu s/ep':>9} {b + ' s/ep':>9} {'speed-up':>8} {'ndcg@10 cpu':>12} {b:>8}  "
           "largest |diff| at k=10")
     for m, c, g, sp, nc, ng, w, d, same in rows:
         print(f"{m:<10} {c:>9.4f} {g:>9.4f} {sp:>7.1f}x {nc:>12.4f} {ng:>8.4f}  {w}={d:.4g} "
