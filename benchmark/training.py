@@ -14,6 +14,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,23 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     # under DDP, rank 0 validates and broadcasts, so every rank logs the same value: no sync needed
     warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\(.*sync_dist=True.*")
+
+
+@contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` torch and numba threads, then restore the process's counts (None: leave them),
+    so that in a sweep running several jobs in one process no job inherits another model's setting."""
+    if not n:
+        yield
+        return
+    prev_torch, prev_numba = torch.get_num_threads(), nb.get_num_threads()
+    torch.set_num_threads(int(n))
+    nb.set_num_threads(max(1, min(int(n), nb.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev_torch)
+        nb.set_num_threads(prev_numba)
 
 
 def seed_everything(seed: int) -> None:

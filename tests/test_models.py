@@ -193,6 +193,24 @@ def bpr_fit(world):
     return _fit(BPR(**BPR_FAST), world, seed=0)
 
 
+def test_a_models_thread_count_does_not_outlive_its_fit(world):
+    """Sweeps run several jobs in one process: num_threads applies during fit only."""
+    import torch
+
+    from plugins.models.bpr import BPR
+
+    before = torch.get_num_threads()
+    target = 1 if before > 1 else 2
+    seen = []
+    ds, split = world
+    ctx = fit_context(ds, split)
+    inner = ctx.validate
+    ctx.validate = lambda fn: (seen.append(torch.get_num_threads()), inner(fn))[1]
+    BPR(**{**BPR_FAST, "max_epochs": 2, "num_threads": target}).fit(ctx)
+    assert seen and set(seen) == {target}
+    assert torch.get_num_threads() == before
+
+
 def test_bpr_beats_pop(world, bpr_fit, pop_ndcg):
     model, _ = bpr_fit
     assert heldout_ndcg(model, world[1]) > pop_ndcg + 0.05
@@ -260,8 +278,9 @@ def test_bpr_sparse_adam_also_learns(world, pop_ndcg):
     assert heldout_ndcg(model, world[1]) > pop_ndcg + 0.05
 
 
-@pytest.mark.parametrize("name", ["random", "pop", "itemknn", "bpr"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "model").glob("*.yaml")))
 def test_model_configs_build_and_match_constructor_defaults(name):
+    """The YAML (what `recux` runs) and the constructor (what Python users build) carry the same defaults."""
     import inspect
 
     from omegaconf import OmegaConf
@@ -271,5 +290,6 @@ def test_model_configs_build_and_match_constructor_defaults(name):
     assert cfg.pop("name") == name
     info = registry.get("model", name)
     info.build(cfg)  # every key is a constructor parameter
-    defaults = {k: p.default for k, p in inspect.signature(info.obj).parameters.items()}
+    defaults = {k: list(p.default) if isinstance(p.default, tuple) else p.default  # YAML has no tuples
+                for k, p in inspect.signature(info.obj).parameters.items()}
     assert cfg == {k: defaults[k] for k in cfg}

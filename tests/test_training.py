@@ -156,6 +156,22 @@ def test_each_validation_writes_one_progress_line_with_the_running_best(world, c
         (0, 0.2, 0.2), (1, 0.5, 0.5), (2, 0.3, 0.5), (3, 0.4, 0.5)]
 
 
+def test_threads_sets_and_restores_counts_even_on_error():
+    import numba
+
+    from benchmark.training import threads
+
+    t0, n0 = torch.get_num_threads(), numba.get_num_threads()
+    with threads(1):
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
+    assert (torch.get_num_threads(), numba.get_num_threads()) == (t0, n0)
+    with pytest.raises(RuntimeError), threads(1):
+        raise RuntimeError("boom")
+    assert (torch.get_num_threads(), numba.get_num_threads()) == (t0, n0)
+    with threads(None):
+        assert torch.get_num_threads() == t0
+
+
 def test_patience_counts_evaluations_not_epochs(world):
     """With a validator that never improves, training stops after 1 + patience evaluations."""
     ds, split = world

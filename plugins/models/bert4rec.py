@@ -30,28 +30,29 @@ class BERT4Rec(SequentialRecommender):
         hidden_size: int = 64,
         inner_size: int = 256,
         n_layers: int = 2,
-        n_heads: int = 2,
+        n_heads: int = 4,
         dropout: float = 0.2,
         attn_dropout: float = 0.2,
-        mask_prob: float = 0.2,
+        mask_prob: float = 0.4,
         last_item_prob: float = 0.0,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: str = "constant",
         batch_size: int = 128,
-        max_epochs: int = 200,
-        patience: int = 10,
+        max_epochs: int = 300,
+        patience: int = 30,
         eval_every: int = 1,
         window_stride: int | None = None,
         init_std: float = 0.02,
-        num_threads: int | None = None,
+        num_threads: int | None = 1,
     ) -> None:
         """max_len: tokens the model reads, the appended [MASK] included (so max_len - 1 recent items when
         scoring). mask_prob: chance each training item is masked (a row with none drawn masks its last
         item). last_item_prob: chance a training row masks only its last item instead (the original's
         "force last" instances: next-item prediction from the left context, as when scoring).
         window_stride: training windows of max_len items step back this many items through long histories
-        (null: max_len - 1). num_threads: torch.set_num_threads for the process (None: leave it)."""
+        (null: max_len - 1). num_threads: torch threads while fitting (restored after; None: leave them). 1 is fastest
+        for these small batches on CPU: 2.09 s/epoch against 2.29 with 2 threads on a quiet 2-core machine."""
         if not 0.0 < float(mask_prob) <= 1.0:
             raise ConfigError(f"bert4rec: mask_prob must lie in (0, 1], got {mask_prob}")
         if not 0.0 <= float(last_item_prob) <= 1.0:

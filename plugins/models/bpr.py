@@ -67,13 +67,16 @@ class BPR(Recommender):
                       h["init_std"], h["sparse"], finetune)
 
     def fit(self, ctx: FitContext) -> None:
-        import torch
+        from benchmark.training import threads
+
+        with threads(self.hparams["num_threads"]):  # restored afterwards: no leak into later jobs
+            self._fit(ctx)
+
+    def _fit(self, ctx: FitContext) -> None:
 
         from benchmark.training import PairBatches, fit_lightning, seed_everything
 
         h = self.hparams
-        if h["num_threads"]:
-            torch.set_num_threads(int(h["num_threads"]))
         train = ctx.split.train
         self.n_users, self.n_items = train.n_users, train.n_items
         seed_everything(ctx.seed)

