@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from benchmark.data import Interactions
 from benchmark.errors import ConfigError
-from benchmark.splitting import GlobalTemporalSplit, LeaveLastOut, RandomSplit, TemporalSplit
+from benchmark.splitting import GlobalTemporalSplit, LeaveLastOut, RandomSplit, TemporalSplit, tie_key
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "split"
 
@@ -88,8 +88,10 @@ def test_ratio_splits(inter, ratios, seed, temporal):
     check_partition(inter, split)
     train, valid, test = (by_user(inter, rows_of(p)) for p in (split.train, split.valid, split.test))
 
-    def key(r):  # the documented tie order
-        return (inter.timestamp[r], inter.item[r], r)
+    ties = tie_key(inter.user, inter.item, seed)
+
+    def key(r):  # the documented order: time, then the seeded tie key, then row position
+        return (inter.timestamp[r], ties[r], r)
 
     for u, n in enumerate(np.bincount(inter.user, minlength=inter.n_users).tolist()):
         sizes = (len(train[u]), len(valid[u]), len(test[u]))
@@ -113,7 +115,8 @@ def test_leave_last_out_picks_the_last(inter, seed):
     test, valid = by_user(inter, rows_of(split.test)), by_user(inter, rows_of(split.valid))
     for u in range(inter.n_users):
         rows = [r for r in range(len(inter)) if inter.user[r] == u]
-        rows.sort(key=lambda r: (inter.timestamp[r], inter.item[r], r))
+        ties = tie_key(inter.user, inter.item, seed)
+        rows.sort(key=lambda r: (inter.timestamp[r], ties[r], r))
         if len(rows) >= 3:
             assert test[u] == [rows[-1]] and valid[u] == [rows[-2]]
         else:
@@ -244,3 +247,72 @@ def test_wide_timestamps_use_the_same_order():
     for pa, pb in ((a.train, b.train), (a.valid, b.valid), (a.test, b.test)):
         assert rows_of(pa) == rows_of(pb)
     assert len(b.test) > 0
+
+
+# ---------------------------------------------------------------- timestamp ties
+
+
+def _triples(inter: Interactions, part: Interactions) -> list[tuple[int, int, int]]:
+    return sorted(zip(part.user.tolist(), part.item.tolist(), part.timestamp.tolist(), strict=True))
+
+
+@settings(max_examples=100, deadline=None)
+@given(inter=interactions(), seed=st.integers(0, 1000), data=st.data())
+def test_time_splits_do_not_depend_on_how_rows_are_stored(inter, seed, data):
+    from benchmark.sequences import chronological
+
+    perm = np.asarray(data.draw(st.permutations(range(len(inter)))), dtype=np.int64)
+    shuffled = make_inter(inter.user[perm], inter.item[perm], inter.timestamp[perm], inter.n_users, inter.n_items)
+    for splitter in (LeaveLastOut(), TemporalSplit((0.6, 0.2, 0.2)), GlobalTemporalSplit(0.6, 0.8)):
+        a, b = splitter.split(inter, seed=seed), splitter.split(shuffled, seed=seed)
+        for pa, pb in zip((a.train, a.valid, a.test), (b.train, b.valid, b.test), strict=True):
+            assert _triples(inter, pa) == _triples(shuffled, pb)
+            # and the sequences a sequential model trains on, same-second items included
+            np.testing.assert_array_equal(chronological(pa)[0], chronological(pb)[0])
+
+
+def _all_tied_world(n_users=3000, per_user=10, n_items=200, seed=0) -> Interactions:
+    rng = np.random.default_rng(seed)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
+    users = np.repeat(np.arange(n_users), per_user)
+    return make_inter(users, items, np.zeros(len(users), dtype=np.int64), n_users, n_items)
+
+
+def test_tied_held_out_items_are_drawn_without_favouring_item_codes():
+    """Every row at one timestamp: the test item's rank by code among its user's items must be uniform
+    (breaking ties by code would always hold out the highest code)."""
+    inter = _all_tied_world()
+    split = LeaveLastOut().split(inter, seed=0)
+    per_user = inter.item.reshape(-1, 10)
+    test_item = np.empty(inter.n_users, dtype=np.int64)
+    test_item[split.test.user] = split.test.item
+    rank = (per_user < test_item[:, None]).sum(axis=1)  # 0..9 by code within the user
+    counts = np.bincount(rank, minlength=10)
+    expected = inter.n_users / 10  # 300 each; binomial sd ~16
+    assert np.all(np.abs(counts - expected) < 6 * np.sqrt(expected * 0.9)), counts
+
+
+def test_the_seed_changes_only_tied_choices():
+    inter = _all_tied_world(n_users=200)
+    tests = [set(zip(*(LeaveLastOut().split(inter, seed=s).test.__getattribute__(f).tolist()
+                       for f in ("user", "item")), strict=True)) for s in (0, 1)]
+    assert tests[0] != tests[1]  # ties: another seed holds out other items
+    distinct = make_inter(inter.user, inter.item, np.arange(len(inter)), inter.n_users, inter.n_items)
+    a, b = (LeaveLastOut().split(distinct, seed=s) for s in (0, 1))
+    assert _triples(distinct, a.test) == _triples(distinct, b.test)
+    assert _triples(distinct, a.valid) == _triples(distinct, b.valid)
+
+
+@settings(max_examples=100, deadline=None)
+@given(inter=interactions(), seed=st.integers(0, 1000))
+def test_sequences_built_from_the_split_end_with_the_held_out_items(inter, seed):
+    """Sequential models order each user's items with a stable sort by time; the split's rows must come in
+    its tie order, so train + valid ends with the valid item and train + valid + test with the test item."""
+    from benchmark.pipeline import _concat
+    from benchmark.sequences import last_items
+
+    split = LeaveLastOut().split(inter, seed=seed)
+    upto_valid = last_items(_concat(split.train, split.valid), 1)[:, -1]
+    upto_test = last_items(_concat(_concat(split.train, split.valid), split.test), 1)[:, -1]
+    for part, last in ((split.valid, upto_valid), (split.test, upto_test)):
+        np.testing.assert_array_equal(last[part.user], part.item + 1)  # tokens are item code + 1
