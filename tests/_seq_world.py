@@ -64,3 +64,9 @@ def loo_test_ndcg(model, split: Split) -> float:
     test = split.test.csr()
     users = np.flatnonzero(np.diff(test.indptr))
     return Validator(users, seen, test, k=10)(model.score)["ndcg@10"]
+
+
+def warm_up_validation(ds: Dataset, split: Split) -> None:
+    """The first numba-parallel validation in a process changes MKL's threading, so a fit that contains it
+    differs from later same-seed fits by ~1e-5 (fresh processes always agree): run one before fitting."""
+    seq_context(ds, split).validate(lambda users: np.zeros((len(users), split.n_items), np.float32))

@@ -1,19 +1,13 @@
 """scripts/gpu_check.py: its comparison runs end to end without a GPU (trainer=cpu against itself)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+from tests._scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("gpu_check")
 
 
 def test_same_seed_cpu_runs_agree_and_a_negative_tolerance_flags_them(gpu_check, capsys, monkeypatch, tmp_path):

@@ -13,7 +13,13 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _seq_world import loo_test_ndcg, make_seq_world, seq_context, train_plus_valid  # noqa: E402
+from _seq_world import (  # noqa: E402
+    loo_test_ndcg,
+    make_seq_world,
+    seq_context,
+    train_plus_valid,
+    warm_up_validation,
+)
 
 from benchmark import registry  # noqa: E402
 from benchmark.errors import ConfigError  # noqa: E402
@@ -33,9 +39,7 @@ def world():
 @pytest.fixture(scope="module")
 def fitted(world):
     ds, split = world
-    # Warm-up: the first numba-parallel validation in a process changes MKL's threading, so a fit that
-    # contains it differs from later same-seed fits by ~1e-5 (fresh processes always agree).
-    seq_context(ds, split).validate(lambda users: np.zeros((len(users), split.n_items), np.float32))
+    warm_up_validation(ds, split)
     model = BERT4Rec(**FAST)
     model.fit(seq_context(ds, split, seed=0))
     return model

@@ -4,18 +4,17 @@ history, score from each user's latest items (train during validation; train + v
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmark.data import Interactions
 from benchmark.errors import ConfigError
-from benchmark.model import FitContext, Recommender
+from benchmark.lightning_model import LightningRecommender
 from benchmark.sequences import windows
 
 
-class SequentialRecommender(Recommender):
+class SequentialRecommender(LightningRecommender):
     """Base of the transformer sequence models; subclasses set the network, the training window width,
     the batch transform and how a user's scoring row is laid out."""
 
@@ -43,8 +42,6 @@ class SequentialRecommender(Recommender):
         if h.get("window_stride") is not None and int(h["window_stride"]) < 1:
             raise ConfigError(f"{self.name}: window_stride must be >= 1 or null (no overlap)")
         self.hparams: dict[str, Any] = dict(h)
-        self.net: Any = None
-        self.summary: Any = None
 
     # -- subclass hooks
     def _net_class(self) -> Any:
@@ -87,30 +84,15 @@ class SequentialRecommender(Recommender):
         rows, _ = windows(train, width, stride=int(stride), min_items=self.min_items)
         return rows
 
-    def fit(self, ctx: FitContext) -> None:
-        from benchmark.training import threads
-
-        with threads(self.hparams["num_threads"]):  # restored afterwards: no leak into later jobs
-            self._fit(ctx)
-
-    def _fit(self, ctx: FitContext) -> None:
+    def _batches(self, net: Any, train: Interactions, seed: int) -> Any:
         import torch
 
         from benchmark.sequences import SequenceBatches
-        from benchmark.training import fit_lightning, seed_everything
 
-        h = self.hparams
-        train = ctx.split.train
-        self.n_users, self.n_items = train.n_users, train.n_items
-        seed_everything(ctx.seed)
-        net = ctx.finetune.prepare(self._build_net(ctx.finetune), ctx)
         net.num_threads = torch.get_num_threads()  # re-applied each epoch (validation's numba resets it)
         net.set_sequences(self.scoring_rows(train))  # validation: the training sequence only
-        batches = SequenceBatches(self.training_rows(train), batch_size=h["batch_size"], seed=ctx.seed,
-                                  transform=self._transform())
-        self.summary = fit_lightning(net, ctx, batches, max_epochs=h["max_epochs"], patience=h["patience"],
-                                     score_fn=net.score, eval_every=h["eval_every"])
-        self.net = net.eval()
+        return SequenceBatches(self.training_rows(train), batch_size=self.hparams["batch_size"], seed=seed,
+                               transform=self._transform())
 
     def condition_on(self, history: Interactions) -> None:
         """Score from ``history`` from now on (the runner passes train + valid before test ranking)."""
@@ -123,36 +105,9 @@ class SequentialRecommender(Recommender):
             )
         self.net.set_sequences(self.scoring_rows(history))
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        if self.net is None:
-            raise RuntimeError(f"{type(self).__name__}.score called before fit or load")
-        return self.net.score(users)
+    def _extra_state(self) -> dict[str, Any]:
+        """The scoring sequences (train, or train + valid after ``condition_on``)."""
+        return {"seqs": self.net.seqs.detach().cpu()}
 
-    def save(self, path: str | Path) -> None:
-        """A torch file: format tag, class, hyper-parameters, sizes, weights and the scoring sequences."""
-        import torch
-
-        if self.net is None:
-            raise RuntimeError(f"{type(self).__name__}.save called before fit")
-        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        torch.save({"format": self.FORMAT, "model": type(self).__name__, "hparams": self.hparams,
-                    "n_users": self.n_users, "n_items": self.n_items, "state_dict": state,
-                    "seqs": self.net.seqs.detach().cpu()}, path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> SequentialRecommender:
-        import torch
-
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        ok = isinstance(blob, dict) and blob.get("format") == cls.FORMAT and blob.get("model") == cls.__name__
-        if not ok:
-            raise ConfigError(f"{path} is not a saved {cls.__name__} model (expected format {cls.FORMAT}); "
-                              f"save it with {cls.__name__}.save")
-        model = cls(**blob["hparams"])
-        model.n_users, model.n_items = int(blob["n_users"]), int(blob["n_items"])
-        net = model._build_net()
-        net.load_state_dict(blob["state_dict"])
+    def _restore_net(self, net: Any, blob: dict[str, Any]) -> None:
         net.set_sequences(blob["seqs"])
-        model.net = net.eval()
-        return model
-

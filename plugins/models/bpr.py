@@ -3,21 +3,19 @@ stopping on validation NDCG. The torch network lives in ``_bpr_net`` and is impo
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from benchmark.data import Interactions
 from benchmark.errors import ConfigError
-from benchmark.model import FitContext, Recommender
+from benchmark.lightning_model import LightningRecommender
 from benchmark.registry import register
-
-_FORMAT = "recux-bpr/1"
 
 
 @register("model", "bpr", training="lightning")
-class BPR(Recommender):
+class BPR(LightningRecommender):
     """BPR-MF: dot-product user/item embeddings learnt from (user, positive, sampled negative) triples."""
+
+    FORMAT = "recux-bpr/1"
 
     def __init__(
         self,
@@ -39,7 +37,7 @@ class BPR(Recommender):
 
         reg: L2 weight on the batch's embeddings (sum of squares / batch size); weight_decay: Adam's
         decay of every parameter (dense only). sparse: sparse gradients + SparseAdam (pays off for large
-        catalogues). num_threads: torch.set_num_threads for the process (None keeps torch's default).
+        catalogues). num_threads: torch and numba threads while fitting (None: leave them).
         """
         if embedding_dim < 1 or batch_size < 1 or max_epochs < 1 or num_negatives < 1 or eval_every < 1:
             raise ConfigError(
@@ -56,8 +54,6 @@ class BPR(Recommender):
             exclude_positives=bool(exclude_positives),
             init_std=float(init_std), sparse=bool(sparse), num_threads=num_threads,
         )
-        self.net: Any = None
-        self.summary: Any = None
 
     def _build_net(self, finetune: Any = None) -> Any:
         from plugins.models._bpr_net import BPRNet
@@ -66,55 +62,9 @@ class BPR(Recommender):
         return BPRNet(self.n_users, self.n_items, h["embedding_dim"], h["lr"], h["reg"], h["weight_decay"],
                       h["init_std"], h["sparse"], finetune)
 
-    def fit(self, ctx: FitContext) -> None:
-        from benchmark.training import threads
-
-        with threads(self.hparams["num_threads"]):  # restored afterwards: no leak into later jobs
-            self._fit(ctx)
-
-    def _fit(self, ctx: FitContext) -> None:
-
-        from benchmark.training import PairBatches, fit_lightning, seed_everything
+    def _batches(self, net: Any, train: Interactions, seed: int) -> Any:
+        from benchmark.training import PairBatches
 
         h = self.hparams
-        train = ctx.split.train
-        self.n_users, self.n_items = train.n_users, train.n_items
-        seed_everything(ctx.seed)
-        net = ctx.finetune.prepare(self._build_net(ctx.finetune), ctx)
-        batches = PairBatches(train.user, train.item, self.n_items, batch_size=h["batch_size"],
-                              num_negatives=h["num_negatives"], seed=ctx.seed,
-                              exclude_positives=h["exclude_positives"])
-        self.summary = fit_lightning(net, ctx, batches, max_epochs=h["max_epochs"], patience=h["patience"],
-                                     score_fn=net.score, eval_every=h["eval_every"])
-        self.net = net.eval()
-
-    def score(self, users: np.ndarray) -> np.ndarray:
-        if self.net is None:
-            raise RuntimeError("BPR.score called before fit or load")
-        return self.net.score(users)
-
-    def save(self, path: str | Path) -> None:
-        """A torch file with the format tag, hyper-parameters, code-space sizes and the state dict."""
-        import torch
-
-        if self.net is None:
-            raise RuntimeError("BPR.save called before fit")
-        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        torch.save({"format": _FORMAT, "hparams": self.hparams, "n_users": self.n_users,
-                    "n_items": self.n_items, "state_dict": state}, path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> BPR:
-        import torch
-
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-            raise ConfigError(
-                f"{path} is not a saved BPR model (expected format {_FORMAT}); save it with BPR.save"
-            )
-        model = cls(**blob["hparams"])
-        model.n_users, model.n_items = int(blob["n_users"]), int(blob["n_items"])
-        net = model._build_net()
-        net.load_state_dict(blob["state_dict"])
-        model.net = net.eval()
-        return model
+        return PairBatches(train.user, train.item, self.n_items, batch_size=h["batch_size"],
+                           num_negatives=h["num_negatives"], seed=seed, exclude_positives=h["exclude_positives"])

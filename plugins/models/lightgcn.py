@@ -4,17 +4,15 @@ The torch network lives in ``_lightgcn_net`` and is imported only when used."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from benchmark.data import Interactions
 from benchmark.errors import ConfigError
-from benchmark.model import FitContext, Recommender
+from benchmark.lightning_model import LightningRecommender
 from benchmark.registry import register
-
-_FORMAT = "recux-lightgcn/1"
 
 
 def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
@@ -39,8 +37,10 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
 
 
 @register("model", "lightgcn", training="lightning")
-class LightGCN(Recommender):
+class LightGCN(LightningRecommender):
     """LightGCN: BPR-trained ego embeddings; scores use their mean over 0..n_layers graph propagations."""
+
+    FORMAT = "recux-lightgcn/1"
 
     def __init__(
         self,
@@ -60,7 +60,7 @@ class LightGCN(Recommender):
         """Defaults were tuned on ML-100K validation NDCG@10 (per-user random 80/10/10, 3 split seeds).
 
         reg: L2 weight on the batch's ego embeddings (reg * sum of squares / (2 * batch size), as in the
-        paper's code). num_threads: torch.set_num_threads for the process (None keeps torch's default).
+        paper's code). num_threads: torch and numba threads while fitting (None: leave them).
         """
         if (embedding_dim < 1 or n_layers < 0 or batch_size < 1 or max_epochs < 1 or num_negatives < 1
                 or eval_every < 1):
@@ -74,8 +74,6 @@ class LightGCN(Recommender):
             num_negatives=int(num_negatives), eval_every=int(eval_every),
             exclude_positives=bool(exclude_positives), init_std=float(init_std), num_threads=num_threads,
         )
-        self.net: Any = None
-        self.summary: Any = None
         self._edges: tuple[np.ndarray, np.ndarray] | None = None  # training pairs: the graph
 
     def _build_net(self, finetune: Any = None) -> Any:
@@ -87,60 +85,22 @@ class LightGCN(Recommender):
         return LightGCNNet(adj, self.n_users, self.n_items, h["embedding_dim"], h["n_layers"], h["lr"],
                            h["reg"], h["init_std"], finetune)
 
-    def fit(self, ctx: FitContext) -> None:
-        from benchmark.training import threads
+    def _remember(self, train: Interactions) -> None:
+        self._edges = (np.asarray(train.user, dtype=np.int32), np.asarray(train.item, dtype=np.int32))
 
-        with threads(self.hparams["num_threads"]):  # restored afterwards: no leak into later jobs
-            self._fit(ctx)
-
-    def _fit(self, ctx: FitContext) -> None:
-
-        from benchmark.training import PairBatches, fit_lightning, seed_everything
+    def _batches(self, net: Any, train: Interactions, seed: int) -> Any:
+        from benchmark.training import PairBatches
 
         h = self.hparams
-        train = ctx.split.train
-        self.n_users, self.n_items = train.n_users, train.n_items
-        self._edges = (np.asarray(train.user, dtype=np.int32), np.asarray(train.item, dtype=np.int32))
-        seed_everything(ctx.seed)
-        net = ctx.finetune.prepare(self._build_net(ctx.finetune), ctx)
-        batches = PairBatches(train.user, train.item, self.n_items, batch_size=h["batch_size"],
-                              num_negatives=h["num_negatives"], seed=ctx.seed,
-                              exclude_positives=h["exclude_positives"])
-        self.summary = fit_lightning(net, ctx, batches, max_epochs=h["max_epochs"], patience=h["patience"],
-                                     score_fn=net.score, eval_every=h["eval_every"])
-        self.net = net.eval()
+        return PairBatches(train.user, train.item, self.n_items, batch_size=h["batch_size"],
+                           num_negatives=h["num_negatives"], seed=seed, exclude_positives=h["exclude_positives"])
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        if self.net is None:
-            raise RuntimeError("LightGCN.score called before fit or load")
-        return self.net.score(users)
-
-    def save(self, path: str | Path) -> None:
-        """A torch file with the format tag, hyper-parameters, code-space sizes, the training graph's edges
-        (needed to propagate) and the state dict."""
+    def _extra_state(self) -> dict[str, Any]:
+        """The training graph's edges: propagation needs them."""
         import torch
 
-        if self.net is None:
-            raise RuntimeError("LightGCN.save called before fit")
-        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
         users, items = self._edges
-        torch.save({"format": _FORMAT, "hparams": self.hparams, "n_users": self.n_users,
-                    "n_items": self.n_items, "edge_user": torch.from_numpy(users),
-                    "edge_item": torch.from_numpy(items), "state_dict": state}, path)
+        return {"edge_user": torch.from_numpy(users), "edge_item": torch.from_numpy(items)}
 
-    @classmethod
-    def load(cls, path: str | Path) -> LightGCN:
-        import torch
-
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-            raise ConfigError(
-                f"{path} is not a saved LightGCN model (expected format {_FORMAT}); save it with LightGCN.save"
-            )
-        model = cls(**blob["hparams"])
-        model.n_users, model.n_items = int(blob["n_users"]), int(blob["n_items"])
-        model._edges = (blob["edge_user"].numpy(), blob["edge_item"].numpy())
-        net = model._build_net()
-        net.load_state_dict(blob["state_dict"])
-        model.net = net.eval()
-        return model
+    def _restore_data(self, blob: dict[str, Any]) -> None:
+        self._edges = (blob["edge_user"].numpy(), blob["edge_item"].numpy())

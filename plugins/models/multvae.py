@@ -7,21 +7,19 @@ ignores ``condition_on``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from benchmark.data import Interactions
 from benchmark.errors import ConfigError
-from benchmark.model import FitContext, Recommender
+from benchmark.lightning_model import LightningRecommender
 from benchmark.registry import register
-
-_FORMAT = "recux-multvae/1"
 
 
 @register("model", "multvae", training="lightning")
-class MultVAE(Recommender):
+class MultVAE(LightningRecommender):
     """Multinomial VAE over item sets: encoder [n_items, *hidden_dims, 2 * latent_dim], mirrored decoder."""
+
+    FORMAT = "recux-multvae/1"
 
     def __init__(
         self,
@@ -40,7 +38,7 @@ class MultVAE(Recommender):
     ) -> None:
         """hidden_dims: encoder hidden widths (the decoder mirrors them); dropout: on the encoder input.
         beta (KL weight) rises linearly by 1/total_anneal_steps per optimiser step up to anneal_cap
-        (total_anneal_steps 0: beta = anneal_cap throughout). num_threads: torch.set_num_threads."""
+        (total_anneal_steps 0: beta = anneal_cap throughout). num_threads: torch and numba threads while fitting (None: leave them)."""
         hidden = [int(d) for d in (hidden_dims or [])]
         if latent_dim < 1 or batch_size < 1 or max_epochs < 1 or eval_every < 1 or any(d < 1 for d in hidden):
             raise ConfigError(
@@ -58,8 +56,6 @@ class MultVAE(Recommender):
             max_epochs=int(max_epochs), patience=int(patience), eval_every=int(eval_every),
             num_threads=num_threads,
         )
-        self.net: Any = None
-        self.summary: Any = None
 
     def _build_net(self, finetune: Any = None) -> Any:
         from plugins.models._multvae_net import MultVAENet
@@ -68,58 +64,17 @@ class MultVAE(Recommender):
         return MultVAENet(self.n_items, h["hidden_dims"], h["latent_dim"], h["dropout"], h["lr"],
                           h["weight_decay"], h["total_anneal_steps"], h["anneal_cap"], finetune)
 
-    def fit(self, ctx: FitContext) -> None:
-        from benchmark.training import threads
-
-        with threads(self.hparams["num_threads"]):  # restored afterwards: no leak into later jobs
-            self._fit(ctx)
-
-    def _fit(self, ctx: FitContext) -> None:
-
-        from benchmark.training import fit_lightning, seed_everything
+    def _batches(self, net: Any, train: Interactions, seed: int) -> Any:
         from plugins.models._multvae_net import UserRowBatches
 
-        h = self.hparams
-        train = ctx.split.train
-        self.n_users, self.n_items = train.n_users, train.n_items
         x = train.csr(binary=True)
-        seed_everything(ctx.seed)
-        net = ctx.finetune.prepare(self._build_net(ctx.finetune), ctx)
-        net.set_history(x.indptr, x.indices)
-        batches = UserRowBatches(x.indptr, x.indices, self.n_items, batch_size=h["batch_size"], seed=ctx.seed)
-        self.summary = fit_lightning(net, ctx, batches, max_epochs=h["max_epochs"], patience=h["patience"],
-                                     score_fn=net.score, eval_every=h["eval_every"])
-        self.net = net.eval()
+        net.set_history(x.indptr, x.indices)  # scoring encodes each user's training row
+        return UserRowBatches(x.indptr, x.indices, self.n_items, batch_size=self.hparams["batch_size"], seed=seed)
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        if self.net is None:
-            raise RuntimeError("MultVAE.score called before fit or load")
-        return self.net.score(users)
-
-    def save(self, path: str | Path) -> None:
-        """A torch file with the format tag, hyper-parameters, sizes, the state dict and the training rows."""
-        import torch
-
-        if self.net is None:
-            raise RuntimeError("MultVAE.save called before fit")
-        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+    def _extra_state(self) -> dict[str, Any]:
+        """The training rows: scoring encodes them."""
         indptr, indices = (t.cpu() for t in self.net.history)
-        torch.save({"format": _FORMAT, "hparams": self.hparams, "n_users": self.n_users,
-                    "n_items": self.n_items, "state_dict": state, "indptr": indptr, "indices": indices}, path)
+        return {"indptr": indptr, "indices": indices}
 
-    @classmethod
-    def load(cls, path: str | Path) -> MultVAE:
-        import torch
-
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-            raise ConfigError(
-                f"{path} is not a saved MultVAE model (expected format {_FORMAT}); save it with MultVAE.save"
-            )
-        model = cls(**blob["hparams"])
-        model.n_users, model.n_items = int(blob["n_users"]), int(blob["n_items"])
-        net = model._build_net()
-        net.load_state_dict(blob["state_dict"])
+    def _restore_net(self, net: Any, blob: dict[str, Any]) -> None:
         net.set_history(blob["indptr"].numpy(), blob["indices"].numpy())
-        model.net = net.eval()
-        return model
