@@ -21,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check benchmark plugins tests scripts
+	$(BIN)/ruff check benchmark plugins tests scripts hydra_plugins
 
 bench: install
 	$(BIN)/python scripts/bench_metrics.py

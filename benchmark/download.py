@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from benchmark.errors import DataError
+from recux.errors import DataError
 
 ENV_VAR = "RECUX_DATA"
 _CHUNK = 1 << 20

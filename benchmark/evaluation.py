@@ -18,10 +18,10 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from benchmark import registry
-from benchmark.errors import ConfigError, DataError, PluginError
-from benchmark.metric import EvalContext, Metric
-from benchmark.registry import PluginInfo
+from recux import registry
+from recux.errors import ConfigError, DataError, PluginError
+from recux.metric import EvalContext, Metric
+from recux.registry import PluginInfo
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
 # Same list as conf/metrics/default.yaml (a test keeps them in step).
@@ -57,7 +57,7 @@ def build_metrics(specs: Sequence[MetricSpec]) -> list[BuiltMetric]:
         if not isinstance(metric, Metric):
             raise PluginError(
                 f"metric '{info.name}' ({info.origin}) built a {type(metric).__name__}, not a "
-                "benchmark.metric.Metric; subclass Metric and implement compute(ctx)."
+                "recux.metric.Metric; subclass Metric and implement compute(ctx)."
             )
         if info.name in seen:
             raise ConfigError(f"metric '{info.name}' is listed twice; keep one entry (its values cover every k)")
@@ -150,7 +150,7 @@ def train_popularity(train: Any, n_items: int) -> tuple[np.ndarray, int]:
     Popularity of item i = number of distinct training users who interacted with it; training users = rows
     with at least one interaction.
     """
-    if hasattr(train, "csr") and callable(train.csr):  # benchmark.data.Interactions
+    if hasattr(train, "csr") and callable(train.csr):  # recux.data.Interactions
         train = train.csr()
     if not sp.issparse(train):
         raise ConfigError(f"train must be a users x items scipy sparse matrix, got {type(train).__name__}")
@@ -335,7 +335,7 @@ def evaluate_scores(
 ) -> EvalReport:
     """Rank a dense (n x n_items) score matrix (higher first; items of ``exclude`` row r masked for row r),
     keep the top ``k_max`` (default max(ks)) and evaluate them with ``evaluate_topk``."""
-    from benchmark.ranking import mask_rows, topk_from_scores
+    from recux.ranking import mask_rows, topk_from_scores
 
     arr = _to_numpy(scores)
     block = np.array(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)  # a copy: masked in place
@@ -384,8 +384,8 @@ class Validator:
         self.batch_size = int(batch_size)
 
     def __call__(self, score_fn: Any) -> dict[str, float]:
-        from benchmark.kernels.accuracy import accuracy_metrics
-        from benchmark.ranking import rank_topk
+        from recux.kernels.accuracy import accuracy_metrics
+        from recux.ranking import rank_topk
 
         topk, _ = rank_topk(score_fn, self.users, self.k, exclude=self.exclude, batch_size=self.batch_size)
         vals = accuracy_metrics(topk, self.gt_indptr, self.gt_indices, (self.k,))

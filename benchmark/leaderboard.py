@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.significance import PairedTest, holm, paired_compare
+from recux.significance import PairedTest, holm, paired_compare
 
 log = logging.getLogger("recux.leaderboard")
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
-from benchmark.model import FitContext, Recommender
+from recux.data import Interactions
+from recux.errors import ConfigError
+from recux.model import FitContext, Recommender
 
 
 class LightningRecommender(Recommender):
@@ -47,7 +47,7 @@ class LightningRecommender(Recommender):
 
     # -- shared
     def fit(self, ctx: FitContext) -> None:
-        from benchmark.training import fit_lightning, seed_everything, threads
+        from recux.training import fit_lightning, seed_everything, threads
 
         h = self.hparams
         with threads(h["num_threads"]):  # restored afterwards: no leak into later jobs of the process

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark.data import Dataset, Interactions, Split
+from recux.data import Dataset, Interactions, Split
 
 if TYPE_CHECKING:
-    from benchmark.finetune import FineTuneStrategy
+    from recux.finetune import FineTuneStrategy
 
 
 @dataclass

@@ -19,13 +19,13 @@ import polars as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import registry
-from benchmark.data import Dataset, Interactions, Split
-from benchmark.errors import ConfigError
-from benchmark.model import FitContext
-from benchmark.ranking import rank_topk
-from benchmark.results import RunArtifacts, config_hash, library_versions
-from benchmark.tracking import make_tracker
+from recux import registry
+from recux.data import Dataset, Interactions, Split
+from recux.errors import ConfigError
+from recux.model import FitContext
+from recux.ranking import rank_topk
+from recux.results import RunArtifacts, config_hash, library_versions
+from recux.tracking import make_tracker
 
 log = logging.getLogger("recux")
 
@@ -105,7 +105,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | 
     ks = tuple(int(k) for k in resolved["metrics"]["ks"])
     if not ks or min(ks) < 1:
         raise ConfigError(f"metrics.ks={list(ks)} must be a non-empty list of positive cut-offs, e.g. [5,10,20]")
-    from benchmark.evaluation import Validator, build_metrics, evaluate_topk
+    from recux.evaluation import Validator, build_metrics, evaluate_topk
 
     metrics = build_metrics(metric_specs)
 

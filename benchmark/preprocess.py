@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import Dataset, Interactions
-from benchmark.errors import ConfigError, DataError
+from recux.data import Dataset, Interactions
+from recux.errors import ConfigError, DataError
 
 DUPLICATES = ("keep_last", "keep_first", "keep_all", "error")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from benchmark.errors import ConfigError, PluginError
+from recux.errors import ConfigError, PluginError
 
 ENTRY_POINT_GROUP = "recux.plugins"
 KINDS = ("dataset", "model", "finetune", "metric")

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
+from recux.data import Interactions
+from recux.errors import ConfigError
 
 PAD = 0
 

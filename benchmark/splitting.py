@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import Interactions, Split
-from benchmark.errors import ConfigError
+from recux.data import Interactions, Split
+from recux.errors import ConfigError
 
 _EPS = 1e-9
 

@@ -85,7 +85,7 @@ def make_tracker(logger_cfg: Mapping[str, Any] | None, run_dir: Path, config: Ma
     if not logger_cfg or logger_cfg.get("name", "none") == "none":
         return Tracker()
     if logger_cfg["name"] != "wandb":
-        from benchmark.errors import ConfigError
+        from recux.errors import ConfigError
 
         raise ConfigError(f"unknown logger '{logger_cfg['name']}'; use logger=wandb or logger=none")
     params = {k: v for k, v in logger_cfg.items() if k in ("project", "mode", "entity", "job_type")}

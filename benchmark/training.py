@@ -26,8 +26,8 @@ import scipy.sparse as sp
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
-from benchmark.errors import ConfigError
-from benchmark.model import FitContext
+from recux.errors import ConfigError
+from recux.model import FitContext
 
 _log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from benchmark import registry
-from benchmark.preprocess import Preprocess
-from benchmark.splitting import GlobalTemporalSplit, LeaveLastOut, RandomSplit, TemporalSplit
+from recux import registry
+from recux.preprocess import Preprocess
+from recux.splitting import GlobalTemporalSplit, LeaveLastOut, RandomSplit, TemporalSplit
 
 
 def best_ms(fn, repeat: int = 10) -> float:

@@ -75,7 +75,7 @@ def current_rss_mb() -> float:
 
 
 def bench_recux(topk, indptr, indices, k) -> dict:
-    from benchmark.kernels.accuracy import accuracy_metrics
+    from recux.kernels.accuracy import accuracy_metrics
 
     small = make_data(200, k, seed=1)
     accuracy_metrics(*small, [k])  # JIT warm-up (or cache load)
@@ -144,7 +144,7 @@ def bench_validator() -> float:
     """Seconds per Validator call at ML-100K size (943 users x 1682 items, ~6% training density, k=10)."""
     import scipy.sparse as sp
 
-    from benchmark.evaluation import Validator
+    from recux.evaluation import Validator
 
     rng = np.random.default_rng(0)
     n_users, n_items = 943, 1682

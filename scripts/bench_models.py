@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_training import load_split, make_ctx  # noqa: E402
 
-from benchmark import registry  # noqa: E402
-from benchmark.data import Dataset, Split  # noqa: E402
+from recux import registry  # noqa: E402
+from recux.data import Dataset, Split  # noqa: E402
 
 
 @dataclass
@@ -140,7 +140,7 @@ def _loo(data: BenchData) -> BenchData:
     """The same data split leave-last-one-out by time (split=loo), which sequential models require."""
     from dataclasses import replace
 
-    from benchmark.splitting import LeaveLastOut
+    from recux.splitting import LeaveLastOut
 
     return replace(data, split=LeaveLastOut().split(data.ds.interactions, seed=data.seed),
                    name=f"{data.name} loo")

@@ -19,16 +19,16 @@ import time
 
 import numpy as np
 
-from benchmark import registry
-from benchmark.data import Dataset, Interactions, Split
-from benchmark.evaluation import Validator
-from benchmark.model import FitContext
+from recux import registry
+from recux.data import Dataset, Interactions, Split
+from recux.evaluation import Validator
+from recux.model import FitContext
 
 
 def load_split(seed: int) -> tuple[Dataset, Split, str]:
     try:
-        from benchmark.preprocess import Preprocess
-        from benchmark.splitting import RandomSplit
+        from recux.preprocess import Preprocess
+        from recux.splitting import RandomSplit
 
         ds = Preprocess().apply(registry.build("dataset", "ml-100k").load())
         return ds, RandomSplit((0.8, 0.1, 0.1)).split(ds.interactions, seed=seed), "ml-100k"
@@ -48,7 +48,7 @@ def synthetic_world(seed: int, n_users: int = 943, n_items: int = 1682, n_pairs:
     items = np.concatenate([order[u, :n] for u, n in enumerate(per_user)])
     inter = Interactions(users, items, n_users, n_items)
     ds = Dataset("synthetic", inter, np.arange(n_users), np.arange(n_items))
-    from benchmark.splitting import RandomSplit
+    from recux.splitting import RandomSplit
 
     return ds, RandomSplit((0.8, 0.1, 0.1)).split(inter, seed=seed)
 
@@ -65,8 +65,8 @@ def make_ctx(ds: Dataset, split: Split, seed: int, progress: bool) -> FitContext
 
 def raw_torch_epochs(split: Split, params: dict, epochs: int) -> float:
     """Median seconds per epoch of the same BPR step in a bare torch loop (no Lightning)."""
-    from benchmark.training import PairBatches
-    from plugins.models._bpr_net import BPRNet
+    from recux.plugins.models._bpr_net import BPRNet
+    from recux.training import PairBatches
 
     net = BPRNet(split.n_users, split.n_items, params["embedding_dim"], params["lr"], params["reg"],
                  params["weight_decay"], params["init_std"], params["sparse"])

@@ -29,11 +29,11 @@ EXPERIMENTS = {  # model -> overrides selecting it with its protocol
 
 
 def run_once(overrides: list[str], out: Path) -> dict:
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
-    from benchmark.pipeline import run_experiment
+    from recux.pipeline import run_experiment
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_module(config_module="recux.conf", version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     t0 = time.perf_counter()
     res = run_experiment(cfg, out, overrides)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.data import Dataset, Interactions, Split
-from benchmark.evaluation import Validator
-from benchmark.model import FitContext
-from plugins.finetune.scratch import Scratch
+from recux.data import Dataset, Interactions, Split
+from recux.evaluation import Validator
+from recux.model import FitContext
+from recux.plugins.finetune.scratch import Scratch
 
 CPU_TRAINER = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False}
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.data import Dataset, Interactions, Split
-from benchmark.evaluation import Validator
-from benchmark.model import FitContext
-from benchmark.splitting import LeaveLastOut
-from plugins.finetune.scratch import Scratch
+from recux.data import Dataset, Interactions, Split
+from recux.evaluation import Validator
+from recux.model import FitContext
+from recux.plugins.finetune.scratch import Scratch
+from recux.splitting import LeaveLastOut
 
 CPU_TRAINER = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False}
 

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from benchmark.cli.evaluate import main
-from benchmark.evaluation import evaluate_topk
+from recux.cli.evaluate import main
+from recux.evaluation import evaluate_topk
 
 N_USERS, N_ITEMS, WIDTH = 30, 25, 6
 

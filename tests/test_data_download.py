@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from benchmark.download import ChecksumError, data_home, fetch_url, fetch_wheel_members, pip_download
-from plugins.datasets import movielens as ml
+from recux.download import ChecksumError, data_home, fetch_url, fetch_wheel_members, pip_download
+from recux.plugins.datasets import movielens as ml
 
 
 def test_data_home_follows_env(tmp_path, monkeypatch):

@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from benchmark import registry
-from benchmark.errors import DataError
+from recux import registry
+from recux.errors import DataError
 
 ROWS = [  # user, item, rating, timestamp
     ("alice", "m1", 4.0, 100),

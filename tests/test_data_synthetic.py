@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark import registry
-from benchmark.preprocess import Preprocess
+from recux import registry
+from recux.preprocess import Preprocess
 
 
 def make(**params):

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import registry
-from benchmark.download import ChecksumError
-from benchmark.errors import DataError, DataUnavailableError
-from plugins.datasets import movielens as ml
+from recux import registry
+from recux.download import ChecksumError
+from recux.errors import DataError, DataUnavailableError
+from recux.plugins.datasets import movielens as ml
 
 # Facts from the ML-100K README / u.genre, not from the loader.
 GENRES_U_GENRE = [

@@ -15,7 +15,7 @@ import pytest
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_writes_one_complete_result(tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "benchmark.cli.run", "dataset=synthetic", "model=bpr", "model.max_epochs=2",
+    cmd = [sys.executable, "-m", "recux.cli.run", "dataset=synthetic", "model=bpr", "model.max_epochs=2",
            "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.enable_progress_bar=false",
            "logger=wandb", f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}

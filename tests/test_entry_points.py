@@ -38,7 +38,7 @@ def _env(site: Path) -> dict[str, str]:
 
 def test_installed_distribution_registers_its_plugins(toy_site):
     code = (
-        "import json; from benchmark import registry;"
+        "import json; from recux import registry;"
         "m = registry.get('model', 'toy-reverse'); k = registry.get('metric', 'toy-length');"
         "print(json.dumps([m.origin, m.meta['training'], k.description, 'bpr' in registry.names('model')]))"
     )
@@ -52,7 +52,7 @@ def test_installed_distribution_registers_its_plugins(toy_site):
 
 
 def test_without_the_distribution_the_plugin_is_unknown():
-    code = "from benchmark import registry; registry.get('model', 'toy-reverse')"
+    code = "from recux import registry; registry.get('model', 'toy-reverse')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode != 0 and "unknown model 'toy-reverse'" in out.stderr
 
@@ -60,7 +60,7 @@ def test_without_the_distribution_the_plugin_is_unknown():
 @pytest.mark.slow
 def test_recux_runs_a_third_party_model_from_its_own_yaml(toy_site, tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "benchmark.cli.run", "model=toy", "dataset=synthetic", "logger=none",
+    cmd = [sys.executable, "-m", "recux.cli.run", "model=toy", "dataset=synthetic", "logger=none",
            "metrics.ks=[5,10]", f"hydra.run.dir={run_dir}",
            "metrics.plugins=[{name: ndcg},{name: toy-length}]"]
     out = subprocess.run(cmd, env=_env(toy_site), capture_output=True, text=True, cwd=tmp_path)

@@ -11,10 +11,10 @@ import pytest
 import scipy.sparse as sp
 import yaml
 
-from benchmark import registry
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError, DataError, PluginError
-from benchmark.evaluation import (
+from recux import registry
+from recux.data import Interactions
+from recux.errors import ConfigError, DataError, PluginError
+from recux.evaluation import (
     ACCURACY_METRICS,
     DEFAULT_METRICS,
     Validator,
@@ -23,7 +23,7 @@ from benchmark.evaluation import (
     evaluate_topk,
     train_popularity,
 )
-from benchmark.metric import EvalContext
+from recux.metric import EvalContext
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "metrics"
 

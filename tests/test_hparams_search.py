@@ -8,17 +8,17 @@ import inspect
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from benchmark import registry
+from recux import registry
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 SEARCHES = sorted(p.stem for p in (CONF_DIR / "hparams_search").glob("*.yaml"))
 
 
 def _compose(name: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module(config_module="recux.conf", version_base="1.3"):
         return compose("config", overrides=[f"hparams_search={name}"], return_hydra_config=True)
 
 

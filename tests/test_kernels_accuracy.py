@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from benchmark.kernels.accuracy import METRICS, accuracy_metrics
+from recux.kernels.accuracy import METRICS, accuracy_metrics
 
 
 @st.composite
@@ -170,7 +170,7 @@ def test_no_users_gives_empty_arrays():
 
 
 def test_fewer_blocks_for_large_catalogues_gives_the_same_values(monkeypatch):
-    import benchmark.kernels.accuracy as acc
+    import recux.kernels.accuracy as acc
 
     rng = np.random.default_rng(2)
     topk = np.array([rng.permutation(60)[:10] for _ in range(300)], dtype=np.int32)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import benchmark.kernels.beyond as beyond
-from benchmark.kernels.beyond import coverage_and_gini, exposure_counts, gini_index, popularity_metrics
+import recux.kernels.beyond as beyond
+from recux.kernels.beyond import coverage_and_gini, exposure_counts, gini_index, popularity_metrics
 
 
 @st.composite

@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from benchmark.cli.leaderboard import main
-from benchmark.leaderboard import sanitize_filename
-from benchmark.significance import holm
+from recux.cli.leaderboard import main
+from recux.leaderboard import sanitize_filename
+from recux.significance import holm
 
 DIRECTIONS = {"ndcg@10": True, "recall@10": True, "coverage@10": True, "arp@10": False}
 

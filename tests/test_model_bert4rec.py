@@ -21,11 +21,11 @@ from _seq_world import (  # noqa: E402
     warm_up_validation,
 )
 
-from benchmark import registry  # noqa: E402
-from benchmark.errors import ConfigError  # noqa: E402
-from benchmark.sequences import SequenceBatches, last_items  # noqa: E402
-from plugins.models.bert4rec import BERT4Rec  # noqa: E402
-from plugins.models.popularity import MostPopular  # noqa: E402
+from recux import registry  # noqa: E402
+from recux.errors import ConfigError  # noqa: E402
+from recux.plugins.models.bert4rec import BERT4Rec  # noqa: E402
+from recux.plugins.models.popularity import MostPopular  # noqa: E402
+from recux.sequences import SequenceBatches, last_items  # noqa: E402
 
 FAST = dict(max_len=12, hidden_size=32, inner_size=64, n_layers=2, n_heads=2, dropout=0.1, attn_dropout=0.1,
             mask_prob=0.3, lr=5e-3, batch_size=64, max_epochs=12, patience=12, num_threads=1)
@@ -71,7 +71,7 @@ def test_training_batches_never_show_a_masked_item(world):
 
 
 def test_attention_reads_both_directions_but_never_padding():
-    from plugins.models._seq_net import SeqEncoder
+    from recux.plugins.models._seq_net import SeqEncoder
 
     torch.manual_seed(0)
     enc = SeqEncoder(n_tokens=42, max_len=16, hidden=32, n_layers=2, n_heads=2, dropout=0.0, attn_dropout=0.0,
@@ -143,7 +143,7 @@ def test_bad_settings_fail_with_config_errors(tmp_path):
         BERT4Rec(mask_prob=0.0)
     with pytest.raises(ConfigError, match="dropout"):
         BERT4Rec(dropout=1.0)
-    from plugins.models.sasrec import SASRec
+    from recux.plugins.models.sasrec import SASRec
 
     sas = tmp_path / "sas.pt"
     torch.save({"format": SASRec.FORMAT, "model": "SASRec"}, sas)

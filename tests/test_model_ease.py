@@ -15,10 +15,10 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
 
-from benchmark import registry  # noqa: E402
-from benchmark.errors import ConfigError  # noqa: E402
-from plugins.models.ease import EASE, ease_weights  # noqa: E402
-from plugins.models.popularity import MostPopular  # noqa: E402
+from recux import registry  # noqa: E402
+from recux.errors import ConfigError  # noqa: E402
+from recux.plugins.models.ease import EASE, ease_weights  # noqa: E402
+from recux.plugins.models.popularity import MostPopular  # noqa: E402
 
 
 @pytest.fixture(scope="module")

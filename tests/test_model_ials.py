@@ -14,10 +14,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
 
-from benchmark import registry  # noqa: E402
-from benchmark.errors import ConfigError  # noqa: E402
-from plugins.models.ials import IALS  # noqa: E402
-from plugins.models.popularity import MostPopular  # noqa: E402
+from recux import registry  # noqa: E402
+from recux.errors import ConfigError  # noqa: E402
+from recux.plugins.models.ials import IALS  # noqa: E402
+from recux.plugins.models.popularity import MostPopular  # noqa: E402
 
 FAST = dict(factors=16, regularization=5.0, alpha=3.0, iterations=15, patience=3, num_threads=1)
 

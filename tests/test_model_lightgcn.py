@@ -14,10 +14,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
 
-from benchmark import registry  # noqa: E402
-from benchmark.errors import ConfigError  # noqa: E402
-from plugins.models.lightgcn import LightGCN, normalized_adjacency  # noqa: E402
-from plugins.models.popularity import MostPopular  # noqa: E402
+from recux import registry  # noqa: E402
+from recux.errors import ConfigError  # noqa: E402
+from recux.plugins.models.lightgcn import LightGCN, normalized_adjacency  # noqa: E402
+from recux.plugins.models.popularity import MostPopular  # noqa: E402
 
 # Small, fast settings for the test world (6k training pairs, 500 graph nodes).
 FAST = dict(batch_size=256, lr=0.01, reg=1e-4, n_layers=2, max_epochs=15, patience=4, num_threads=1)
@@ -73,7 +73,7 @@ def test_normalized_adjacency_equals_dense_reference():
 def _tiny_net(n_layers: int, seed: int = 0):
     import torch
 
-    from plugins.models._lightgcn_net import LightGCNNet
+    from recux.plugins.models._lightgcn_net import LightGCNNet
 
     torch.manual_seed(seed)
     adj = normalized_adjacency(TINY_USERS, TINY_ITEMS, 5, 6)

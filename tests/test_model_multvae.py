@@ -16,10 +16,10 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
 
-from benchmark import registry  # noqa: E402
-from benchmark.errors import ConfigError  # noqa: E402
-from plugins.models.multvae import MultVAE  # noqa: E402
-from plugins.models.popularity import MostPopular  # noqa: E402
+from recux import registry  # noqa: E402
+from recux.errors import ConfigError  # noqa: E402
+from recux.plugins.models.multvae import MultVAE  # noqa: E402
+from recux.plugins.models.popularity import MostPopular  # noqa: E402
 
 FAST = dict(hidden_dims=[64], latent_dim=16, batch_size=64, lr=3e-3, total_anneal_steps=50, anneal_cap=0.2,
             max_epochs=40, patience=8, num_threads=1)
@@ -51,7 +51,7 @@ def _random_csr(seed: int, n_users: int = 30, n_items: int = 25) -> sp.csr_matri
 def test_dense_rows_equal_scipy_rows():
     import torch
 
-    from plugins.models._multvae_net import dense_rows
+    from recux.plugins.models._multvae_net import dense_rows
 
     m = _random_csr(0)
     users = np.array([7, 3, 0, 7, 29, 12])  # repeats and an empty row
@@ -64,7 +64,7 @@ def test_dense_rows_equal_scipy_rows():
 
 
 def test_each_epoch_yields_every_nonempty_training_row_once_in_a_new_order():
-    from plugins.models._multvae_net import UserRowBatches
+    from recux.plugins.models._multvae_net import UserRowBatches
 
     m = _random_csr(1)
     batches = UserRowBatches(m.indptr, m.indices, m.shape[1], batch_size=7, seed=0)

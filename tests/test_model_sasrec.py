@@ -21,11 +21,11 @@ from _seq_world import (  # noqa: E402
     warm_up_validation,
 )
 
-from benchmark import registry  # noqa: E402
-from benchmark.errors import ConfigError  # noqa: E402
-from benchmark.sequences import last_items  # noqa: E402
-from plugins.models.popularity import MostPopular  # noqa: E402
-from plugins.models.sasrec import SASRec  # noqa: E402
+from recux import registry  # noqa: E402
+from recux.errors import ConfigError  # noqa: E402
+from recux.plugins.models.popularity import MostPopular  # noqa: E402
+from recux.plugins.models.sasrec import SASRec  # noqa: E402
+from recux.sequences import last_items  # noqa: E402
 
 FAST = dict(max_len=12, hidden_size=32, inner_size=64, n_layers=2, n_heads=2, dropout=0.1, attn_dropout=0.1,
             lr=5e-3, batch_size=64, max_epochs=8, patience=8, num_threads=1)
@@ -46,7 +46,7 @@ def fitted(world):
 
 
 def _net(causal_model_kwargs=None, seed=0):
-    from plugins.models._seq_net import SASRecNet, SeqEncoder
+    from recux.plugins.models._seq_net import SASRecNet, SeqEncoder
 
     torch.manual_seed(seed)
     enc = SeqEncoder(n_tokens=41, max_len=16, hidden=32, n_layers=2, n_heads=2, dropout=0.0, attn_dropout=0.0,

@@ -15,10 +15,10 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
 
-from benchmark import registry  # noqa: E402
-from plugins.models.itemknn import ItemKNN, cosine_topk  # noqa: E402
-from plugins.models.popularity import MostPopular  # noqa: E402
-from plugins.models.random import RandomModel  # noqa: E402
+from recux import registry  # noqa: E402
+from recux.plugins.models.itemknn import ItemKNN, cosine_topk  # noqa: E402
+from recux.plugins.models.popularity import MostPopular  # noqa: E402
+from recux.plugins.models.random import RandomModel  # noqa: E402
 
 # Small, fast BPR settings for the test world (6k training pairs).
 BPR_FAST = dict(batch_size=256, lr=0.01, init_std=0.01, max_epochs=12, patience=4, num_threads=1)
@@ -56,7 +56,7 @@ def test_models_are_registered_with_their_training_kind():
 def test_importing_model_plugins_does_not_import_torch():
     import subprocess
 
-    code = "import sys, plugins.models, plugins.finetune; print('torch' in sys.modules)"
+    code = "import sys, recux.plugins.models, recux.plugins.finetune; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -177,7 +177,7 @@ def test_itemknn_save_load_roundtrip(world, tmp_path):
 
 
 def test_itemknn_rejects_bad_parameters():
-    from benchmark.errors import ConfigError
+    from recux.errors import ConfigError
 
     with pytest.raises(ConfigError, match="k must be"):
         registry.build("model", "itemknn", {"k": 0})
@@ -188,7 +188,7 @@ def test_itemknn_rejects_bad_parameters():
 
 @pytest.fixture(scope="module")
 def bpr_fit(world):
-    from plugins.models.bpr import BPR
+    from recux.plugins.models.bpr import BPR
 
     return _fit(BPR(**BPR_FAST), world, seed=0)
 
@@ -197,7 +197,7 @@ def test_a_models_thread_count_does_not_outlive_its_fit(world):
     """Sweeps run several jobs in one process: num_threads applies during fit only."""
     import torch
 
-    from plugins.models.bpr import BPR
+    from recux.plugins.models.bpr import BPR
 
     before = torch.get_num_threads()
     target = 1 if before > 1 else 2
@@ -238,7 +238,7 @@ def test_bpr_keeps_best_validation_epoch(bpr_fit):
 
 
 def test_bpr_same_seed_same_scores_and_save_load(world, bpr_fit, tmp_path):
-    from plugins.models.bpr import BPR
+    from recux.plugins.models.bpr import BPR
 
     model, _ = bpr_fit
     again, _ = _fit(BPR(**BPR_FAST), world, seed=0)
@@ -256,8 +256,8 @@ def test_bpr_same_seed_same_scores_and_save_load(world, bpr_fit, tmp_path):
 def test_bpr_load_rejects_foreign_file(tmp_path):
     import torch
 
-    from benchmark.errors import ConfigError
-    from plugins.models.bpr import BPR
+    from recux.errors import ConfigError
+    from recux.plugins.models.bpr import BPR
 
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="not a saved BPR model"):
@@ -265,14 +265,14 @@ def test_bpr_load_rejects_foreign_file(tmp_path):
 
 
 def test_bpr_rejects_weight_decay_with_sparse_gradients():
-    from benchmark.errors import ConfigError
+    from recux.errors import ConfigError
 
     with pytest.raises(ConfigError, match="use reg"):
         registry.build("model", "bpr", {"sparse": True, "weight_decay": 1e-4})
 
 
 def test_bpr_sparse_adam_also_learns(world, pop_ndcg):
-    from plugins.models.bpr import BPR
+    from recux.plugins.models.bpr import BPR
 
     model, _ = _fit(BPR(**{**BPR_FAST, "sparse": True, "reg": 1e-4}), world)
     assert heldout_ndcg(model, world[1]) > pop_ndcg + 0.05

@@ -9,18 +9,18 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
-from benchmark.cli.run import CONF_DIR
-from benchmark.errors import ConfigError, PluginError
-from benchmark.pipeline import build_label, run_experiment
+from recux.cli.run import CONF_DIR, CONFIG_MODULE
+from recux.errors import ConfigError, PluginError
+from recux.pipeline import build_label, run_experiment
 from tests._scripts import load_script
 
 FAST = ["dataset=synthetic", "logger=none", "model=itemknn"]
 
 
 def compose_cfg(overrides: list[str]):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return compose("config", overrides=overrides)
 
 
@@ -91,7 +91,7 @@ def test_misspelt_model_name_suggests_the_closest(tmp_path):
 
 
 def test_failure_during_fit_leaves_no_partial_results(tmp_path, monkeypatch):
-    from benchmark import registry
+    from recux import registry
 
     info = registry.get("model", "itemknn")
 
@@ -121,9 +121,9 @@ def test_every_yaml_composes_and_builds(group):
     """Config strings must not break only at run time: every option composes and its plugin/target builds."""
     from hydra.utils import instantiate
 
-    from benchmark import registry
-    from benchmark.evaluation import build_metrics
-    from benchmark.pipeline import _plugin_params
+    from recux import registry
+    from recux.evaluation import build_metrics
+    from recux.pipeline import _plugin_params
 
     options = _group_options(group)
     assert options, f"conf/{group} is empty"
@@ -158,8 +158,8 @@ def test_default_config_runs_ml100k_with_a_trained_model():
 def test_models_condition_on_train_and_valid_never_test(tmp_path, monkeypatch):
     """Before test ranking a model may see train + validation interactions (the sequential protocol needs the
     validation item as context), and nothing of the test set."""
-    from benchmark import registry
-    from benchmark.data import Interactions
+    from recux import registry
+    from recux.data import Interactions
 
     seen: list[Interactions] = []
     monkeypatch.setattr(registry.get("model", "pop").obj, "condition_on", lambda self, h: seen.append(h))
@@ -179,7 +179,7 @@ def test_models_condition_on_train_and_valid_never_test(tmp_path, monkeypatch):
 def test_sequential_model_on_a_random_split_is_refused(tmp_path, monkeypatch):
     import dataclasses
 
-    from benchmark import registry
+    from recux import registry
 
     info = registry.get("model", "pop")
     seq = dataclasses.replace(info, meta={**info.meta, "protocol": "sequential"})

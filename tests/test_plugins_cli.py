@@ -9,7 +9,7 @@ import sys
 
 def test_listing_does_not_import_heavy_libraries():
     code = (
-        "import sys, json; from benchmark.cli.plugins import main; rc = main(['--json']);"
+        "import sys, json; from recux.cli.plugins import main; rc = main(['--json']);"
         "heavy = [m for m in ('torch', 'pytorch_lightning', 'lightning', 'transformers', 'peft', 'wandb')"
         " if m in sys.modules]; print('HEAVY=' + json.dumps(heavy)); sys.exit(rc)"
     )
@@ -26,7 +26,7 @@ def test_listing_does_not_import_heavy_libraries():
 
 
 def test_text_listing_shows_direction(capsys):
-    from benchmark.cli.plugins import main
+    from recux.cli.plugins import main
 
     assert main(["metric"]) == 0
     out = capsys.readouterr().out

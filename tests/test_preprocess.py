@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmark.data import Dataset
-from benchmark.errors import ConfigError, DataError
-from benchmark.preprocess import Preprocess
+from recux.data import Dataset
+from recux.errors import ConfigError, DataError
+from recux.preprocess import Preprocess
 
 
 def make_ds(rows, with_rating=True, with_time=True) -> Dataset:

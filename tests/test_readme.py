@@ -17,7 +17,7 @@ def _python_blocks() -> list[str]:
 
 
 def test_readme_model_example_runs(tmp_path, monkeypatch):
-    from benchmark import registry
+    from recux import registry
 
     blocks = [b for b in _python_blocks() if '@register("model"' in b]
     assert blocks, "README lost its model plugin example"

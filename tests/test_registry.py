@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark import registry
-from benchmark.errors import ConfigError, PluginError
+from recux import registry
+from recux.errors import ConfigError, PluginError
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmark.results import RESULTS_FILE, RunArtifacts, config_hash, write_json_atomic
+from recux.results import RESULTS_FILE, RunArtifacts, config_hash, write_json_atomic
 
 
 def test_artifacts_appear_only_after_success(tmp_path):

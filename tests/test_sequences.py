@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
-from benchmark.sequences import SequenceBatches, chronological, last_items, mask_items, windows
+from recux.data import Interactions
+from recux.errors import ConfigError
+from recux.sequences import SequenceBatches, chronological, last_items, mask_items, windows
 
 
 def random_log(seed: int = 0, n_users: int = 30, n_items: int = 50, ties: bool = True) -> Interactions:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark.significance import holm, paired_compare, paired_ttest, wilcoxon_signed_rank
+from recux.significance import holm, paired_compare, paired_ttest, wilcoxon_signed_rank
 
 
 def _hand_ttest(a, b):

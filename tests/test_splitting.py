@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
-from benchmark.splitting import GlobalTemporalSplit, LeaveLastOut, RandomSplit, TemporalSplit, tie_key
+from recux.data import Interactions
+from recux.errors import ConfigError
+from recux.splitting import GlobalTemporalSplit, LeaveLastOut, RandomSplit, TemporalSplit, tie_key
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "split"
 
@@ -259,7 +259,7 @@ def _triples(inter: Interactions, part: Interactions) -> list[tuple[int, int, in
 @settings(max_examples=100, deadline=None)
 @given(inter=interactions(), seed=st.integers(0, 1000), data=st.data())
 def test_time_splits_do_not_depend_on_how_rows_are_stored(inter, seed, data):
-    from benchmark.sequences import chronological
+    from recux.sequences import chronological
 
     perm = np.asarray(data.draw(st.permutations(range(len(inter)))), dtype=np.int64)
     shuffled = make_inter(inter.user[perm], inter.item[perm], inter.timestamp[perm], inter.n_users, inter.n_items)
@@ -308,8 +308,8 @@ def test_the_seed_changes_only_tied_choices():
 def test_sequences_built_from_the_split_end_with_the_held_out_items(inter, seed):
     """Sequential models order each user's items with a stable sort by time; the split's rows must come in
     its tie order, so train + valid ends with the valid item and train + valid + test with the test item."""
-    from benchmark.pipeline import _concat
-    from benchmark.sequences import last_items
+    from recux.pipeline import _concat
+    from recux.sequences import last_items
 
     split = LeaveLastOut().split(inter, seed=seed)
     upto_valid = last_items(_concat(split.train, split.valid), 1)[:, -1]

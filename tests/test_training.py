@@ -15,11 +15,11 @@ from _model_world import fit_context, make_world  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
-from benchmark.finetune import FineTuneStrategy  # noqa: E402
-from benchmark.training import PairBatches, _member_kernel, fit_lightning, seed_everything  # noqa: E402
-from plugins.finetune.scratch import Scratch  # noqa: E402
-from plugins.models._bpr_net import BPRNet  # noqa: E402
-from plugins.models.bpr import BPR  # noqa: E402
+from recux.finetune import FineTuneStrategy  # noqa: E402
+from recux.plugins.finetune.scratch import Scratch  # noqa: E402
+from recux.plugins.models._bpr_net import BPRNet  # noqa: E402
+from recux.plugins.models.bpr import BPR  # noqa: E402
+from recux.training import PairBatches, _member_kernel, fit_lightning, seed_everything  # noqa: E402
 
 FAST = dict(batch_size=256, lr=0.01, init_std=0.01, num_threads=1)
 
@@ -147,9 +147,9 @@ def test_each_validation_writes_one_progress_line_with_the_running_best(world, c
     ctx = fit_context(ds, split)
     scores = iter([0.2, 0.5, 0.3, 0.4])
     ctx.validate = lambda score_fn: {"ndcg@10": next(scores)}
-    with caplog.at_level(logging.INFO, logger="benchmark.training"):
+    with caplog.at_level(logging.INFO, logger="recux.training"):
         fit_lightning(_net(split), ctx, _batches(split), max_epochs=4, patience=10)
-    lines = [r.getMessage() for r in caplog.records if r.name == "benchmark.training"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "recux.training"]
     parsed = [re.search(r"epoch (\d+): .*val/ndcg@10 ([\d.]+) \(best ([\d.]+)\)", m) for m in lines]
     assert all(parsed) and len(parsed) == 4, lines
     assert [(int(m[1]), float(m[2]), float(m[3])) for m in parsed] == [
@@ -159,7 +159,7 @@ def test_each_validation_writes_one_progress_line_with_the_running_best(world, c
 def test_threads_sets_and_restores_counts_even_on_error():
     import numba
 
-    from benchmark.training import threads
+    from recux.training import threads
 
     t0, n0 = torch.get_num_threads(), numba.get_num_threads()
     with threads(1):
@@ -277,7 +277,7 @@ def test_models_train_only_what_the_strategy_allows(world):
 
 
 def test_scratch_unfreezes_everything_and_registers():
-    from benchmark import registry
+    from recux import registry
 
     net = BPRNet(5, 7, 4, lr=0.01, reg=0.0, weight_decay=0.0, init_std=0.1, sparse=False)
     net.item_emb.weight.requires_grad_(False)
@@ -291,7 +291,7 @@ def test_scratch_unfreezes_everything_and_registers():
 @pytest.mark.parametrize("n_neg,reg", [(1, 0.0), (3, 0.05)])
 def test_bpr_loss_gradients_match_autograd_reference(n_neg, reg):
     """The hand-written backward equals autograd on the plain formula (and torch's gradcheck)."""
-    from plugins.models._bpr_net import BPRLoss
+    from recux.plugins.models._bpr_net import BPRLoss
 
     gen = torch.Generator().manual_seed(0)
     u = torch.randn(7, 5, generator=gen, dtype=torch.float64, requires_grad=True)

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from benchmark.errors import ConfigError, DataError, RecuxError
+from recux.errors import ConfigError, DataError, RecuxError
 
 PROG = "recux-evaluate"
 
@@ -232,13 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate as the command line describes; returns the JSON payload."""
-    from benchmark.evaluation import DEFAULT_KS, evaluate_topk
+    from recux.evaluation import DEFAULT_KS, evaluate_topk
 
     metric_names = _parse_list(args.metrics, "--metrics")
     ks = _parse_ks(args.ks) or DEFAULT_KS
     specs = None if metric_names is None else [{"name": m} for m in metric_names]
     if specs is not None:
-        from benchmark.evaluation import build_metrics
+        from recux.evaluation import build_metrics
 
         build_metrics(specs)  # unknown names fail before reading any file
     data = load_inputs(args)

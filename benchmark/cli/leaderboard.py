@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from benchmark.leaderboard import (
+from recux.leaderboard import (
     DEFAULT_METRICS,
     DEFAULT_PRIMARY,
     DEFAULT_ROOTS,

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from benchmark import registry
-from benchmark.errors import RecuxError
+from recux import registry
+from recux.errors import RecuxError
 
 
 def _meta_text(info: registry.PluginInfo) -> str:

@@ -9,16 +9,19 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from benchmark.errors import RecuxError
+import recux.conf
+from recux.errors import RecuxError
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+# The configs ship inside the package (recux.conf <- the repository's conf/), so a wheel install runs too.
+CONFIG_MODULE = "recux.conf"
+CONF_DIR = str(Path(recux.conf.__file__).parent)  # the same folder on disk (for listing its YAML files)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="config")
 def _app(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from benchmark.pipeline import run_experiment
+    from recux.pipeline import run_experiment
 
     hc = HydraConfig.get()
     _share_cores(hc)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import numba as nb
 import numpy as np
 
-from benchmark.kernels.accuracy import normalize_ks
+from recux.kernels.accuracy import normalize_ks
 
 # Cap on the per-thread exposure buffers; above it the count runs on one buffer (still correct, less parallel).
 _MAX_PARTIAL_BYTES = 256 * 2**20

@@ -11,14 +11,12 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 CONFIG_GROUP = "recux.configs"
+RECUX_CONFIG = "pkg://recux.conf"  # recux's primary config dir: other Hydra apps are left alone
 
 
 class RecuxConfigSearchPath(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        is_recux = any(
-            p.path is not None and p.path.replace("\\", "/").rstrip("/").endswith("/conf")
-            and p.provider == "main" for p in search_path.get_path()
-        )
+        is_recux = any(p.provider == "main" and p.path == RECUX_CONFIG for p in search_path.get_path())
         if not is_recux:
             return
         for ep in sorted(entry_points(group=CONFIG_GROUP), key=lambda e: e.name):

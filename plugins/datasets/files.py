@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmark.data import Dataset
-from benchmark.download import sha256_file
-from benchmark.errors import DataError
-from benchmark.registry import register
+from recux.data import Dataset
+from recux.download import sha256_file
+from recux.errors import DataError
+from recux.registry import register
 
 _PARQUET = (".parquet", ".pq")
 _SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}

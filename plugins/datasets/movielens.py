@@ -15,10 +15,10 @@ from typing import Any
 
 import polars as pl
 
-from benchmark.data import Dataset
-from benchmark.download import ENV_VAR, data_home, fetch_url, fetch_wheel_members, sha256_bytes, verify_sha256
-from benchmark.errors import DataError, DataUnavailableError
-from benchmark.registry import register
+from recux.data import Dataset
+from recux.download import ENV_VAR, data_home, fetch_url, fetch_wheel_members, sha256_bytes, verify_sha256
+from recux.errors import DataError, DataUnavailableError
+from recux.registry import register
 
 NAME = "ml-100k"
 N_USERS, N_ITEMS, N_RATINGS = 943, 1682, 100_000

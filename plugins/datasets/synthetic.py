@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmark.data import Dataset, Interactions
-from benchmark.registry import register
+from recux.data import Dataset, Interactions
+from recux.registry import register
 
 GENRE_NAMES = (
     "Action",

@@ -1,3 +1,3 @@
 """Built-in finetune plugins."""
 
-from plugins.finetune import scratch  # noqa: F401
+from recux.plugins.finetune import scratch  # noqa: F401

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.finetune import FineTuneStrategy
-from benchmark.registry import register
+from recux.finetune import FineTuneStrategy
+from recux.registry import register
 
 
 @register("finetune", "scratch")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.metric import EvalContext, Metric, MetricResult
-from benchmark.registry import register
+from recux.metric import EvalContext, Metric, MetricResult
+from recux.registry import register
 
 _CACHE_KEY = "accuracy_metrics"
 
@@ -15,7 +15,7 @@ def accuracy_values(ctx: EvalContext) -> dict[str, np.ndarray]:
     cached = ctx.extra.get(_CACHE_KEY)
     ks = tuple(int(k) for k in ctx.ks)
     if cached is None or cached[0] != ks:
-        from benchmark.kernels.accuracy import accuracy_metrics
+        from recux.kernels.accuracy import accuracy_metrics
 
         cached = (ks, accuracy_metrics(ctx.topk, ctx.gt_indptr, ctx.gt_indices, ks))
         ctx.extra[_CACHE_KEY] = cached

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.errors import ConfigError
-from benchmark.metric import EvalContext, Metric, MetricResult
-from benchmark.registry import register
+from recux.errors import ConfigError
+from recux.metric import EvalContext, Metric, MetricResult
+from recux.registry import register
 
 
 def _exposure(ctx: EvalContext) -> dict[str, float]:
     ks = tuple(int(k) for k in ctx.ks)
     cached = ctx.extra.get("exposure_metrics")
     if cached is None or cached[0] != ks:
-        from benchmark.kernels.beyond import coverage_and_gini
+        from recux.kernels.beyond import coverage_and_gini
 
         cached = (ks, coverage_and_gini(ctx.topk, ks, ctx.n_items))
         ctx.extra["exposure_metrics"] = cached
@@ -29,7 +29,7 @@ def _popularity(ctx: EvalContext, metric: str) -> dict[str, np.ndarray]:
     ks = tuple(int(k) for k in ctx.ks)
     cached = ctx.extra.get("popularity_metrics")
     if cached is None or cached[0] != ks:
-        from benchmark.kernels.beyond import popularity_metrics
+        from recux.kernels.beyond import popularity_metrics
 
         cached = (ks, popularity_metrics(ctx.topk, ks, ctx.train_item_counts, int(ctx.n_train_users)))
         ctx.extra["popularity_metrics"] = cached

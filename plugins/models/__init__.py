@@ -1,6 +1,6 @@
 """Built-in models plugins."""
 
-from plugins.models import (  # noqa: F401
+from recux.plugins.models import (  # noqa: F401
     bert4rec,
     bpr,
     ease,

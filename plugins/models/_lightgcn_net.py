@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from plugins.models._bpr_net import BPRLoss
+from recux.plugins.models._bpr_net import BPRLoss
 
 
 def to_torch_csr(adj: sp.csr_matrix, device: torch.device | str | None = None) -> torch.Tensor:

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import ConfigError
-from benchmark.training import _rank_world
+from recux.errors import ConfigError
+from recux.training import _rank_world
 
 
 def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, users: torch.Tensor, n_items: int) -> torch.Tensor:

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
-from benchmark.lightning_model import LightningRecommender
-from benchmark.sequences import windows
+from recux.data import Interactions
+from recux.errors import ConfigError
+from recux.lightning_model import LightningRecommender
+from recux.sequences import windows
 
 
 class SequentialRecommender(LightningRecommender):
@@ -68,7 +68,7 @@ class SequentialRecommender(LightningRecommender):
 
     # -- shared
     def _build_net(self, finetune: Any = None) -> Any:
-        from plugins.models._seq_net import SeqEncoder
+        from recux.plugins.models._seq_net import SeqEncoder
 
         h = self.hparams
         enc = SeqEncoder(self._n_tokens(), h["max_len"], h["hidden_size"], h["n_layers"], h["n_heads"],
@@ -87,7 +87,7 @@ class SequentialRecommender(LightningRecommender):
     def _batches(self, net: Any, train: Interactions, seed: int) -> Any:
         import torch
 
-        from benchmark.sequences import SequenceBatches
+        from recux.sequences import SequenceBatches
 
         net.num_threads = torch.get_num_threads()  # re-applied each epoch (validation's numba resets it)
         net.set_sequences(self.scoring_rows(train))  # validation: the training sequence only

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
-from benchmark.registry import register
-from benchmark.sequences import last_items, mask_items
-from plugins.models._sequential import SequentialRecommender
+from recux.data import Interactions
+from recux.errors import ConfigError
+from recux.plugins.models._sequential import SequentialRecommender
+from recux.registry import register
+from recux.sequences import last_items, mask_items
 
 
 @register("model", "bert4rec", training="lightning", protocol="sequential")
@@ -74,7 +74,7 @@ class BERT4Rec(SequentialRecommender):
         return self.n_items + 1
 
     def _net_class(self) -> Any:
-        from plugins.models._seq_net import BERT4RecNet
+        from recux.plugins.models._seq_net import BERT4RecNet
 
         return BERT4RecNet
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
-from benchmark.lightning_model import LightningRecommender
-from benchmark.registry import register
+from recux.data import Interactions
+from recux.errors import ConfigError
+from recux.lightning_model import LightningRecommender
+from recux.registry import register
 
 
 @register("model", "bpr", training="lightning")
@@ -56,14 +56,14 @@ class BPR(LightningRecommender):
         )
 
     def _build_net(self, finetune: Any = None) -> Any:
-        from plugins.models._bpr_net import BPRNet
+        from recux.plugins.models._bpr_net import BPRNet
 
         h = self.hparams
         return BPRNet(self.n_users, self.n_items, h["embedding_dim"], h["lr"], h["reg"], h["weight_decay"],
                       h["init_std"], h["sparse"], finetune)
 
     def _batches(self, net: Any, train: Interactions, seed: int) -> Any:
-        from benchmark.training import PairBatches
+        from recux.training import PairBatches
 
         h = self.hparams
         return PairBatches(train.user, train.item, self.n_items, batch_size=h["batch_size"],

@@ -11,9 +11,9 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from benchmark.errors import ConfigError
-from benchmark.model import FitContext, Recommender
-from benchmark.registry import register
+from recux.errors import ConfigError
+from recux.model import FitContext, Recommender
+from recux.registry import register
 
 
 def spd_inverse(a: np.ndarray) -> np.ndarray:

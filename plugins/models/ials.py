@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from benchmark.errors import ConfigError
-from benchmark.model import FitContext, Recommender
-from benchmark.registry import register
+from recux.errors import ConfigError
+from recux.model import FitContext, Recommender
+from recux.registry import register
 
 
 @register("model", "ials", training="closed_form")
@@ -55,8 +55,13 @@ class IALS(Recommender):
         self.best_iteration: int | None = None
 
     def fit(self, ctx: FitContext) -> None:
-        from implicit.cpu.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
+        try:
+            from implicit.cpu.als import AlternatingLeastSquares
+            from threadpoolctl import threadpool_limits
+        except ImportError as exc:
+            raise ConfigError(
+                f"model 'ials' needs the optional package {exc.name!r}: pip install 'recux[ials]'"
+            ) from None
 
         train = ctx.split.train
         self.n_users, self.n_items = train.n_users, train.n_items

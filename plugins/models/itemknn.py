@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from benchmark.model import FitContext, Recommender
-from benchmark.ranking import topk_from_scores
-from benchmark.registry import register
+from recux.model import FitContext, Recommender
+from recux.ranking import topk_from_scores
+from recux.registry import register
 
 
 def cosine_topk(

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
-from benchmark.lightning_model import LightningRecommender
-from benchmark.registry import register
+from recux.data import Interactions
+from recux.errors import ConfigError
+from recux.lightning_model import LightningRecommender
+from recux.registry import register
 
 
 def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
@@ -77,7 +77,7 @@ class LightGCN(LightningRecommender):
         self._edges: tuple[np.ndarray, np.ndarray] | None = None  # training pairs: the graph
 
     def _build_net(self, finetune: Any = None) -> Any:
-        from plugins.models._lightgcn_net import LightGCNNet
+        from recux.plugins.models._lightgcn_net import LightGCNNet
 
         h = self.hparams
         users, items = self._edges
@@ -89,7 +89,7 @@ class LightGCN(LightningRecommender):
         self._edges = (np.asarray(train.user, dtype=np.int32), np.asarray(train.item, dtype=np.int32))
 
     def _batches(self, net: Any, train: Interactions, seed: int) -> Any:
-        from benchmark.training import PairBatches
+        from recux.training import PairBatches
 
         h = self.hparams
         return PairBatches(train.user, train.item, self.n_items, batch_size=h["batch_size"],

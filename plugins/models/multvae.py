@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
-from benchmark.lightning_model import LightningRecommender
-from benchmark.registry import register
+from recux.data import Interactions
+from recux.errors import ConfigError
+from recux.lightning_model import LightningRecommender
+from recux.registry import register
 
 
 @register("model", "multvae", training="lightning")
@@ -58,14 +58,14 @@ class MultVAE(LightningRecommender):
         )
 
     def _build_net(self, finetune: Any = None) -> Any:
-        from plugins.models._multvae_net import MultVAENet
+        from recux.plugins.models._multvae_net import MultVAENet
 
         h = self.hparams
         return MultVAENet(self.n_items, h["hidden_dims"], h["latent_dim"], h["dropout"], h["lr"],
                           h["weight_decay"], h["total_anneal_steps"], h["anneal_cap"], finetune)
 
     def _batches(self, net: Any, train: Interactions, seed: int) -> Any:
-        from plugins.models._multvae_net import UserRowBatches
+        from recux.plugins.models._multvae_net import UserRowBatches
 
         x = train.csr(binary=True)
         net.set_history(x.indptr, x.indices)  # scoring encodes each user's training row

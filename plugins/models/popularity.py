@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.model import FitContext, Recommender
-from benchmark.registry import register
+from recux.model import FitContext, Recommender
+from recux.registry import register
 
 
 @register("model", "pop", training="closed_form")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.model import FitContext, Recommender
-from benchmark.registry import register
+from recux.model import FitContext, Recommender
+from recux.registry import register
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

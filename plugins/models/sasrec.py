@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import Interactions
-from benchmark.errors import ConfigError
-from benchmark.registry import register
-from benchmark.sequences import last_items
-from plugins.models._sequential import SequentialRecommender
+from recux.data import Interactions
+from recux.errors import ConfigError
+from recux.plugins.models._sequential import SequentialRecommender
+from recux.registry import register
+from recux.sequences import last_items
 
 
 @register("model", "sasrec", training="lightning", protocol="sequential")
@@ -63,7 +63,7 @@ class SASRec(SequentialRecommender):
         )
 
     def _net_class(self) -> Any:
-        from plugins.models._seq_net import SASRecNet
+        from recux.plugins.models._seq_net import SASRecNet
 
         return SASRecNet
 

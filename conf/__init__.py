@@ -1,0 +1,1 @@
+"""recux's Hydra configs, shipped as package data and read by Hydra as ``pkg://recux.conf``."""
