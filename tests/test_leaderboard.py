@@ -203,8 +203,10 @@ def test_significance_pairs_each_user_on_its_mean_over_shared_seeds_with_holm(tm
         assert md_rows[label][-1] == " / ".join(f"{p:.3g}" for p in raw[label][3:])
     assert md_rows["best"][-2:] == ["—", "best"]
     again = run_cli(tmp_path)[1]  # seeded resampling: the same table twice
-    assert pl.read_csv(again / "toy.csv").drop(pl.selectors.contains("seconds")).equals(
-        df.drop(pl.selectors.contains("seconds"))
+    assert (
+        pl.read_csv(again / "toy.csv")
+        .drop(pl.selectors.contains("seconds"))
+        .equals(df.drop(pl.selectors.contains("seconds")))
     )
 
 
@@ -219,12 +221,18 @@ def test_repeating_a_seed_does_not_shrink_p_values(tmp_path):
     for n_seeds in (1, 3):
         root = tmp_path / f"s{n_seeds}"
         for seed in range(n_seeds):
-            write_run(root / "runs", label="a", vhash="a" * 12, seed=seed, per_user=a, metrics={"ndcg@10": 0.5})
-            write_run(root / "runs", label="b", vhash="b" * 12, seed=seed, per_user=b, metrics={"ndcg@10": 0.4})
+            write_run(
+                root / "runs", label="a", vhash="a" * 12, seed=seed, per_user=a, metrics={"ndcg@10": 0.5}
+            )
+            write_run(
+                root / "runs", label="b", vhash="b" * 12, seed=seed, per_user=b, metrics={"ndcg@10": 0.4}
+            )
         code, out = run_cli(root)
         assert code == 0
         row = pl.read_csv(out / "toy.csv").filter(pl.col("variant") == "b").row(0, named=True)
-        pvals[n_seeds] = [row[k] for k in ("n_pairs", "p_ttest", "p_wilcoxon", "p_permutation", "diff_ci_low")]
+        pvals[n_seeds] = [
+            row[k] for k in ("n_pairs", "p_ttest", "p_wilcoxon", "p_permutation", "diff_ci_low")
+        ]
     assert pvals[3] == pytest.approx(pvals[1], rel=1e-12)
     pooled = stats.ttest_rel(list(b.values()) * 3, list(a.values()) * 3).pvalue
     assert pvals[1][1] > 1e-3 and pooled < pvals[1][1] / 100  # what the old pooling reported on the same data
