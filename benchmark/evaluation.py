@@ -79,6 +79,10 @@ class EvalReport:
     seconds: float
     ks: tuple[int, ...] = DEFAULT_KS
     skipped: list[str] = field(default_factory=list)  # default metrics left out for lack of an input
+    # Per-user values only (see summarise): standard error of each mean, and its bootstrap CI when configured.
+    stderr: dict[str, float] = field(default_factory=dict)
+    ci: dict[str, list[float]] | None = None
+    ci_level: float | None = None
 
     def to_dict(self, per_user: bool = False) -> dict[str, Any]:
         """JSON-ready summary; ``per_user=True`` adds the per-user table as lists (NaN -> None)."""
@@ -92,6 +96,10 @@ class EvalReport:
         }
         if self.skipped:
             out["skipped"] = list(self.skipped)
+        out["stderr"] = {k: _json_float(v) for k, v in self.stderr.items()}
+        out["ci"] = None if self.ci is None else {k: [_json_float(v) for v in lh] for k, lh in self.ci.items()}
+        if self.ci is not None:
+            out["ci_level"] = self.ci_level
         if per_user:
             out["per_user"] = {c: [_json_float(v) if isinstance(v, float) else v for v in self.per_user[c].to_list()]
                                for c in self.per_user.columns}
@@ -212,6 +220,7 @@ def evaluate_topk(
     n_items: int | None = None,
     item_features: Any = None,
     user_groups: np.ndarray | None = None,
+    bootstrap: int = 0,
 ) -> EvalReport:
     """Evaluate (n x K) top-k item codes (best first, -1 padding) against ground truth whose row r belongs to
     the same user as ``topk[r]``.
@@ -219,7 +228,8 @@ def evaluate_topk(
     ``metrics``: specs or ``build_metrics`` output; None = the default set, leaving out (and listing in
     ``report.skipped``) those whose input is missing, e.g. popularity metrics without ``train``.
     ``train``: users x items training matrix (or Interactions) for popularity metrics. ``users``: the id or
-    code of each row for the per-user table (default 0..n-1).
+    code of each row for the per-user table (default 0..n-1). ``bootstrap``: resamples for a 95% bootstrap CI of
+    each per-user mean in ``report.ci`` (0 = none; config key ``metrics.bootstrap``); ``report.stderr`` always.
     """
     t0 = time.perf_counter()
     topk = np.asarray(topk)
@@ -299,8 +309,44 @@ def evaluate_topk(
             _add(name, info.name, means, directions, higher)
             means[name] = float(val)
     per_user = pl.DataFrame({"user": row_ids, **columns})
+    stderr, ci = summarise(per_user, bootstrap=bootstrap)
     return EvalReport(means=means, per_user=per_user, n_evaluated=n_eval, n_excluded_empty=n_excluded,
-                      directions=directions, seconds=time.perf_counter() - t0, ks=kk, skipped=skipped)
+                      directions=directions, seconds=time.perf_counter() - t0, ks=kk, skipped=skipped,
+                      stderr=stderr, ci=ci, ci_level=None if ci is None else 0.95)
+
+
+def check_bootstrap(bootstrap: Any) -> int:
+    """The number of bootstrap resamples (``metrics.bootstrap``), or a ConfigError naming the fix."""
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
+        raise ConfigError(f"metrics.bootstrap={bootstrap!r} must be a non-negative integer: the number of "
+                          "bootstrap resamples for a CI of each per-user mean (0 = no CI; e.g. 1000)")
+    return int(bootstrap)
+
+
+def summarise(per_user: pl.DataFrame, bootstrap: int = 0, level: float = 0.95,
+              seed: int = 0) -> tuple[dict[str, float], dict[str, list[float]] | None]:
+    """Standard error of each per-user mean (every column but "user"), and its percentile bootstrap CI when
+    ``bootstrap`` > 0 resamples of users (``recux.significance.bootstrap_ci``, seeded: repeatable).
+
+    stderr = s / sqrt(n), s the sample standard deviation (ddof=1) of the column's n non-NaN values (NaN
+    marks a value undefined for a user and is left out, as in the mean); NaN when n < 2. Corpus-level values
+    (coverage, gini) have no per-user values, hence no entry: their spread would need resampling the whole
+    evaluation, not users' values. Returns ``(stderr, ci)``; ``ci`` is None when ``bootstrap`` is 0.
+    """
+    from recux.significance import bootstrap_ci
+
+    bootstrap = check_bootstrap(bootstrap)
+    stderr: dict[str, float] = {}
+    ci: dict[str, list[float]] | None = {} if bootstrap else None
+    for name in per_user.columns:
+        if name == "user":
+            continue
+        vals = per_user[name].to_numpy().astype(np.float64)
+        vals = vals[~np.isnan(vals)]
+        stderr[name] = float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else float("nan")
+        if ci is not None:
+            ci[name] = list(bootstrap_ci(vals, level=level, n_resamples=int(bootstrap), seed=seed))
+    return stderr, ci
 
 
 def _add(name: str, metric: str, means: dict, directions: dict, higher: bool) -> None:

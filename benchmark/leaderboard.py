@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from recux.significance import PairedTest, holm, paired_compare
+from recux.significance import N_RESAMPLES, PairedTest, holm, paired_compare
 
 log = logging.getLogger("recux.leaderboard")
 
@@ -34,6 +34,8 @@ DEFAULT_METRICS = (
 LOWER_IS_BETTER = frozenset({"arp", "gini"})
 RESULTS_FILE = "results.json"
 PER_USER_FILE = "per_user_metrics.parquet"
+CI_LEVEL = 0.95  # confidence level of the bootstrap CI of the mean difference vs the best row
+SIGNIFICANCE_SEED = 0  # seed of the bootstrap and randomization draws (tables are repeatable)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -205,6 +207,8 @@ class Row:
     p_ttest_holm: float = math.nan
     p_wilcoxon_holm: float = math.nan
     significance_note: str = ""
+    p_permutation_holm: float = math.nan
+    n_paired_seeds: int = 0  # seeds this row shares with the best row (the per-user means average over them)
 
     @property
     def seeds(self) -> list[Any]:
@@ -368,34 +372,54 @@ class _PerUserCache:
 
 
 def paired_values(row: Row, best: Row, metric: str, cache: _PerUserCache | None = None):
-    """Per-user values of ``row`` and ``best`` paired by (seed, user_id) over the seeds both have, concatenated
-    in seed order; or a string saying why they cannot be paired (a missing file makes the comparison n/a)."""
+    """One pair per user: ``(x, y, n_seeds)`` with x[i], y[i] the user's mean value in ``row`` and ``best``
+    over the ``n_seeds`` seeds both variants have, users sorted by id; or a string saying why they cannot be
+    paired (a missing file makes the comparison n/a).
+
+    Why per-user means: a user appears once per seed, and those values are not independent (same user, same
+    tastes), so pooling (seed, user) pairs would count one user several times and make p-values too small.
+    Averaging first gives one independent pair per user (the unit the tests and the bootstrap resample). A user
+    missing from a seed in either variant (or with a NaN value there) is averaged over the shared seeds where
+    it has a value in both, so both sides of a pair always average over the same seeds; a user with no such
+    seed is left out."""
+    import polars as pl
+
     cache = cache or _PerUserCache()
     best_by_seed = {_seed_key(r.seed): r for r in best.runs}
     common = [r for r in row.runs if _seed_key(r.seed) in best_by_seed]
     if not common:
         return "no seed in common with the best row"
-    xs, ys = [], []
+    joined = []
     for r in common:
         a, b = cache.get(r, metric), cache.get(best_by_seed[_seed_key(r.seed)], metric)
         for side in (a, b):
             if isinstance(side, str):
                 return side
-        joined = a.join(b, on="user_id", how="inner", suffix="_best")
-        xs.append(joined["v"].to_numpy())
-        ys.append(joined["v_best"].to_numpy())
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    if x.size == 0:
+        joined.append(a.join(b, on="user_id", how="inner", suffix="_best"))
+    valid = pl.col("v").is_not_null() & pl.col("v_best").is_not_null()
+    valid = valid & pl.col("v").is_not_nan() & pl.col("v_best").is_not_nan()
+    per_user = (
+        pl.concat(joined)
+        .filter(valid)
+        .group_by("user_id")
+        .agg(pl.col("v").mean(), pl.col("v_best").mean())
+        .sort("user_id")
+    )
+    if per_user.height == 0:
         return "no test user in common with the best row"
-    return x, y
+    return per_user["v"].to_numpy(), per_user["v_best"].to_numpy(), len(common)
 
 
-def add_significance(board: Leaderboard) -> None:
-    """Test every row against the best row on per-user values of the primary metric (paired t-test and
-    Wilcoxon), then Holm–Bonferroni-correct each test's p-values across the rows of the board."""
+def add_significance(
+    board: Leaderboard, n_resamples: int = N_RESAMPLES, seed: int = SIGNIFICANCE_SEED
+) -> None:
+    """Test every row against the best row on per-user values of the primary metric (paired t-test, Wilcoxon
+    and Fisher randomization, with a bootstrap CI of the mean difference; see ``paired_values`` for the
+    pairing), then Holm–Bonferroni-correct each test's p-values across the rows of the board."""
     best = board.best
     for row in board.rows:
         row.test, row.p_ttest_holm, row.p_wilcoxon_holm, row.significance_note = None, math.nan, math.nan, ""
+        row.p_permutation_holm, row.n_paired_seeds = math.nan, 0
     if best is None:
         for row in board.rows:
             row.significance_note = f"no best row ({board.primary} missing)"
@@ -407,11 +431,13 @@ def add_significance(board: Leaderboard) -> None:
         if isinstance(pairs, str):
             row.significance_note = pairs
         else:
-            row.test = paired_compare(*pairs)
+            x, y, row.n_paired_seeds = pairs
+            row.test = paired_compare(x, y, n_resamples=n_resamples, level=CI_LEVEL, seed=seed)
     p_t = holm([r.test.p_ttest if r.test else math.nan for r in others])
     p_w = holm([r.test.p_wilcoxon if r.test else math.nan for r in others])
-    for row, pt, pw in zip(others, p_t, p_w, strict=True):
-        row.p_ttest_holm, row.p_wilcoxon_holm = float(pt), float(pw)
+    p_p = holm([r.test.p_permutation if r.test else math.nan for r in others])
+    for row, pt, pw, pp in zip(others, p_t, p_w, p_p, strict=True):
+        row.p_ttest_holm, row.p_wilcoxon_holm, row.p_permutation_holm = float(pt), float(pw), float(pp)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -458,13 +484,28 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
+def _significance_marks(row: Row, alpha: float) -> str:
+    """Marks (" †‡§") for the tests (t, Wilcoxon, permutation) that find ``row`` not different from the best."""
+    ps = (row.p_ttest_holm, row.p_wilcoxon_holm, row.p_permutation_holm)
+    marks = "".join(m for m, p in zip("†‡§", ps, strict=True) if p >= alpha)
+    return f" {marks}" if marks else ""
+
+
+def _fmt_diff(test: PairedTest | None) -> str:
+    """Mean per-user difference vs the best row and its bootstrap CI, e.g. "-0.0025 [-0.0061, +0.0010]"."""
+    if test is None or math.isnan(test.mean_diff):
+        return "n/a"
+    return f"{test.mean_diff:+.4f} [{test.ci_low:+.4f}, {test.ci_high:+.4f}]"
+
+
 def render_table(board: Leaderboard) -> str:
     """The Markdown table (best value of each column in bold, significance markers on the primary metric)."""
     cols = board.columns
     header = (
         ["#", "Variant"]
         + [f"{m} {'↑' if board.higher_is_better(m) else '↓'}" for m in cols]
-        + ["n seeds", "fit s", "s/epoch", f"p vs best ({board.primary}; t / W, Holm)"]
+        + ["n seeds", "fit s", "s/epoch", f"Δ vs best [{CI_LEVEL:.0%} CI]"]
+        + [f"p vs best ({board.primary}; t / W / perm, Holm)"]
     )
     lines = [
         "| " + " | ".join(header) + " |",
@@ -483,21 +524,20 @@ def render_table(board: Leaderboard) -> str:
                 mean = f"**{mean}**"
             cell = mean if math.isnan(s.mean) else f"{mean} ± {_fmt(s.std)}"
             if m == board.primary and best is not None and row is not best:
-                marks = ("†" if row.p_ttest_holm >= board.alpha else "") + (
-                    "‡" if row.p_wilcoxon_holm >= board.alpha else ""
-                )
-                cell += f" {marks}" if marks else ""
+                cell += _significance_marks(row, board.alpha)
             cells.append(cell)
         cells.append(str(len(row.runs)))
         for v, values in ((row.fit_seconds.mean, fit_values), (row.seconds_per_epoch.mean, spe_values)):
             txt = _fmt(v, 2)
             cells.append(f"**{txt}**" if _is_best(v, values, higher=False) else txt)
         if best is None:
-            cells.append("n/a")
+            cells += ["n/a", "n/a"]
         elif row is best:
-            cells.append("best")
+            cells += ["—", "best"]
         else:
-            cells.append(f"{_fmt_p(row.p_ttest_holm)} / {_fmt_p(row.p_wilcoxon_holm)}")
+            cells.append(_fmt_diff(row.test))
+            ps = (row.p_ttest_holm, row.p_wilcoxon_holm, row.p_permutation_holm)
+            cells.append(" / ".join(_fmt_p(p) for p in ps))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -513,9 +553,13 @@ def render_legend(board: Leaderboard) -> str:
         parts.append(
             f"† = not significantly different from the best row ({_md_escape(best.display)}) on per-user "
             f"{board.primary} at α = {board.alpha:g} by a two-sided paired t-test; ‡ = the same by a Wilcoxon "
-            f"signed-rank test. Users are paired by (seed, user_id) over the seeds both variants have; p-values are "
-            f"Holm–Bonferroni corrected across the {n_tests} comparison(s) of this table. "
-            "n/a = no per-user values to pair (see notes)."
+            "signed-rank test; § = the same by a Fisher randomization (paired sign-flip permutation) test. "
+            "Each user is one pair: the user's mean over the seeds both variants have (a user missing from a seed "
+            "in either variant is averaged over the shared seeds where it has a value in both), so a user counts "
+            f"once, not once per seed. p-values are Holm–Bonferroni corrected across the {n_tests} comparison(s) "
+            f"of this table, per test. Δ = mean over users of (row − best) with a {CI_LEVEL:.0%} percentile "
+            f"bootstrap CI (paired: users resampled; not corrected for multiplicity); bootstrap and permutation "
+            f"use {N_RESAMPLES} draws, seed {SIGNIFICANCE_SEED}. n/a = no per-user values to pair (see notes)."
         )
     return "\n\n".join(parts)
 
@@ -555,7 +599,7 @@ def _nan_to_none(v: float | None) -> float | None:
 
 
 def board_records(board: Leaderboard) -> list[dict[str, Any]]:
-    """One flat record per row (CSV / W&B): metric means, stds and counts, timings, p-values."""
+    """One flat record per row (CSV / W&B): metric means, stds and counts, timings, p-values, CI of the difference."""
     best = board.best
     records = []
     for rank, row in enumerate(board.rows, 1):
@@ -590,6 +634,11 @@ def board_records(board: Leaderboard) -> list[dict[str, Any]]:
             p_ttest_holm=_nan_to_none(row.p_ttest_holm),
             p_wilcoxon_holm=_nan_to_none(row.p_wilcoxon_holm),
             significance_note=row.significance_note,
+            n_paired_seeds=row.n_paired_seeds if t else None,
+            diff_ci_low=_nan_to_none(t.ci_low) if t else None,
+            diff_ci_high=_nan_to_none(t.ci_high) if t else None,
+            p_permutation=_nan_to_none(t.p_permutation) if t else None,
+            p_permutation_holm=_nan_to_none(row.p_permutation_holm),
         )
         records.append(rec)
     return records

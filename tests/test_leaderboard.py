@@ -1,4 +1,5 @@
-"""recux-leaderboard on synthetic run folders: aggregation over seeds, grouping, duplicates, paired significance,
+"""recux-leaderboard on synthetic run folders: aggregation over seeds, grouping, duplicates, paired significance
+(one pair per user, averaged over shared seeds),
 bolding, CSV round trip, missing per-user files, the no-results error and where W&B writes."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from scipy import stats
 
 from recux.cli.leaderboard import main
 from recux.leaderboard import sanitize_filename
-from recux.significance import holm
+from recux.significance import bootstrap_ci, holm, permutation_test
 
 DIRECTIONS = {"ndcg@10": True, "recall@10": True, "coverage@10": True, "arp@10": False}
 
@@ -138,7 +139,22 @@ def _per_user(rng, users, base):
     return {u: float(np.clip(base + rng.normal(0, 0.2), 0, 1)) for u in users}
 
 
-def test_significance_equals_scipy_on_concatenated_pairs_with_holm(tmp_path):
+def _user_means(per_user, label, best, seeds):
+    """Pairs (label, best) per user, each side averaged over the given seeds where the user has a non-NaN
+    value in both; users sorted by id. Plain dict loops, independent of the leaderboard's polars code."""
+    sums: dict[str, list[float]] = {}
+    for s in seeds:
+        for u, v in per_user[label, s].items():
+            w = per_user[best, s].get(u)
+            if w is None or math.isnan(v) or math.isnan(w):
+                continue
+            acc = sums.setdefault(u, [0.0, 0.0, 0])
+            acc[0], acc[1], acc[2] = acc[0] + v, acc[1] + w, acc[2] + 1
+    users = sorted(sums)
+    return [sums[u][0] / sums[u][2] for u in users], [sums[u][1] / sums[u][2] for u in users]
+
+
+def test_significance_pairs_each_user_on_its_mean_over_shared_seeds_with_holm(tmp_path):
     rng = np.random.default_rng(7)
     users = [f"u{i}" for i in range(60)]
     per_user = {}  # (label, seed) -> {user: value}
@@ -146,7 +162,10 @@ def test_significance_equals_scipy_on_concatenated_pairs_with_holm(tmp_path):
         for seed in seeds:
             pu = _per_user(rng, users, base)
             if (label, seed) in (("near", 0), ("best", 1)):
-                pu.pop("u5")  # a user missing on either side is left out of the pairs
+                pu.pop("u5")  # u5 has a pair in no seed for near; for far (seed 1 only) no pair at all
+            if (label, seed) == ("near", 1):
+                pu.pop("u7")  # u7 is averaged over seed 0 only
+                pu["u8"] = math.nan  # a NaN value counts as missing
             shuffled = dict(sorted(pu.items(), key=lambda kv: rng.random()))  # files need not share row order
             per_user[label, seed] = pu
             write_run(tmp_path / "runs", label=label, vhash=f"{label:0<12}", seed=seed, per_user=shuffled,
@@ -155,29 +174,68 @@ def test_significance_equals_scipy_on_concatenated_pairs_with_holm(tmp_path):
     assert code == 0
     df = pl.read_csv(out / "toy.csv")
     assert df["variant"].to_list() == ["best", "near", "far"]
-    raw = {}
+    raw, md_rows = {}, {r[1]: r for r in table_rows((out / "toy.md").read_text())[1:]}
     for label, seeds in (("near", (0, 1)), ("far", (1,))):  # only seeds both variants have
-        x, y = [], []
-        for s in seeds:
-            common = [u for u in per_user["best", s] if u in per_user[label, s]]
-            x += [per_user[label, s][u] for u in common]
-            y += [per_user["best", s][u] for u in common]
+        x, y = _user_means(per_user, label, "best", seeds)
         row = df.filter(pl.col("variant") == label).row(0, named=True)
-        assert row["n_pairs"] == len(x) == (118 if label == "near" else 59)
+        assert row["n_pairs"] == len(x) == 59  # one pair per user, not per (seed, user)
+        assert row["n_paired_seeds"] == len(seeds)
+        d = np.subtract(x, y)
+        assert row["mean_diff_vs_best"] == pytest.approx(d.mean(), rel=1e-12)
         assert row["p_ttest"] == pytest.approx(stats.ttest_rel(x, y).pvalue, rel=1e-9)
         assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(x, y, zero_method="wilcox").pvalue, rel=1e-9)
-        raw[label] = (row["p_ttest"], row["p_wilcoxon"], row["p_ttest_holm"], row["p_wilcoxon_holm"])
-    for k in (0, 1):
+        # the resampling estimators (checked against scipy in test_significance) get these pairs, seed 0
+        assert row["p_permutation"] == pytest.approx(permutation_test(x, y, seed=0), rel=1e-12)
+        lo, hi = bootstrap_ci(d, level=0.95, seed=0)
+        assert (row["diff_ci_low"], row["diff_ci_high"]) == pytest.approx((lo, hi), rel=1e-12)
+        assert md_rows[label][-2] == f"{d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        raw[label] = [row[f"p_{t}"] for t in ("ttest", "wilcoxon", "permutation")]
+        raw[label] += [row[f"p_{t}_holm"] for t in ("ttest", "wilcoxon", "permutation")]
+    for k in (0, 1, 2):
         adj = holm([raw["near"][k], raw["far"][k]])
-        assert [raw["near"][k + 2], raw["far"][k + 2]] == pytest.approx(list(adj), rel=1e-12)
+        assert [raw["near"][k + 3], raw["far"][k + 3]] == pytest.approx(list(adj), rel=1e-12)
     best_row = df.filter(pl.col("variant") == "best").row(0, named=True)
-    assert best_row["is_best"] and best_row["p_ttest"] is None
-    # Markdown: † exactly where the Holm-adjusted t-test p-value is >= 0.05
-    rows = {r[1]: r for r in table_rows((out / "toy.md").read_text())[1:]}
+    assert best_row["is_best"] and best_row["p_ttest"] is None and best_row["diff_ci_low"] is None
+    # Markdown: † ‡ § exactly where the Holm-adjusted t / Wilcoxon / permutation p-value is >= 0.05
     for label in ("near", "far"):
-        assert ("†" in rows[label][2]) == (raw[label][2] >= 0.05)
-        assert ("‡" in rows[label][2]) == (raw[label][3] >= 0.05)
-    assert rows["best"][-1] == "best"
+        for mark, p_holm in zip("†‡§", raw[label][3:], strict=True):
+            assert (mark in md_rows[label][2]) == (p_holm >= 0.05)
+        assert md_rows[label][-1] == " / ".join(f"{p:.3g}" for p in raw[label][3:])
+    assert md_rows["best"][-2:] == ["—", "best"]
+    again = run_cli(tmp_path)[1]  # seeded resampling: the same table twice
+    assert (
+        pl.read_csv(again / "toy.csv")
+        .drop(pl.selectors.contains("seconds"))
+        .equals(df.drop(pl.selectors.contains("seconds")))
+    )
+
+
+def test_repeating_a_seed_does_not_shrink_p_values(tmp_path):
+    """Three seeds with the same per-user values carry no more evidence than one: pooling (seed, user) pairs
+    would treat them as 3x the users and shrink every p-value; the per-user mean leaves them unchanged."""
+    rng = np.random.default_rng(9)
+    users = [f"u{i}" for i in range(80)]
+    a = _per_user(rng, users, 0.5)
+    b = {u: v - 0.08 + rng.normal(0, 0.15) for u, v in a.items()}
+    pvals = {}
+    for n_seeds in (1, 3):
+        root = tmp_path / f"s{n_seeds}"
+        for seed in range(n_seeds):
+            write_run(
+                root / "runs", label="a", vhash="a" * 12, seed=seed, per_user=a, metrics={"ndcg@10": 0.5}
+            )
+            write_run(
+                root / "runs", label="b", vhash="b" * 12, seed=seed, per_user=b, metrics={"ndcg@10": 0.4}
+            )
+        code, out = run_cli(root)
+        assert code == 0
+        row = pl.read_csv(out / "toy.csv").filter(pl.col("variant") == "b").row(0, named=True)
+        pvals[n_seeds] = [
+            row[k] for k in ("n_pairs", "p_ttest", "p_wilcoxon", "p_permutation", "diff_ci_low")
+        ]
+    assert pvals[3] == pytest.approx(pvals[1], rel=1e-12)
+    pooled = stats.ttest_rel(list(b.values()) * 3, list(a.values()) * 3).pvalue
+    assert pvals[1][1] > 1e-3 and pooled < pvals[1][1] / 100  # what the old pooling reported on the same data
 
 
 def test_missing_per_user_file_gives_na_not_a_crash(tmp_path):
@@ -196,7 +254,7 @@ def test_missing_per_user_file_gives_na_not_a_crash(tmp_path):
     assert b["p_ttest"] is None and b["p_ttest_holm"] is None and "missing" in b["significance_note"]
     assert c["p_ttest"] is not None and c["p_ttest_holm"] == pytest.approx(c["p_ttest"])  # only one test
     rows = {r[1]: r for r in table_rows((out / "toy.md").read_text())[1:]}
-    assert rows["b"][-1] == "n/a / n/a" and "†" not in rows["b"][2]
+    assert rows["b"][-2:] == ["n/a", "n/a / n/a / n/a"] and "†" not in rows["b"][2]
     assert "significance n/a" in (out / "toy.md").read_text()
 
 
