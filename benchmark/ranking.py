@@ -117,11 +117,14 @@ def mask_rows(scores: np.ndarray, rows: np.ndarray, exclude: sp.csr_matrix) -> N
     scores[r, idx] = -np.inf
 
 
-def _to_numpy(block) -> np.ndarray:
+def to_numpy(block) -> np.ndarray:
+    """A score block as numpy: arrays as they are, torch tensors (any device, as float32) without importing
+    torch here, anything else through ``np.asarray``."""
     if isinstance(block, np.ndarray):
         return block
-    # torch tensors (any device) without importing torch here
-    return block.detach().float().cpu().numpy()
+    if hasattr(block, "detach"):
+        return block.detach().float().cpu().numpy()
+    return np.asarray(block)
 
 
 def rank_topk(
@@ -140,7 +143,7 @@ def rank_topk(
     scores_out = np.empty((len(users), k), dtype=np.float32)
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
-        block = np.array(_to_numpy(score_fn(batch)), dtype=np.float32, copy=True)
+        block = np.array(to_numpy(score_fn(batch)), dtype=np.float32, copy=True)
         if block.shape[0] != len(batch):
             raise ValueError(f"score_fn returned {block.shape[0]} rows for {len(batch)} users")
         if exclude is not None:
