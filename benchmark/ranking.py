@@ -1,8 +1,13 @@
 """Full-catalogue top-k ranking in user batches, with already-seen items masked out.
 
 Memory stays at one (batch x n_items) score block; the result is (users x k) int32 item codes and their
-scores. Ties are broken by the lower item code, so results never depend on the batch size. A user with
-fewer than k eligible items gets -1 padding (score -inf) in the tail.
+scores. A user with fewer than k eligible items gets -1 padding (score -inf) in the tail.
+
+Tie rule (the one rule of recux; the pipeline, ``evaluate_scores`` and ``recux-evaluate --score-col`` all follow
+it): among equal scores the lower item code ranks first. Item codes number the sorted raw item ids
+(``Dataset.from_frame``): integer ids in numeric order, any other ids in text order. So equal scores put the
+item with the smaller id first: item 9 before item 10 when ids are integers, "a10" before "a9" when they are
+text. Results never depend on the batch size or on the order of rows in a file.
 """
 
 from __future__ import annotations
