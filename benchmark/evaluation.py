@@ -199,7 +199,7 @@ def _check_no_repeats(topk: np.ndarray, users: np.ndarray | None) -> None:
     if len(rows):
         r = int(rows[0])
         item = int(s[r, 1:][rep[r]][0])
-        who = f"row {r}" if users is None else f"row {r} (user {users[r]!r})"
+        who = f"row {r}" if users is None else f"row {r} (user {users[r].item()!r})"
         raise DataError(
             f"topk {who} lists item code {item} more than once (positions "
             f"{', '.join(str(int(p) + 1) for p in np.flatnonzero(topk[r] == item))}); {len(rows)} row(s) repeat "
