@@ -44,7 +44,7 @@ def test_a_runs_own_files_reproduce_every_metric_of_its_results(tmp_path, capsys
     # without the catalogue: the items seen in the files, said in the output
     rc, stdout, err = run_cli([*base, "--output", str(out)], capsys)
     seen = json.loads(out.read_text())["catalogue"]["n_items"]
-    assert rc == 0 and seen <= n_items and f"the {seen} items seen in the input files" in stdout
+    assert rc == 0 and seen <= n_items and f"catalogue: {seen} items, from the items seen in the input files" in stdout
     assert "--n-items or --items" in err
 
 

@@ -87,7 +87,7 @@ def _pairs_csr(users: np.ndarray, items: np.ndarray, shape: tuple[int, int], dat
 def _catalogue(args: argparse.Namespace, seen: list[tuple[Table, pl.Series]]) -> tuple[pl.Series, int, str]:
     """(sorted item keys with codes 0.., catalogue size, description) from --items / --n-items / the files."""
     keys = pl.concat([s for _, s in seen]).unique().sort()
-    source = f"the {len(keys)} items seen in the input files"
+    source = "the items seen in the input files"
     if args.items:
         cat = read_table(args.items, "catalogue", args.separator)
         col = args.item_col if args.item_col in cat.columns or len(cat.columns) != 1 else cat.columns[0]
