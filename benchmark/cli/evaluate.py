@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog=PROG,
         description="Evaluate top-k recommendations against held-out interactions with recux's metrics.",
+        epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("recommendations", help="recommendations file: user, item, and rank (1 = best) or score")
     ap.add_argument("ground_truth", help="held-out interactions file: user, item")
