@@ -22,6 +22,7 @@ from recux import registry
 from recux.errors import ConfigError, DataError, PluginError
 from recux.metric import EvalContext, Metric
 from recux.registry import PluginInfo
+from recux.relevance import align_relevance
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
 # Same list as conf/metrics/default.yaml (a test keeps them in step).
@@ -190,22 +191,28 @@ _NEED_ARG = {
     "scores": ("scores", "scores=<(n, K) scores of the top-k items>"),
     "item_features": ("item_features", "item_features=<polars DataFrame, row i = item code i>"),
     "user_groups": ("user_groups", "user_groups=<(n,) group label per row>"),
+    "graded_truth": ("graded_truth", "graded_truth=<CSR like ground_truth with each pair's grade, e.g. the "
+                                     "rating, as data> (recux-evaluate: --relevance-col)"),
 }
 
 
-def _check_ks(ks: Sequence[int], width: int) -> tuple[int, ...]:
-    try:
-        kk = tuple(sorted({int(k) for k in ks}))
-    except (TypeError, ValueError):
-        raise ConfigError(f"ks={ks!r} must be a list of positive integers, e.g. [5, 10, 20]") from None
-    if not kk or kk[0] < 1:
-        raise ConfigError(f"ks={list(ks)} must be a non-empty list of positive integers, e.g. [5, 10, 20]")
-    if kk[-1] > width:
-        raise ConfigError(
-            f"k={kk[-1]} is larger than the top-k lists ({width} columns). Rank at least {kk[-1]} items per user "
-            f"or use cut-offs <= {width} (ks=[...], recux-evaluate --ks)."
+def _check_no_repeats(topk: np.ndarray, users: np.ndarray | None) -> None:
+    """Refuse a top-k row that lists an item twice (it would count one relevant item several times and give
+    recall or NDCG above 1). One sort of the (n x K) array: about 25 ms for 100k users x 100."""
+    if topk.shape[1] < 2:
+        return
+    s = np.sort(topk, axis=1)
+    rep = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)
+    rows = np.flatnonzero(rep.any(axis=1))
+    if len(rows):
+        r = int(rows[0])
+        item = int(s[r, 1:][rep[r]][0])
+        who = f"row {r}" if users is None else f"row {r} (user {users[r].item()!r})"
+        raise DataError(
+            f"topk {who} lists item code {item} more than once (positions "
+            f"{', '.join(str(int(p) + 1) for p in np.flatnonzero(topk[r] == item))}); {len(rows)} row(s) repeat "
+            "an item. A top-k list ranks each item once: keep each item's first position."
         )
-    return kk
 
 
 def evaluate_topk(
@@ -221,6 +228,7 @@ def evaluate_topk(
     item_features: Any = None,
     user_groups: np.ndarray | None = None,
     bootstrap: int = 0,
+    graded_truth: Any = None,
 ) -> EvalReport:
     """Evaluate (n x K) top-k item codes (best first, -1 padding) against ground truth whose row r belongs to
     the same user as ``topk[r]``.
@@ -230,6 +238,10 @@ def evaluate_topk(
     ``train``: users x items training matrix (or Interactions) for popularity metrics. ``users``: the id or
     code of each row for the per-user table (default 0..n-1). ``bootstrap``: resamples for a 95% bootstrap CI of
     each per-user mean in ``report.ci`` (0 = none; config key ``metrics.bootstrap``); ``report.stderr`` always.
+    ``graded_truth``: a sparse matrix with the
+    same rows as ``ground_truth`` holding each held-out pair's grade (e.g. its rating), for graded metrics
+    (``ndcg_graded``, ``ndcg_burges``; see ``recux.relevance.align_relevance``). A row of ``topk`` that lists
+    an item twice is refused.
     """
     t0 = time.perf_counter()
     topk = np.asarray(topk)
@@ -239,9 +251,13 @@ def evaluate_topk(
         raise ConfigError(f"topk must hold integer item codes, got dtype {topk.dtype}")
     topk = np.ascontiguousarray(topk, dtype=np.int32)
     n, width = topk.shape
-    kk = _check_ks(ks, width)
+    from recux.kernels.accuracy import check_ks
+
+    kk = check_ks(ks, width)
     gt_cols = int(ground_truth.shape[1]) if sp.issparse(ground_truth) else None
     gt_indptr, gt_indices = _ground_truth_arrays(ground_truth, n)
+    _check_no_repeats(topk, None if users is None else np.asarray(users))
+    gt_relevance = None if graded_truth is None else align_relevance(graded_truth, gt_indptr, gt_indices)
     n_items = _infer_n_items(n_items, topk, gt_indices, gt_cols, train, item_features)
     if topk.size and (topk.min() < -1 or topk.max() >= n_items):
         bad = int(topk.min()) if topk.min() < -1 else int(topk.max())
@@ -255,7 +271,8 @@ def evaluate_topk(
 
     built = build_metrics(DEFAULT_METRICS if metrics is None else metrics)
     provided = {"train_popularity": train is not None, "scores": scores is not None,
-                "item_features": item_features is not None, "user_groups": user_groups is not None}
+                "item_features": item_features is not None, "user_groups": user_groups is not None,
+                "graded_truth": graded_truth is not None}
     active: list[BuiltMetric] = []
     skipped: list[str] = []
     for info, metric in built:
@@ -288,7 +305,7 @@ def evaluate_topk(
     ctx = EvalContext(
         topk=topk, gt_indptr=gt_indptr, gt_indices=gt_indices, n_items=n_items, ks=kk, users=row_ids,
         scores=scores, train_item_counts=item_counts, n_train_users=n_train_users,
-        item_features=item_features, user_groups=user_groups,
+        item_features=item_features, user_groups=user_groups, gt_relevance=gt_relevance,
     )
     means: dict[str, float] = {}
     directions: dict[str, bool] = {}
@@ -362,14 +379,6 @@ def _nanmean(vals: np.ndarray) -> float:
         return float(np.nanmean(vals)) if len(vals) else float("nan")
 
 
-def _to_numpy(block: Any) -> np.ndarray:
-    if isinstance(block, np.ndarray):
-        return block
-    if hasattr(block, "detach"):  # a torch tensor, without importing torch here
-        return block.detach().float().cpu().numpy()
-    return np.asarray(block)
-
-
 def evaluate_scores(
     scores: np.ndarray,
     ground_truth: GroundTruth,
@@ -381,9 +390,9 @@ def evaluate_scores(
 ) -> EvalReport:
     """Rank a dense (n x n_items) score matrix (higher first; items of ``exclude`` row r masked for row r),
     keep the top ``k_max`` (default max(ks)) and evaluate them with ``evaluate_topk``."""
-    from recux.ranking import mask_rows, topk_from_scores
+    from recux.ranking import mask_rows, to_numpy, topk_from_scores
 
-    arr = _to_numpy(scores)
+    arr = to_numpy(scores)
     block = np.array(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)  # a copy: masked in place
     if block.ndim != 2:
         raise ConfigError(f"scores must be a 2-D (users x items) array, got shape {block.shape}")

@@ -25,6 +25,7 @@ class EvalContext:
     n_train_users: int | None = None  # users in the training data (for novelty's self-information)
     item_features: Any = None  # polars DataFrame, row i = item code i
     user_groups: np.ndarray | None = None  # (n,) group label per evaluated user
+    gt_relevance: np.ndarray | None = None  # float64 grade of each gt_indices entry (graded metrics)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

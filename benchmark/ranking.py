@@ -1,8 +1,13 @@
 """Full-catalogue top-k ranking in user batches, with already-seen items masked out.
 
 Memory stays at one (batch x n_items) score block; the result is (users x k) int32 item codes and their
-scores. Ties are broken by the lower item code, so results never depend on the batch size. A user with
-fewer than k eligible items gets -1 padding (score -inf) in the tail.
+scores. A user with fewer than k eligible items gets -1 padding (score -inf) in the tail.
+
+Tie rule (the one rule of recux; the pipeline, ``evaluate_scores`` and ``recux-evaluate --score-col`` all follow
+it): among equal scores the lower item code ranks first. Item codes number the sorted raw item ids
+(``Dataset.from_frame``): integer ids in numeric order, any other ids in text order. So equal scores put the
+item with the smaller id first: item 9 before item 10 when ids are integers, "a10" before "a9" when they are
+text. Results never depend on the batch size or on the order of rows in a file.
 """
 
 from __future__ import annotations
@@ -117,11 +122,14 @@ def mask_rows(scores: np.ndarray, rows: np.ndarray, exclude: sp.csr_matrix) -> N
     scores[r, idx] = -np.inf
 
 
-def _to_numpy(block) -> np.ndarray:
+def to_numpy(block) -> np.ndarray:
+    """A score block as numpy: arrays as they are, torch tensors (any device, as float32) without importing
+    torch here, anything else through ``np.asarray``."""
     if isinstance(block, np.ndarray):
         return block
-    # torch tensors (any device) without importing torch here
-    return block.detach().float().cpu().numpy()
+    if hasattr(block, "detach"):
+        return block.detach().float().cpu().numpy()
+    return np.asarray(block)
 
 
 def rank_topk(
@@ -140,7 +148,7 @@ def rank_topk(
     scores_out = np.empty((len(users), k), dtype=np.float32)
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
-        block = np.array(_to_numpy(score_fn(batch)), dtype=np.float32, copy=True)
+        block = np.array(to_numpy(score_fn(batch)), dtype=np.float32, copy=True)
         if block.shape[0] != len(batch):
             raise ValueError(f"score_fn returned {block.shape[0]} rows for {len(batch)} users")
         if exclude is not None:

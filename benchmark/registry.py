@@ -21,7 +21,8 @@ ENTRY_POINT_GROUP = "recux.plugins"
 KINDS = ("dataset", "model", "finetune", "metric")
 
 # What a metric may need from the evaluation context.
-METRIC_NEEDS = frozenset({"topk", "ground_truth", "item_features", "train_popularity", "user_groups", "scores"})
+METRIC_NEEDS = frozenset({"topk", "ground_truth", "item_features", "train_popularity", "user_groups", "scores",
+                          "graded_truth"})
 MODEL_TRAINING = frozenset({"lightning", "closed_form", "none"})
 MODEL_PROTOCOLS = frozenset({"general", "sequential"})  # sequential: needs a time-ordered split (e.g. loo)
 

@@ -112,9 +112,9 @@ def write(path, text):
 @pytest.mark.parametrize(
     ("recs", "truth", "extra", "message"),
     [
-        ("user,item,rank\nu1,a,1\n", "user,product\nu1,a\n", [], "has no column 'item'"),
+        ("user,item,rank\nu1,a,1\n", "user,product\nu1,a\n", [], "column 'item' (--item-col) is not in"),
         ("user,item,rank\nu1,a,1\nu1,b,two\n", "user,item\nu1,a\n", ["--ks", "1"],
-         "column 'rank' must be numeric, but data row 2 holds 'two'"),
+         "line 3: value 'two' in column 'rank' (--rank-col) is not a number"),
         ("user,item,rank\nu1,a,1\nu1,b,1\n", "user,item\nu1,a\n", ["--ks", "1"], "ranks must be distinct"),
         ("user,item,rank\nu1,a,1\nu1,a,2\n", "user,item\nu1,a\n", ["--ks", "1"], "more than once"),
         ("user,item,pos\nu1,a,1\n", "user,item\nu1,a\n", ["--ks", "1"], "neither a 'rank' nor a 'score'"),

@@ -124,12 +124,12 @@ def test_k_larger_than_lists_and_bad_codes():
     truth = sp.identity(3, format="csr")
     with pytest.raises(ConfigError, match=r"k=50 is larger than the top-k lists \(20 columns\)"):
         evaluate_topk(topk, truth, ks=(10, 50))
-    with pytest.raises(DataError, match="item code 9"):
-        evaluate_topk(np.full((3, 2), 9, dtype=np.int32), truth, ks=(1,), n_items=5)
+    with pytest.raises(DataError, match="item code 9, outside"):
+        evaluate_topk(np.array([[9, -1]] * 3, dtype=np.int32), truth, ks=(1,), n_items=5)
     with pytest.raises(DataError, match="3 rows but topk has 2"):
         evaluate_topk(np.zeros((2, 2), dtype=np.int32), truth, ks=(1,))
     with pytest.raises(DataError, match="no user has ground truth"):
-        evaluate_topk(np.zeros((2, 2), dtype=np.int32), sp.csr_matrix((2, 4)), ks=(1,))
+        evaluate_topk(np.array([[0, 1]] * 2, dtype=np.int32), sp.csr_matrix((2, 4)), ks=(1,))
 
 
 def test_default_metrics_skip_popularity_without_train_and_explicit_ones_fail():
@@ -233,3 +233,57 @@ def test_validator_matches_evaluate_scores_and_skips_empty_users():
     assert got.keys() == {f"{m}@5" for m in ACCURACY_METRICS}
     for name, val in got.items():
         assert val == pytest.approx(ref.means[name], abs=1e-12)
+
+
+# ---- input checks: repeated items, graded ground truth -------------------------------------------------------
+
+
+def test_repeated_item_in_a_row_is_refused():
+    """A repeated relevant item would give recall@2 = 2; the row is refused instead."""
+    import re
+
+    topk = np.array([[0, 1, 2], [3, 3, 1]], dtype=np.int32)
+    truth = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float32))
+    with pytest.raises(DataError, match=re.escape("row 1 (user 'b') lists item code 3 more than once (positions 1, 2)")):
+        evaluate_topk(topk, truth, ks=(2,), metrics=["recall"], users=np.array(["a", "b"]))
+    padded = np.array([[0, -1, -1], [3, -1, 1]], dtype=np.int32)  # padding may repeat
+    assert evaluate_topk(padded, truth, ks=(3,), metrics=["recall"]).means["recall@3"] == 1.0
+
+
+def test_graded_truth_feeds_graded_ndcg_and_is_checked():
+    from recux.kernels.accuracy import graded_ndcg
+    from recux.relevance import align_relevance
+
+    topk = np.array([[2, 0, 1], [1, 3, 0]], dtype=np.int32)
+    grades = np.array([[4, 0, 1, 0], [0, 0, 0, 2]], dtype=np.float64)
+    truth = sp.csr_matrix((grades > 0).astype(np.float32))
+    rep = evaluate_topk(topk, truth, ks=(1, 3), metrics=["ndcg_graded", "ndcg_burges", "ndcg"],
+                        graded_truth=sp.csr_matrix(grades))
+    ref = graded_ndcg(topk, truth.indptr, truth.indices, np.array([4.0, 1.0, 2.0]), (1, 3), gain="burges")
+    assert rep.means["ndcg_burges@3"] == pytest.approx(ref[3].mean(), abs=1e-12)
+    assert rep.means["ndcg_graded@1"] == pytest.approx(np.mean([1 / 4, 0.0]), abs=1e-12)  # gain 1 of ideal 4
+    with pytest.raises(ConfigError, match="graded_truth=.*--relevance-col"):
+        evaluate_topk(topk, truth, ks=(1,), metrics=["ndcg_graded"])
+    assert "ndcg_graded@1" not in evaluate_topk(topk, truth, ks=(1,)).means  # not a default metric
+    outside = grades.copy()
+    outside[0, 3] = 5
+    with pytest.raises(DataError, match="not in the ground truth"):
+        align_relevance(sp.csr_matrix(outside), truth.indptr, truth.indices)
+    with pytest.raises(DataError, match=">= 0"):
+        align_relevance(sp.csr_matrix(-grades), truth.indptr, truth.indices)
+    # a ground-truth pair without a grade gets grade 0; grades align with the CSR entries
+    partial = grades.copy()
+    partial[0, 2] = 0
+    np.testing.assert_array_equal(align_relevance(sp.csr_matrix(partial), truth.indptr, truth.indices), [4, 0, 2])
+
+
+def test_graded_truth_csr_keeps_the_highest_rating_and_refuses_implicit_data():
+    from recux.data import Interactions
+    from recux.relevance import graded_truth_csr
+
+    inter = Interactions(user=np.array([0, 0, 1, 0]), item=np.array([2, 1, 0, 2]), n_users=2, n_items=3,
+                         rating=np.array([3.0, 5.0, 1.0, 4.0]))
+    m = graded_truth_csr(inter)
+    np.testing.assert_array_equal(m.toarray(), [[0, 5, 4], [1, 0, 0]])
+    with pytest.raises(DataError, match="need ratings.*has none"):
+        graded_truth_csr(Interactions(user=np.array([0]), item=np.array([0]), n_users=1, n_items=1))

@@ -187,3 +187,86 @@ def test_fewer_blocks_for_large_catalogues_gives_the_same_values(monkeypatch):
             want = reference(topk[u].tolist(), set(truth[u]), k)
             for m in METRICS:
                 assert got[f"{m}@{k}"][u] == pytest.approx(want[m], abs=1e-12)
+
+
+# ---- graded NDCG ---------------------------------------------------------------------------------------------
+
+
+def graded_reference(row: list[int], grades: dict[int, float], k: int, burges: bool) -> float:
+    """Plain-Python graded NDCG@k: gain = grade (Järvelin) or 2^grade - 1 (Burges), discount 1/log2(rank+1)."""
+    def gain(g: float) -> float:
+        return 2.0 ** g - 1.0 if burges else g
+
+    dcg = sum(gain(grades.get(i, 0.0)) / math.log2(r + 2) for r, i in enumerate(row[:k]) if i >= 0)
+    ideal = sorted((gain(g) for g in grades.values()), reverse=True)[:k]
+    idcg = sum(g / math.log2(r + 2) for r, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+@st.composite
+def graded_case(draw):
+    topk, indptr, indices, ks, truth = draw(topk_and_truth())
+    rel = np.array(draw(st.lists(st.integers(0, 5), min_size=len(indices), max_size=len(indices))),
+                   dtype=np.float64)
+    return topk, indptr, indices, rel, ks, truth
+
+
+@settings(max_examples=60, deadline=None)
+@given(graded_case(), st.booleans())
+def test_graded_ndcg_matches_reference(case, burges):
+    from recux.kernels.accuracy import graded_ndcg
+
+    topk, indptr, indices, rel, ks, truth = case
+    got = graded_ndcg(topk, indptr, indices, rel, ks, gain="burges" if burges else "jarvelin")
+    for u, row in enumerate(topk.tolist()):
+        grades = dict(zip(indices[indptr[u]:indptr[u + 1]].tolist(), rel[indptr[u]:indptr[u + 1]].tolist(),
+                          strict=True))
+        for k in set(ks):
+            assert got[k][u] == pytest.approx(graded_reference(row, grades, k, burges), abs=1e-12)
+
+
+def test_graded_ndcg_matches_ranx_and_binary_grades_give_binary_ndcg():
+    """ranx ndcg (Järvelin) and ndcg_burges on graded qrels (grades 1-5; ranx drops grades below 1)."""
+    from ranx import Qrels, Run, evaluate
+
+    from recux.kernels.accuracy import graded_ndcg
+
+    rng = np.random.default_rng(3)
+    n, n_items, width, ks = 12, 15, 6, [1, 3, 6]
+    topk = np.array([rng.permutation(n_items)[:width] for _ in range(n)], dtype=np.int32)
+    truth = [np.sort(rng.choice(n_items, size=rng.integers(1, 8), replace=False)) for _ in range(n)]
+    indptr = np.concatenate([[0], np.cumsum([len(t) for t in truth])]).astype(np.int64)
+    indices = np.concatenate(truth).astype(np.int32)
+    rel = rng.integers(1, 6, size=len(indices)).astype(np.float64)
+    qids = [f"q{u:05d}" for u in range(n)]
+    qrels = Qrels({q: {f"d{i}": int(g) for i, g in zip(truth[u], rel[indptr[u]:indptr[u + 1]], strict=True)}
+                   for u, q in enumerate(qids)})
+    run = Run({q: {f"d{i}": float(width - p) for p, i in enumerate(topk[u])} for u, q in enumerate(qids)})
+    threads = numba.get_num_threads()
+    try:
+        want = evaluate(qrels, run, [f"ndcg@{k}" for k in ks] + [f"ndcg_burges@{k}" for k in ks],
+                        return_mean=False, save_results_in_run=False)
+    finally:
+        numba.set_num_threads(threads)
+    jar = graded_ndcg(topk, indptr, indices, rel, ks, gain="jarvelin")
+    bur = graded_ndcg(topk, indptr, indices, rel, ks, gain="burges")
+    for k in ks:
+        np.testing.assert_allclose(jar[k], want[f"ndcg@{k}"], atol=1e-9)
+        np.testing.assert_allclose(bur[k], want[f"ndcg_burges@{k}"], atol=1e-9)
+    ones = graded_ndcg(topk, indptr, indices, np.ones(len(indices)), ks)
+    binary = accuracy_metrics(topk, indptr, indices, ks)
+    for k in ks:
+        np.testing.assert_allclose(ones[k], binary[f"ndcg@{k}"], atol=1e-12)
+
+
+def test_one_ks_validator_names_the_setting():
+    from recux.errors import ConfigError
+    from recux.kernels.accuracy import check_ks
+
+    assert check_ks([10, 5, 5, 20]) == (5, 10, 20)
+    with pytest.raises(ConfigError, match="metrics.ks"):
+        check_ks([0, 5], setting="metrics.ks")
+    with pytest.raises(ConfigError, match="k=20 is larger than the top-k lists \\(10 columns\\).*--ks"):
+        check_ks([5, 20], width=10, setting="--ks")
+    with pytest.raises(ConfigError, match="positive integers"):
+        check_ks([2.5])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recux.errors import ConfigError
 from recux.metric import EvalContext, Metric, MetricResult
 from recux.registry import register
 
@@ -77,3 +78,35 @@ class HitRate(_Accuracy):
     """HitRate@k: 1 if any relevant item is among the first k, else 0."""
 
     key = "hit"
+
+
+class _GradedNDCG(Metric):
+    key = ""
+    gain = ""
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        from recux.kernels.accuracy import graded_ndcg
+
+        if ctx.gt_relevance is None:
+            raise ConfigError(
+                f"metric '{self.key}' needs graded ground truth: pass graded_truth=<CSR of grades, e.g. ratings> "
+                "to evaluate_topk (recux-evaluate: --relevance-col COLUMN), or drop the metric."
+            )
+        vals = graded_ndcg(ctx.topk, ctx.gt_indptr, ctx.gt_indices, ctx.gt_relevance, ctx.ks, gain=self.gain)
+        return MetricResult(per_user={f"{self.key}@{k}": vals[int(k)] for k in ctx.ks})
+
+
+@register("metric", "ndcg_graded", higher_is_better=True, needs={"topk", "graded_truth"})
+class GradedNDCG(_GradedNDCG):
+    """NDCG@k with graded gains, gain = grade (Järvelin & Kekäläinen 2002; ranx ``ndcg``)."""
+
+    key = "ndcg_graded"
+    gain = "jarvelin"
+
+
+@register("metric", "ndcg_burges", higher_is_better=True, needs={"topk", "graded_truth"})
+class BurgesNDCG(_GradedNDCG):
+    """NDCG@k with exponential gains, gain = 2^grade - 1 (Burges et al. 2005; ranx ``ndcg_burges``)."""
+
+    key = "ndcg_burges"
+    gain = "burges"
