@@ -293,6 +293,67 @@ def _section_primary(group: Sequence[Run]) -> str:
     return max(counts, key=lambda m: counts[m]) if counts else DEFAULT_PRIMARY
 
 
+def _columns(group: Sequence[Run], metrics: Sequence[str] | None, primary: str,
+             notes: list[str]) -> tuple[list[str], list[str], str]:
+    """The table's columns, every metric present (columns first) and the primary metric actually used;
+    appends a note for requested metrics that no run has."""
+    present: list[str] = []
+    for r in group:
+        present += [m for m in r.metrics if m not in present]
+    wanted = list(metrics) if metrics else list(DEFAULT_METRICS)
+    columns = [m for m in wanted if m in present]
+    if metrics and len(columns) < len(wanted):
+        missing = [m for m in wanted if m not in present]
+        notes.append(f"metrics not found in any run of this table: {', '.join(missing)}")
+    if not columns:
+        columns = sorted(present)
+    prim = primary
+    if prim not in present:
+        fallback = f"sorted by {columns[0]} instead" if columns else "rows are unsorted"
+        notes.append(f"primary metric {primary} is absent from these runs; {fallback}")
+        prim = columns[0] if columns else prim
+    if prim in present and prim not in columns:
+        columns.insert(0, prim)
+    return columns, columns + sorted(m for m in present if m not in columns), prim
+
+
+def _variant_rows(group: Sequence[Run], all_metrics: Sequence[str]) -> list[Row]:
+    """One row per variant hash, its runs in seed order, aggregated over seeds."""
+    variants: dict[str, list[Run]] = {}
+    for r in group:
+        variants.setdefault(r.variant_hash, []).append(r)
+    names = _display_names(variants)
+    rows = []
+    for h, vruns in variants.items():
+        vruns = sorted(vruns, key=lambda r: _seed_key(r.seed))
+        newest = max(vruns, key=lambda r: r.created)
+        rows.append(
+            Row(
+                variant_hash=h,
+                label=newest.label,
+                finetune=newest.finetune,
+                display=names[h],
+                runs=vruns,
+                stats={m: Stat.of(r.metrics.get(m) for r in vruns) for m in all_metrics},
+                fit_seconds=Stat.of(r.timing("fit_seconds") for r in vruns),
+                seconds_per_epoch=Stat.of(r.timing("seconds_per_epoch") for r in vruns),
+            )
+        )
+    return rows
+
+
+def _sort_rows(board: Leaderboard) -> None:
+    """Best first by the primary metric (in its direction); rows without it last; ties by display name."""
+    prim = board.primary
+    sign = 1.0 if board.higher_is_better(prim) else -1.0
+
+    def key(row: Row) -> tuple:
+        m = row.stats[prim].mean if prim in row.stats else math.nan
+        return (math.isnan(m), -sign * m if not math.isnan(m) else 0.0, row.display)
+
+    board.rows.sort(key=key)
+
+
 def build_leaderboards(
     runs: Sequence[Run],
     primary: str | None = None,
@@ -311,58 +372,13 @@ def build_leaderboards(
     boards = []
     for (dataset, protocol, dhash), group in sorted(groups.items()):
         notes = list(dup_notes.get((dataset, protocol, dhash), []))
-        wanted_primary = primary or _section_primary(group)
-        present: list[str] = []
-        for r in group:
-            present += [m for m in r.metrics if m not in present]
-        wanted = list(metrics) if metrics else list(DEFAULT_METRICS)
-        columns = [m for m in wanted if m in present]
-        if metrics and len(columns) < len(wanted):
-            missing = [m for m in wanted if m not in present]
-            notes.append(f"metrics not found in any run of this table: {', '.join(missing)}")
-        if not columns:
-            columns = sorted(present)
-        prim = wanted_primary
-        if prim not in present:
-            fallback = f"sorted by {columns[0]} instead" if columns else "rows are unsorted"
-            notes.append(f"primary metric {wanted_primary} is absent from these runs; {fallback}")
-            prim = columns[0] if columns else prim
-        if prim in present and prim not in columns:
-            columns.insert(0, prim)
-        all_metrics = columns + sorted(m for m in present if m not in columns)
-
-        variants: dict[str, list[Run]] = {}
-        for r in group:
-            variants.setdefault(r.variant_hash, []).append(r)
-        names = _display_names(variants)
-        rows = []
-        for h, vruns in variants.items():
-            vruns = sorted(vruns, key=lambda r: _seed_key(r.seed))
-            newest = max(vruns, key=lambda r: r.created)
-            rows.append(
-                Row(
-                    variant_hash=h,
-                    label=newest.label,
-                    finetune=newest.finetune,
-                    display=names[h],
-                    runs=vruns,
-                    stats={m: Stat.of(r.metrics.get(m) for r in vruns) for m in all_metrics},
-                    fit_seconds=Stat.of(r.timing("fit_seconds") for r in vruns),
-                    seconds_per_epoch=Stat.of(r.timing("seconds_per_epoch") for r in vruns),
-                )
-            )
+        columns, all_metrics, prim = _columns(group, metrics, primary or _section_primary(group), notes)
         newest = max(group, key=lambda r: r.created)
         board = Leaderboard(
-            dataset, protocol, prim, columns, all_metrics, _directions(group), rows, notes, alpha,
-            data_hash=dhash, data_settings=newest.record.data_settings,
+            dataset, protocol, prim, columns, all_metrics, _directions(group), _variant_rows(group, all_metrics),
+            notes, alpha, data_hash=dhash, data_settings=newest.record.data_settings,
         )
-        sign = 1.0 if board.higher_is_better(prim) else -1.0
-
-        def key(row: Row, sign=sign, prim=prim) -> tuple:
-            m = row.stats[prim].mean if prim in row.stats else math.nan
-            return (math.isnan(m), -sign * m if not math.isnan(m) else 0.0, row.display)
-
-        board.rows.sort(key=key)
+        _sort_rows(board)
         if significance:
             add_significance(board)
         boards.append(board)
