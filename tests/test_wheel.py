@@ -36,9 +36,11 @@ def test_wheel_ships_configs_under_its_own_import_name(wheel):
     assert "recux/conf/config.yaml" in names
     assert "recux/conf/model/ease.yaml" in names
     assert "recux/plugins/models/ease.py" in names
+    assert "recux/plugins/tasks/offline_ranking.py" in names and "recux/conf/task/offline_ranking.yaml" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "recux.plugins.models" in text and "recux.cli.run:main" in text
+    assert "builtin-tasks = recux.plugins.tasks" in text
 
 
 def test_wheel_installs_into_a_fresh_venv_and_runs_from_another_folder(wheel, tmp_path):
