@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 import recux.conf
 from recux.errors import RecuxError
+from recux.identity import DEFAULT_OPTIMIZED_METRIC
 
 # The configs ship inside the package (recux.conf <- the repository's conf/), so a wheel install runs too.
 CONFIG_MODULE = "recux.conf"
@@ -41,7 +42,8 @@ def _app(cfg: DictConfig) -> float | None:
 
 def objective(results: dict) -> float | None:
     """What a sweeper (e.g. Optuna) optimises: the run's ``optimized_metric`` on validation, never on test."""
-    return results["valid_metrics"].get(results["optimized_metric"])
+    metric = results.get("optimized_metric") or DEFAULT_OPTIMIZED_METRIC
+    return (results.get("valid_metrics") or {}).get(metric)
 
 
 def _share_cores(hc) -> None:
