@@ -189,6 +189,7 @@ class Split:
     test: Interactions
     protocol: str  # e.g. "random_80_10_10", "leave_last_one_out"
     settings: dict[str, Any] = field(default_factory=dict)
+    time_ordered: bool = False  # test items come after each user's training items (sequential models allowed)
 
     @property
     def n_users(self) -> int:

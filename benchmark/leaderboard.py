@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from recux.identity import describe_settings
+from recux.record import RecordError, ResultsRecord
 from recux.significance import N_RESAMPLES, PairedTest, holm, paired_compare
 
 log = logging.getLogger("recux.leaderboard")
 
 DEFAULT_ROOTS = ("outputs", "multirun")
-DEFAULT_PRIMARY = "ndcg@10"
+DEFAULT_PRIMARY = "ndcg@10"  # when the runs do not record their optimized_metric
 DEFAULT_METRICS = (
     "ndcg@10", "recall@10", "precision@10", "mrr@10", "map@10",
     "hit@10", "coverage@10", "arp@10", "gini@10", "novelty@10",
@@ -44,10 +46,14 @@ SIGNIFICANCE_SEED = 0  # seed of the bootstrap and randomization draws (tables a
 
 @dataclass
 class Run:
-    """One finished run: its results.json path and parsed content."""
+    """One finished run: its results.json path, parsed content and typed record (schema 1 or 2)."""
 
     path: Path
     data: dict[str, Any]
+    record: ResultsRecord = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.record = ResultsRecord.from_dict(self.data)
 
     @property
     def folder(self) -> Path:
@@ -55,37 +61,47 @@ class Run:
 
     @property
     def dataset(self) -> str:
-        ds = self.data.get("dataset")
-        name = ds.get("name") if isinstance(ds, dict) else ds
-        return str(name) if name is not None else "unknown"
+        return self.record.dataset_name
 
     @property
     def protocol(self) -> str:
-        return str(self.data.get("protocol") or "unknown")
+        return str(self.record.protocol or "unknown")
+
+    @property
+    def data_hash(self) -> str:
+        """Hash of the settings that define the run's data and protocol (recux.identity.data_hash)."""
+        return self.record.data_hash
+
+    @property
+    def section(self) -> tuple[str, str, str]:
+        """The leaderboard section: runs are compared (and their users paired) only within one."""
+        return (self.dataset, self.protocol, self.data_hash)
 
     @property
     def variant_hash(self) -> str:
-        return str(self.data["variant_hash"])
+        return str(self.record.variant_hash)
 
     @property
     def seed(self) -> Any:
-        return self.data.get("seed")
+        return self.record.seed
 
     @property
     def label(self) -> str:
-        return str(self.data.get("label") or (self.data.get("model") or {}).get("name") or self.variant_hash)
+        return str(self.record.label or self.record.model.get("name") or self.variant_hash)
 
     @property
     def finetune(self) -> str:
-        ft = self.data.get("finetune")
-        name = ft.get("name") if isinstance(ft, dict) else ft
-        return str(name) if name else "scratch"
+        return str(self.record.finetune.get("name") or "")
+
+    @property
+    def finetune_is_baseline(self) -> bool:
+        return bool(self.record.finetune.get("baseline", not self.finetune))
 
     @property
     def created(self) -> datetime:
         """Creation time (UTC); the file's modification time when ``created`` is missing or unparseable."""
-        raw = self.data.get("created")
-        if isinstance(raw, str):
+        raw = self.record.created
+        if isinstance(raw, str) and raw:
             try:
                 t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
                 return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
@@ -96,16 +112,16 @@ class Run:
     @property
     def metrics(self) -> dict[str, float]:
         """Numeric test metrics only."""
-        m = self.data.get("metrics") or {}
+        m = self.record.metrics or {}
         return {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     def timing(self, key: str) -> float | None:
-        v = (self.data.get("timing") or {}).get(key)
+        v = (self.record.timing or {}).get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     @property
     def per_user_path(self) -> Path:
-        name = (self.data.get("files") or {}).get("per_user_metrics") or PER_USER_FILE
+        name = (self.record.files or {}).get("per_user_metrics") or PER_USER_FILE
         return self.folder / name
 
 
@@ -140,10 +156,10 @@ def load_runs(paths: Iterable[Path]) -> tuple[list[Run], list[str]]:
         if status != "ok":
             skipped.append(f"{path}: status {status!r} (not 'ok'); skipped")
             continue
-        if not data.get("variant_hash") or not isinstance(data.get("metrics"), dict):
-            skipped.append(f"{path}: lacks 'variant_hash' or 'metrics' (see results.json schema); skipped")
-            continue
-        runs.append(Run(Path(path), data))
+        try:
+            runs.append(Run(Path(path), data))
+        except RecordError as e:
+            skipped.append(f"{path}: {e}; skipped")
     return runs, skipped
 
 
@@ -151,21 +167,21 @@ def _seed_key(seed: Any) -> tuple:
     return (seed is None, str(type(seed)), seed if isinstance(seed, (int, float)) else str(seed))
 
 
-def deduplicate(runs: Sequence[Run]) -> tuple[list[Run], dict[tuple[str, str], list[str]]]:
-    """Keep the newest run (by ``created``) of each (dataset, protocol, variant, seed); return the kept runs
-    and, per (dataset, protocol), one note per duplicated key naming what was kept and what was ignored."""
+def deduplicate(runs: Sequence[Run]) -> tuple[list[Run], dict[tuple[str, str, str], list[str]]]:
+    """Keep the newest run (by ``created``) of each (section, variant, seed); return the kept runs and, per
+    section (dataset, protocol, data hash), one note per duplicated key naming what was kept and ignored."""
     by_key: dict[tuple, list[Run]] = {}
     for r in runs:
-        by_key.setdefault((r.dataset, r.protocol, r.variant_hash, _seed_key(r.seed)), []).append(r)
+        by_key.setdefault((r.section, r.variant_hash, _seed_key(r.seed)), []).append(r)
     kept: list[Run] = []
-    notes: dict[tuple[str, str], list[str]] = {}
+    notes: dict[tuple[str, str, str], list[str]] = {}
     for key, group in by_key.items():
         group = sorted(group, key=lambda r: (r.created, str(r.path)), reverse=True)
         kept.append(group[0])
         if len(group) > 1:
             ignored = ", ".join(str(r.path) for r in group[1:])
-            notes.setdefault((key[0], key[1]), []).append(
-                f"{len(group)} runs of variant {group[0].label} ({key[2]}) seed {group[0].seed}: kept the newest, "
+            notes.setdefault(key[0], []).append(
+                f"{len(group)} runs of variant {group[0].label} ({key[1]}) seed {group[0].seed}: kept the newest, "
                 f"{group[0].path} (created {group[0].created.isoformat()}); ignored {ignored}"
             )
     return kept, notes
@@ -217,7 +233,8 @@ class Row:
 
 @dataclass
 class Leaderboard:
-    """The rows of one (dataset, protocol), sorted best first by ``primary``."""
+    """The rows of one section (dataset, protocol, data hash: runs on the same data), sorted best first by
+    ``primary``."""
 
     dataset: str
     protocol: str
@@ -228,6 +245,13 @@ class Leaderboard:
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
     alpha: float = 0.05
+    data_hash: str = ""
+    data_settings: dict[str, Any] = field(default_factory=dict)  # what defines the data (recux.identity)
+
+    @property
+    def title(self) -> str:
+        """``<dataset> — protocol `<protocol>` — data `<short hash>```: unique per section."""
+        return f"{self.dataset} — protocol `{self.protocol}` — data `{self.data_hash[:8]}`"
 
     @property
     def n_runs(self) -> int:
@@ -257,7 +281,7 @@ def _display_names(variants: dict[str, list[Run]]) -> dict[str, str]:
     for h, runs in variants.items():
         newest = max(runs, key=lambda r: r.created)
         names[h] = (
-            newest.label if newest.finetune == "scratch" else f"{newest.label} [finetune={newest.finetune}]"
+            newest.label if newest.finetune_is_baseline else f"{newest.label} [finetune={newest.finetune}]"
         )
     counts: dict[str, int] = {}
     for n in names.values():
@@ -265,72 +289,100 @@ def _display_names(variants: dict[str, list[Run]]) -> dict[str, str]:
     return {h: (f"{n} #{h[:6]}" if counts[n] > 1 else n) for h, n in names.items()}
 
 
+def _section_primary(group: Sequence[Run]) -> str:
+    """The optimized_metric most runs of a section record (ties: the first seen), else DEFAULT_PRIMARY."""
+    counts: dict[str, int] = {}
+    for r in group:
+        counts[r.record.optimized_metric] = counts.get(r.record.optimized_metric, 0) + 1
+    return max(counts, key=lambda m: counts[m]) if counts else DEFAULT_PRIMARY
+
+
+def _columns(group: Sequence[Run], metrics: Sequence[str] | None, primary: str,
+             notes: list[str]) -> tuple[list[str], list[str], str]:
+    """The table's columns, every metric present (columns first) and the primary metric actually used;
+    appends a note for requested metrics that no run has."""
+    present: list[str] = []
+    for r in group:
+        present += [m for m in r.metrics if m not in present]
+    wanted = list(metrics) if metrics else list(DEFAULT_METRICS)
+    columns = [m for m in wanted if m in present]
+    if metrics and len(columns) < len(wanted):
+        missing = [m for m in wanted if m not in present]
+        notes.append(f"metrics not found in any run of this table: {', '.join(missing)}")
+    if not columns:
+        columns = sorted(present)
+    prim = primary
+    if prim not in present:
+        fallback = f"sorted by {columns[0]} instead" if columns else "rows are unsorted"
+        notes.append(f"primary metric {primary} is absent from these runs; {fallback}")
+        prim = columns[0] if columns else prim
+    if prim in present and prim not in columns:
+        columns.insert(0, prim)
+    return columns, columns + sorted(m for m in present if m not in columns), prim
+
+
+def _variant_rows(group: Sequence[Run], all_metrics: Sequence[str]) -> list[Row]:
+    """One row per variant hash, its runs in seed order, aggregated over seeds."""
+    variants: dict[str, list[Run]] = {}
+    for r in group:
+        variants.setdefault(r.variant_hash, []).append(r)
+    names = _display_names(variants)
+    rows = []
+    for h, vruns in variants.items():
+        vruns = sorted(vruns, key=lambda r: _seed_key(r.seed))
+        newest = max(vruns, key=lambda r: r.created)
+        rows.append(
+            Row(
+                variant_hash=h,
+                label=newest.label,
+                finetune=newest.finetune,
+                display=names[h],
+                runs=vruns,
+                stats={m: Stat.of(r.metrics.get(m) for r in vruns) for m in all_metrics},
+                fit_seconds=Stat.of(r.timing("fit_seconds") for r in vruns),
+                seconds_per_epoch=Stat.of(r.timing("seconds_per_epoch") for r in vruns),
+            )
+        )
+    return rows
+
+
+def _sort_rows(board: Leaderboard) -> None:
+    """Best first by the primary metric (in its direction); rows without it last; ties by display name."""
+    prim = board.primary
+    sign = 1.0 if board.higher_is_better(prim) else -1.0
+
+    def key(row: Row) -> tuple:
+        m = row.stats[prim].mean if prim in row.stats else math.nan
+        return (math.isnan(m), -sign * m if not math.isnan(m) else 0.0, row.display)
+
+    board.rows.sort(key=key)
+
+
 def build_leaderboards(
     runs: Sequence[Run],
-    primary: str = DEFAULT_PRIMARY,
+    primary: str | None = None,
     metrics: Sequence[str] | None = None,
     alpha: float = 0.05,
     significance: bool = True,
 ) -> list[Leaderboard]:
-    """Deduplicate, group by (dataset, protocol) and variant, aggregate over seeds, sort by ``primary`` and
-    (optionally) attach paired significance tests against the best row. Sorted by dataset, protocol."""
+    """Deduplicate, group by section (dataset, protocol, data hash) and variant, aggregate over seeds, sort by
+    ``primary`` (default: the runs' optimized_metric) and (optionally) attach paired significance tests against
+    the best row. Sorted by dataset, protocol, data hash."""
     kept, dup_notes = deduplicate(runs)
-    groups: dict[tuple[str, str], list[Run]] = {}
+    groups: dict[tuple[str, str, str], list[Run]] = {}
     for r in kept:
-        groups.setdefault((r.dataset, r.protocol), []).append(r)
+        groups.setdefault(r.section, []).append(r)
 
     boards = []
-    for (dataset, protocol), group in sorted(groups.items()):
-        notes = list(dup_notes.get((dataset, protocol), []))
-        present: list[str] = []
-        for r in group:
-            present += [m for m in r.metrics if m not in present]
-        wanted = list(metrics) if metrics else list(DEFAULT_METRICS)
-        columns = [m for m in wanted if m in present]
-        if metrics and len(columns) < len(wanted):
-            missing = [m for m in wanted if m not in present]
-            notes.append(f"metrics not found in any run of this table: {', '.join(missing)}")
-        if not columns:
-            columns = sorted(present)
-        prim = primary
-        if prim not in present:
-            fallback = f"sorted by {columns[0]} instead" if columns else "rows are unsorted"
-            notes.append(f"primary metric {primary} is absent from these runs; {fallback}")
-            prim = columns[0] if columns else prim
-        if prim in present and prim not in columns:
-            columns.insert(0, prim)
-        all_metrics = columns + sorted(m for m in present if m not in columns)
-
-        variants: dict[str, list[Run]] = {}
-        for r in group:
-            variants.setdefault(r.variant_hash, []).append(r)
-        names = _display_names(variants)
-        rows = []
-        for h, vruns in variants.items():
-            vruns = sorted(vruns, key=lambda r: _seed_key(r.seed))
-            newest = max(vruns, key=lambda r: r.created)
-            rows.append(
-                Row(
-                    variant_hash=h,
-                    label=newest.label,
-                    finetune=newest.finetune,
-                    display=names[h],
-                    runs=vruns,
-                    stats={m: Stat.of(r.metrics.get(m) for r in vruns) for m in all_metrics},
-                    fit_seconds=Stat.of(r.timing("fit_seconds") for r in vruns),
-                    seconds_per_epoch=Stat.of(r.timing("seconds_per_epoch") for r in vruns),
-                )
-            )
+    for (dataset, protocol, dhash), group in sorted(groups.items()):
+        notes = list(dup_notes.get((dataset, protocol, dhash), []))
+        columns, all_metrics, prim = _columns(group, metrics, primary or _section_primary(group), notes)
+        newest = max(group, key=lambda r: r.created)
         board = Leaderboard(
-            dataset, protocol, prim, columns, all_metrics, _directions(group), rows, notes, alpha
+            dataset, protocol, prim, columns, all_metrics, _directions(group), _variant_rows(group, all_metrics),
+            notes, alpha, data_hash=dhash, data_settings=newest.record.data_settings,
         )
-        sign = 1.0 if board.higher_is_better(prim) else -1.0
-
-        def key(row: Row, sign=sign, prim=prim) -> tuple:
-            m = row.stats[prim].mean if prim in row.stats else math.nan
-            return (math.isnan(m), -sign * m if not math.isnan(m) else 0.0, row.display)
-
-        board.rows.sort(key=key)
+        _sort_rows(board)
         if significance:
             add_significance(board)
         boards.append(board)
@@ -571,13 +623,15 @@ def render_markdown(dataset: str, boards: Sequence[Leaderboard], command: str, b
         f"# recux leaderboard: {dataset}",
         "",
         f"Built {built.strftime('%Y-%m-%d %H:%M:%S %Z')} with `{command}`; {n_runs} run(s) in "
-        f"{len(boards)} protocol(s).",
+        f"{len(boards)} section(s) (one per protocol and data).",
     ]
     for b in boards:
         seeds = sorted({s for r in b.rows for s in r.seeds}, key=_seed_key)
         out += [
             "",
-            f"## {dataset} — protocol `{b.protocol}`",
+            f"## {b.title}",
+            "",
+            f"Data `{b.data_hash}`: {_md_escape(describe_settings(b.data_settings))}.",
             "",
             f"Sorted by {b.primary} ({'higher' if b.higher_is_better(b.primary) else 'lower'} is better). "
             f"{b.n_runs} run(s), {len(b.rows)} variant(s), seeds: {', '.join(map(str, seeds))}.",
@@ -606,6 +660,7 @@ def board_records(board: Leaderboard) -> list[dict[str, Any]]:
         rec: dict[str, Any] = {
             "dataset": board.dataset,
             "protocol": board.protocol,
+            "data_hash": board.data_hash,
             "rank": rank,
             "variant": row.display,
             "label": row.label,
@@ -702,7 +757,7 @@ def plot_primary(dataset: str, boards: Sequence[Leaderboard]) -> bytes:
         ax.set_xticks(x, [r.display for r in b.rows], rotation=35, ha="right", fontsize=8)
         arrow = "↑" if b.higher_is_better(b.primary) else "↓"
         ax.set_ylabel(f"{b.primary} {arrow}")
-        ax.set_title(f"{dataset} — {b.protocol}", fontsize=10)
+        ax.set_title(f"{dataset} — {b.protocol} — data {b.data_hash[:8]}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _png(fig)
@@ -725,7 +780,7 @@ def plot_tradeoff(dataset: str, boards: Sequence[Leaderboard], acc: str, bias: s
             ax.annotate(r.display, (xs.mean, ys.mean), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set_xlabel(f"{bias} (popularity bias {'↑' if b.higher_is_better(bias) else '↓'})")
         ax.set_ylabel(f"{acc} {'↑' if b.higher_is_better(acc) else '↓'}")
-        ax.set_title(f"{dataset} — {b.protocol}", fontsize=10)
+        ax.set_title(f"{dataset} — {b.protocol} — data {b.data_hash[:8]}", fontsize=10)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return _png(fig)
@@ -808,7 +863,7 @@ def log_to_wandb(
                     keys += [k for k in rec if k not in keys]
                 table = wandb.Table(columns=keys, data=[[rec.get(k) for k in keys] for rec in records])
                 run.log(
-                    {f"leaderboard/{sanitize_filename(b.dataset)}/{sanitize_filename(b.protocol)}": table}
+                    {f"leaderboard/{sanitize_filename(b.dataset)}/{sanitize_filename(b.protocol)}/{b.data_hash[:8]}": table}
                 )
             run_dir = Path(run.dir).parent if run.dir else wandb_dir
         finally:

@@ -1,4 +1,4 @@
-"""Plugin registry: one decorator registers a dataset, model, fine-tuning strategy or metric by name.
+"""Plugin registry: one decorator registers a dataset, model, fine-tuning strategy, metric or task by name.
 
 Plugins live in modules named by the entry-point group ``recux.plugins`` (built-ins included), so a
 third-party package ships a plugin by declaring one entry point. Importing a plugin module must stay
@@ -18,7 +18,7 @@ from typing import Any
 from recux.errors import ConfigError, PluginError
 
 ENTRY_POINT_GROUP = "recux.plugins"
-KINDS = ("dataset", "model", "finetune", "metric")
+KINDS = ("dataset", "model", "finetune", "metric", "task")
 
 # What a metric may need from the evaluation context.
 METRIC_NEEDS = frozenset({"topk", "ground_truth", "item_features", "train_popularity", "user_groups", "scores",
@@ -97,6 +97,13 @@ def _check_meta(kind: str, name: str, meta: dict[str, Any]) -> dict[str, Any]:
         protocol = meta.setdefault("protocol", "general")
         if protocol not in MODEL_PROTOCOLS:
             raise PluginError(f"model '{name}' declares protocol={protocol!r}; use one of {sorted(MODEL_PROTOCOLS)}")
+    elif kind == "finetune":
+        meta["baseline"] = bool(meta.get("baseline", False))
+    elif kind == "dataset":
+        fetch = meta.setdefault("fetch_params", ())
+        if isinstance(fetch, str) or not all(isinstance(p, str) for p in fetch):
+            raise PluginError(f"dataset '{name}' declares fetch_params={fetch!r}; use a tuple of parameter names")
+        meta["fetch_params"] = tuple(fetch)
     return meta
 
 
@@ -106,6 +113,11 @@ def register(kind: str, name: str, **meta: Any) -> Callable[[Any], Any]:
     Metric metadata: ``higher_is_better`` (bool), ``needs`` (subset of METRIC_NEEDS).
     Model metadata: ``training`` ("lightning", "closed_form" or "none"), ``protocol`` ("general" or
     "sequential": evaluated on time-ordered splits only).
+    Fine-tuning metadata: ``baseline`` (bool, default False): the reference strategy (training from scratch);
+    a variant's label names the strategy only when it is not the baseline.
+    Dataset metadata: ``fetch_params`` (parameter names that say how to obtain the data, not which data, e.g.
+    a download timeout): left out of the data hash that keys leaderboard sections.
+    Task metadata: none (a task is a class with ``run(spec, cfg, run_dir)``; see recux.task).
     """
     if kind not in KINDS:
         raise PluginError(f"unknown plugin kind {kind!r}; kinds are {', '.join(KINDS)}")

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-RESULTS_FILE = "results.json"
-SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"  # its content: recux.record.ResultsRecord
 _TRACKED_PACKAGES = ("recux", "numpy", "numba", "polars", "scipy", "torch", "pytorch-lightning", "hydra-core",
                      "wandb", "pyarrow")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -119,7 +119,7 @@ def _time_order(inter: Interactions, who: str, seed: int) -> np.ndarray:
 
 
 def _make(inter: Interactions, part: np.ndarray, protocol: str, settings: dict[str, Any],
-          order: np.ndarray | None = None) -> Split:
+          order: np.ndarray | None = None, time_ordered: bool = False) -> Split:
     """The split's parts; with ``order``, each part's rows follow it (time-ordered splits pass their order)."""
     if order is None:
         train, valid, test = (inter.subset(part == p) for p in (0, 1, 2))
@@ -131,6 +131,7 @@ def _make(inter: Interactions, part: np.ndarray, protocol: str, settings: dict[s
         test=test,
         protocol=protocol,
         settings=settings,
+        time_ordered=time_ordered,
     )
     split.settings.update(
         n_train=len(split.train),
@@ -150,6 +151,7 @@ class RandomSplit:
     """
 
     ratios: Sequence[float] = (0.8, 0.1, 0.1)
+    time_ordered: ClassVar[bool] = False  # test items are not each user's latest
 
     def __post_init__(self) -> None:
         self.ratios = _check_ratios(self.ratios, "split")
@@ -172,6 +174,7 @@ class TemporalSplit:
     """Per-user temporal ratio split: each user's oldest rows train, newest test (sizes as RandomSplit)."""
 
     ratios: Sequence[float] = (0.8, 0.1, 0.1)
+    time_ordered: ClassVar[bool] = True  # each user's newest rows are test
 
     def __post_init__(self) -> None:
         self.ratios = _check_ratios(self.ratios, "split")
@@ -184,7 +187,8 @@ class TemporalSplit:
         order = _time_order(inter, "split=temporal", seed)
         _, n_valid, n_test = ratio_sizes(inter.user_counts(), self.ratios)
         part = _assign(inter, order, n_valid, n_test)
-        return _make(inter, part, self.protocol, {"ratios": list(self.ratios), "seed": int(seed)}, order)
+        return _make(inter, part, self.protocol, {"ratios": list(self.ratios), "seed": int(seed)}, order,
+                     self.time_ordered)
 
 
 @dataclass
@@ -195,13 +199,15 @@ class LeaveLastOut:
     """
 
     protocol: str = field(default="leave_last_one_out", init=False)
+    time_ordered: ClassVar[bool] = True
 
     def split(self, inter: Interactions, seed: int) -> Split:
         order = _time_order(inter, "split=loo", seed)
         big = inter.user_counts() >= 3
         ones = big.astype(np.int64)
         part = _assign(inter, order, ones, ones)
-        return _make(inter, part, self.protocol, {"seed": int(seed), "min_interactions": 3}, order)
+        return _make(inter, part, self.protocol, {"seed": int(seed), "min_interactions": 3}, order,
+                     self.time_ordered)
 
 
 @dataclass
@@ -215,6 +221,7 @@ class GlobalTemporalSplit:
 
     valid_quantile: float = 0.8
     test_quantile: float = 0.9
+    time_ordered: ClassVar[bool] = True  # one cut in time for everyone
 
     def __post_init__(self) -> None:
         self.valid_quantile, self.test_quantile = float(self.valid_quantile), float(self.test_quantile)
@@ -242,7 +249,7 @@ class GlobalTemporalSplit:
         }
         if n == 0:
             settings.update(valid_cut_time=None, test_cut_time=None, dropped_valid=0, dropped_test=0)
-            return _make(inter, np.zeros(0, dtype=np.int8), self.protocol, settings)
+            return _make(inter, np.zeros(0, dtype=np.int8), self.protocol, settings, time_ordered=self.time_ordered)
         ts = np.sort(inter.timestamp)
         t_valid = ts[min(n - 1, int(np.floor(n * self.valid_quantile)))] if self.valid_quantile < 1 else None
         t_test = ts[min(n - 1, int(np.floor(n * self.test_quantile)))] if self.test_quantile < 1 else None
@@ -265,4 +272,4 @@ class GlobalTemporalSplit:
         )
         part[cold] = 3  # in no part
         order = _time_order(inter, "split=global_temporal", seed)  # rows in time order: sequences agree
-        return _make(inter, part, self.protocol, settings, order)
+        return _make(inter, part, self.protocol, settings, order, self.time_ordered)

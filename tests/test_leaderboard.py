@@ -23,8 +23,10 @@ DIRECTIONS = {"ndcg@10": True, "recall@10": True, "coverage@10": True, "arp@10":
 
 
 def write_run(root, dataset="toy", protocol="random", label="pop", vhash="pop000000000", seed=0, metrics=None,
-              per_user=None, created="2026-11-28T02:00:00+00:00", status="ok", timing=None, finetune="scratch"):  # fmt: skip
-    """A run folder as the runner writes it; per_user maps user_id -> ndcg@10 (None: no per-user file)."""
+              per_user=None, created="2026-11-28T02:00:00+00:00", status="ok", timing=None, finetune="scratch",
+              config=None):  # fmt: skip
+    """A (schema-1) run folder as the runner wrote it; per_user maps user_id -> ndcg@10 (None: no per-user
+    file); with ``config`` the record's data and variant hashes are derived from it."""
     folder = root / dataset.replace("/", "_") / protocol / f"{vhash}-{seed}-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     if per_user is not None:
@@ -40,6 +42,8 @@ def write_run(root, dataset="toy", protocol="random", label="pop", vhash="pop000
         "timing": timing or {"fit_seconds": 1.0, "seconds_per_epoch": None},
         "files": {"per_user_metrics": "per_user_metrics.parquet"},
     }  # fmt: skip
+    if config is not None:
+        res["config"] = config
     (folder / "results.json").write_text(json.dumps(res))
     return folder
 
@@ -341,3 +345,43 @@ def test_wandb_table_run_stays_in_output_folder(tmp_path, monkeypatch):
     assert "WANDB_DIR" not in os.environ  # restored after the run
     assert re.search(r"offline-run-", str(runs[0]))
     assert math.isclose(pl.read_csv(out / "toy.csv")["ndcg@10_mean"][0], 0.5)
+
+
+def _synthetic_config(n_users: int, model: str, seed: int) -> dict:
+    return {"dataset": {"name": "synthetic", "n_users": n_users, "n_items": 300, "seed": 0},
+            "preprocess": {"_target_": "recux.preprocess.Preprocess", "rating_threshold": None},
+            "split": {"_target_": "recux.splitting.RandomSplit", "ratios": [0.8, 0.1, 0.1]},
+            "model": {"name": model}, "finetune": {"name": "scratch"}, "seed": seed,
+            "eval": {"exclude_valid": True}}  # fmt: skip
+
+
+def test_runs_on_different_data_get_separate_sections_and_are_never_paired(tmp_path):
+    """Two synthetic worlds (300 and 600 users) with the same models and seed: one section each, listing its
+    data settings; each row is tested only against the best row of its own world (its users, its count)."""
+    rng = np.random.default_rng(0)
+    users_of = {300: [f"u{i}" for i in range(10)], 600: [f"u{i}" for i in range(25)]}
+    for n_users, users in users_of.items():
+        for model, base in (("pop", 0.2), ("ease", 0.3)):
+            write_run(tmp_path / "runs", dataset="synthetic", protocol="random_80_10_10", label=model,
+                      vhash=f"old{model}{n_users}", seed=0, metrics={"ndcg@10": base + n_users / 1e4},
+                      per_user={u: base + rng.normal(0, 0.05) for u in users},
+                      config=_synthetic_config(n_users, model, 0))  # fmt: skip
+    code, out = run_cli(tmp_path)
+    assert code == 0
+    df = pl.read_csv(out / "synthetic.csv")
+    assert df["data_hash"].n_unique() == 2 and df.height == 4
+    # schema-1 variant hashes are re-derived from the config: the same model has one hash across worlds
+    assert df.group_by("label").agg(pl.col("variant_hash").n_unique())["variant_hash"].to_list() == [1, 1]
+    for _dhash, section in df.group_by("data_hash"):
+        assert sorted(section["label"]) == ["ease", "pop"]
+        n_users = round((section["ndcg@10_mean"].min() - 0.2) * 1e4)  # pop's value encodes its world
+        assert section.filter(pl.col("label") == "ease")["ndcg@10_mean"].item() == pytest.approx(0.3 + n_users / 1e4)
+        assert section.filter(~pl.col("is_best"))["n_pairs"].to_list() == [len(users_of[n_users])]
+    md = (out / "synthetic.md").read_text()
+    headings = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert len(headings) == 2 and len(set(headings)) == 2
+    assert all(h.startswith("## synthetic — protocol `random_80_10_10` — data `") for h in headings)
+    first, second = md.split("\n## ")[1:]
+    assert ("n_users=300" in first) != ("n_users=300" in second)
+    assert ("n_users=600" in first) != ("n_users=600" in second)
+    assert "eval: exclude_valid=true" in first

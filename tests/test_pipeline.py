@@ -106,9 +106,18 @@ def test_failure_during_fit_leaves_no_partial_results(tmp_path, monkeypatch):
 
 
 def test_label_names_the_variant_without_seed_or_hardware():
-    assert build_label("bpr", "scratch", ["model=bpr", "seed=3", "trainer=gpu"]) == "bpr"
-    assert build_label("bpr", "scratch", ["model.embedding_dim=128", "seed=1"]) == "bpr(embedding_dim=128)"
+    assert build_label("bpr", None, ["model=bpr", "seed=3", "trainer=gpu"]) == "bpr"
+    assert build_label("bpr", None, ["model.embedding_dim=128", "seed=1"]) == "bpr(embedding_dim=128)"
     assert build_label("bpr", "lora", []) == "bpr+lora"
+
+
+def test_display_name_names_the_dataset_without_changing_its_data(tmp_path):
+    named, _ = run(tmp_path, FAST + ["dataset.display_name=tiny-world"], "named")
+    plain, _ = run(tmp_path, FAST, "plain")
+    assert named["dataset"]["name"] == "tiny-world" and plain["dataset"]["name"] == "synthetic"
+    assert named["data_hash"] == plain["data_hash"] and named["metrics"] == plain["metrics"]
+    bigger, _ = run(tmp_path, FAST + ["dataset.n_users=600"], "bigger")
+    assert bigger["data_hash"] != plain["data_hash"] and bigger["variant_hash"] == plain["variant_hash"]
 
 
 def _group_options(group: str) -> list[str]:
@@ -116,14 +125,14 @@ def _group_options(group: str) -> list[str]:
 
 
 @pytest.mark.parametrize("group", ["dataset", "model", "finetune", "metrics", "split", "preprocess", "trainer",
-                                   "logger"])
+                                   "logger", "task"])
 def test_every_yaml_composes_and_builds(group):
     """Config strings must not break only at run time: every option composes and its plugin/target builds."""
     from hydra.utils import instantiate
 
     from recux import registry
     from recux.evaluation import build_metrics
-    from recux.pipeline import _plugin_params
+    from recux.stages import PluginSpec
 
     options = _group_options(group)
     assert options, f"conf/{group} is empty"
@@ -133,10 +142,9 @@ def test_every_yaml_composes_and_builds(group):
             overrides.append("dataset.path=/nonexistent.csv")
         cfg = compose_cfg(overrides)
         node = cfg[group]
-        if group in ("dataset", "model", "finetune"):
-            name, params = _plugin_params(dict(node))
-            kind = {"dataset": "dataset", "model": "model", "finetune": "finetune"}[group]
-            registry.build(kind, name, params)
+        if group in ("dataset", "model", "finetune", "task"):
+            spec = PluginSpec.of(dict(node))
+            registry.build(group, spec.name, spec.params)
         elif group == "metrics":
             assert build_metrics(list(node.plugins)) and all(int(k) > 0 for k in node.ks)
         elif group in ("split", "preprocess"):

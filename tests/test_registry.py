@@ -94,7 +94,8 @@ def test_builtins_cover_every_kind():
     names = {k: registry.names(k) for k in registry.KINDS}
     assert {"ml-100k", "files", "synthetic"} <= set(names["dataset"])
     assert {"random", "pop", "itemknn", "bpr"} <= set(names["model"])
-    assert "scratch" in names["finetune"]
+    assert "scratch" in names["finetune"] and registry.get("finetune", "scratch").meta["baseline"] is True
+    assert "offline_ranking" in names["task"]
     assert {"precision", "recall", "ndcg", "mrr", "map", "hit", "coverage", "arp", "gini", "novelty"} <= set(
         names["metric"])
     for kind, plugin_names in names.items():

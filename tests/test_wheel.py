@@ -36,9 +36,11 @@ def test_wheel_ships_configs_under_its_own_import_name(wheel):
     assert "recux/conf/config.yaml" in names
     assert "recux/conf/model/ease.yaml" in names
     assert "recux/plugins/models/ease.py" in names
+    assert "recux/plugins/tasks/offline_ranking.py" in names and "recux/conf/task/offline_ranking.yaml" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "recux.plugins.models" in text and "recux.cli.run:main" in text
+    assert "builtin-tasks = recux.plugins.tasks" in text
 
 
 def test_wheel_installs_into_a_fresh_venv_and_runs_from_another_folder(wheel, tmp_path):
@@ -47,8 +49,9 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_from_another_folder(wheel, tm
     py = venv / "bin" / "python"
     site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
-    # dependencies from the test interpreter, appended after the venv's own site-packages
-    (site / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # dependencies from the test interpreter's site-packages folders, appended after the venv's own
+    deps = [p for p in sys.path if p.rstrip("/").endswith("site-packages") and Path(p).is_dir()]
+    (site / "_deps.pth").write_text("\n".join(deps or [sysconfig.get_paths()["purelib"]]) + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps",
                     "--no-index", str(wheel)], check=True, capture_output=True, text=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"

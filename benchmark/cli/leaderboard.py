@@ -25,8 +25,9 @@ log = logging.getLogger("recux.leaderboard")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="recux-leaderboard",
-        description="Aggregate results.json files over seeds into per-dataset leaderboards with paired "
-        "significance tests against the best variant.",
+        description="Aggregate results.json files over seeds into per-dataset leaderboards (one section per "
+        "protocol and data: runs on different data are never compared) with paired significance tests against "
+        "the best variant.",
     )
     p.add_argument(
         "roots", nargs="*", default=[],
@@ -34,8 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--out", default="leaderboards", help="output folder (default: leaderboards)")
     p.add_argument(
-        "--metric", default=DEFAULT_PRIMARY, help=f"primary metric to sort and test by ({DEFAULT_PRIMARY})"
-    )
+        "--metric", default=None,
+        help="primary metric to sort and test by (default: the optimized_metric the runs record, else "
+        f"{DEFAULT_PRIMARY})",
+    )  # fmt: skip
     p.add_argument(
         "--metrics", default=None,
         help=f"comma-separated table columns (default: those of {','.join(DEFAULT_METRICS)} that exist)",
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     boards = build_leaderboards(runs, primary=args.metric, metrics=metrics, alpha=args.alpha)
     for b in boards:
         for note in b.notes:
-            log.warning("%s/%s: %s", b.dataset, b.protocol, note)
+            log.warning("%s/%s/%s: %s", b.dataset, b.protocol, b.data_hash[:8], note)
     command = shlex.join(["recux-leaderboard", *argv])
     out = Path(args.out)
     written = write_leaderboards(boards, out, command, plots=args.plots)

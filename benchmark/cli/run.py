@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 import recux.conf
 from recux.errors import RecuxError
+from recux.identity import DEFAULT_OPTIMIZED_METRIC
 
 # The configs ship inside the package (recux.conf <- the repository's conf/), so a wheel install runs too.
 CONFIG_MODULE = "recux.conf"
@@ -36,8 +37,13 @@ def _app(cfg: DictConfig) -> float | None:
     print(f"{results['label']} seed={results['seed']} on {results['dataset']['name']} ({results['protocol']}): "
           + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.endswith("@10")))
     print(f"results: {Path(hc.runtime.output_dir) / 'results.json'}")
-    # a sweeper (e.g. Optuna) optimises the returned value: validation NDCG@10, never test
-    return results["valid_metrics"].get("ndcg@10")
+    return objective(results)
+
+
+def objective(results: dict) -> float | None:
+    """What a sweeper (e.g. Optuna) optimises: the run's ``optimized_metric`` on validation, never on test."""
+    metric = results.get("optimized_metric") or DEFAULT_OPTIMIZED_METRIC
+    return (results.get("valid_metrics") or {}).get(metric)
 
 
 def _share_cores(hc) -> None:

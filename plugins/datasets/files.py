@@ -36,7 +36,7 @@ class FilesDataset:
         item_text_col: str | None = None,
         user_features_path: str | None = None,
         user_id_col: Column = "user_id",
-        name: str = "files",
+        display_name: str = "files",
     ) -> None:
         if separator is not None and len(separator.encode()) != 1:
             raise ValueError(f"separator must be one character (got {separator!r}); convert the file first")
@@ -52,7 +52,7 @@ class FilesDataset:
             item_text_col,
         )
         self.user_features_path, self.user_id_col = user_features_path, user_id_col
-        self.name = name
+        self.name = display_name  # the dataset's name in results and leaderboards
 
     def load(self) -> Dataset:
         table = Table.read(self.path, self.separator, self.has_header)

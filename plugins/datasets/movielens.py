@@ -68,7 +68,7 @@ _TRAILING_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 Reader = Callable[[str], bytes]
 
 
-@register("dataset", NAME)
+@register("dataset", NAME, fetch_params=("source", "download", "timeout"))
 class MovieLens100K:
     """MovieLens-100K explicit ratings with movie titles, genres and text, and user demographics."""
 

@@ -69,7 +69,7 @@ class SyntheticDataset:
         noise: float = 0.5,
         n_genres: int = 8,
         seed: int = 0,
-        name: str = "synthetic",
+        display_name: str = "synthetic",
     ) -> None:
         if n_users < 1 or n_items < 2 or dim < 1 or n_genres < 1:
             raise ValueError("need n_users >= 1, n_items >= 2, dim >= 1 and n_genres >= 1")
@@ -82,7 +82,7 @@ class SyntheticDataset:
         self.n_users, self.n_items, self.dim = int(n_users), int(n_items), int(dim)
         self.interactions_per_user = float(interactions_per_user)
         self.popularity_exponent, self.noise = float(popularity_exponent), float(noise)
-        self.n_genres, self.seed, self.name = int(n_genres), int(seed), name
+        self.n_genres, self.seed, self.name = int(n_genres), int(seed), display_name
 
     def settings(self) -> dict[str, Any]:
         return {

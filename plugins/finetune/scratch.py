@@ -8,7 +8,7 @@ from recux.finetune import FineTuneStrategy
 from recux.registry import register
 
 
-@register("finetune", "scratch")
+@register("finetune", "scratch", baseline=True)
 class Scratch(FineTuneStrategy):
     """Train from a fresh initialisation with all parameters trainable (the baseline strategy)."""
 

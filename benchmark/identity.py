@@ -1,0 +1,104 @@
+"""What a run's numbers depend on, in two parts: the *data* (which users, items and interactions are ranked and
+scored, and how) and the *variant* (the model and how it was trained).
+
+The leaderboard puts runs in one section only when their data hashes agree, and pairs their per-user values
+only there; within a section rows are variants. The data hash covers
+  - the dataset config, minus ``name``-like display settings (``display_name``) and the parameters its plugin
+    declares as ``fetch_params`` (how to obtain the data, e.g. a download timeout),
+  - the preprocessing config, the split config, the evaluation mask (``eval.exclude_valid``),
+  - the task config (another kind of experiment is another table).
+The metric cut-offs (``metrics``) are not data: they choose which columns exist, not what the values are.
+The variant hash covers the model, the fine-tuning strategy, the trainer settings (minus progress-bar display
+keys) and ``optimized_metric`` (it drives early stopping). Seeds, loggers, batch sizes and output settings are in
+neither (they do not change results, or, for the seed, are what the leaderboard aggregates over).
+
+Both are computed from a run's resolved config, so results written before these hashes existed (schema 1, whose
+``config`` is stored) get the same hashes as new runs of the same settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from recux.results import config_hash
+
+DEFAULT_TASK = "offline_ranking"
+DEFAULT_OPTIMIZED_METRIC = "ndcg@10"
+DISPLAY_KEYS = ("display_name",)  # dataset config keys that name the data without changing it
+_TRAINER_DISPLAY_KEYS = ("enable_progress_bar", "progress_refresh_rate")
+
+
+def _fetch_params(dataset_plugin: str | None) -> tuple[str, ...]:
+    """The dataset plugin's declared ``fetch_params`` (none when the plugin is not installed here)."""
+    from recux import registry
+    from recux.errors import PluginError
+
+    if dataset_plugin is None:
+        return ()
+    try:
+        return tuple(registry.get("dataset", str(dataset_plugin)).meta.get("fetch_params", ()))
+    except PluginError:
+        return ()
+
+
+def data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that define a run's data and protocol (see the module docstring), as a plain dict."""
+    dataset = dict(config.get("dataset") or {})
+    for key in (*DISPLAY_KEYS, *_fetch_params(dataset.get("name"))):
+        dataset.pop(key, None)
+    return {
+        "task": dict(config.get("task") or {"name": DEFAULT_TASK}),
+        "dataset": dataset,
+        "preprocess": _by_class_name(config.get("preprocess")),
+        "split": _by_class_name(config.get("split")),
+        "eval": {"exclude_valid": bool((config.get("eval") or {}).get("exclude_valid", True))},
+    }
+
+
+def _by_class_name(node: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A ``_target_`` node with the target reduced to its class name, so that moving or renaming the module
+    (``benchmark.splitting.X`` became ``recux.splitting.X``) does not change the hash."""
+    out = dict(node or {})
+    if isinstance(out.get("_target_"), str):
+        out["_target_"] = out["_target_"].rsplit(".", 1)[-1]
+    return out
+
+
+def variant_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that define a variant within a data section: model, fine-tuning, training."""
+    trainer = {k: v for k, v in dict(config.get("trainer") or {}).items() if k not in _TRAINER_DISPLAY_KEYS}
+    return {
+        "model": dict(config.get("model") or {}),
+        "finetune": dict(config.get("finetune") or {}),
+        "trainer": trainer,
+        "optimized_metric": str(config.get("optimized_metric") or DEFAULT_OPTIMIZED_METRIC),
+    }
+
+
+def data_hash(config: Mapping[str, Any]) -> str:
+    return config_hash(data_settings(config))
+
+
+def variant_hash(config: Mapping[str, Any]) -> str:
+    return config_hash(variant_settings(config))
+
+
+def describe_settings(settings: Mapping[str, Any]) -> str:
+    """``dataset: n_users=300, seed=0; split: ...`` — one line naming every data setting (for section titles)."""
+    parts = []
+    for group, node in settings.items():
+        if isinstance(node, Mapping):
+            items = ", ".join(f"{k}={_short(v)}" for k, v in sorted(node.items(), key=lambda kv: str(kv[0])))
+            parts.append(f"{group}: {items or '(defaults)'}")
+        else:
+            parts.append(f"{group}: {_short(node)}")
+    return "; ".join(parts)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower() if value is not None else "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)

@@ -1,0 +1,429 @@
+"""The named stages an experiment task is built from: parse the config (RunSpec) -> load data -> preprocess ->
+split (PreparedData) -> fit (Fitted) -> rank (Ranking) -> evaluate -> write artefacts and the results record.
+
+Each stage is a short function over small dataclasses, so a new task (an online A/B simulation, off-policy
+estimation, a cold-start protocol, latency measurement) reuses the ones it needs; see
+recux.plugins.tasks.offline_ranking for how the default task chains them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from recux import identity, registry
+from recux.data import Dataset, Interactions, Split
+from recux.errors import ConfigError
+from recux.model import FitContext, Recommender
+from recux.ranking import rank_topk
+from recux.record import ResultsRecord
+from recux.results import RunArtifacts, config_hash, library_versions
+
+# ----------------------------------------------------------------------------------------------------------
+# Parse
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A plugin named in the config: its registered name and its constructor parameters."""
+
+    name: str
+    params: dict[str, Any]
+
+    @classmethod
+    def of(cls, node: Mapping[str, Any]) -> PluginSpec:
+        params = dict(node)
+        name = params.pop("name", None)
+        if name is None:
+            raise ConfigError(f"plugin config {params} has no 'name'; add `name: <registered plugin name>`")
+        return cls(str(name), params)
+
+
+@dataclass(frozen=True)
+class OptimizedMetric:
+    """The ``optimized_metric`` setting, e.g. ndcg@10: early stopping's monitor, the validator's metric and k,
+    and the value returned to a sweeper."""
+
+    metric: str
+    k: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric}@{self.k}"
+
+    @classmethod
+    def parse(cls, text: Any) -> OptimizedMetric:
+        from recux.evaluation import ACCURACY_METRICS
+
+        metric, _, k = str(text).partition("@")
+        if metric not in ACCURACY_METRICS or not k.isdigit() or int(k) < 1:
+            raise ConfigError(
+                f"optimized_metric={text!r} must be <metric>@<k> with the metric one of "
+                f"{', '.join(ACCURACY_METRICS)} and k a positive integer, e.g. optimized_metric=ndcg@10"
+            )
+        return cls(metric, int(k))
+
+
+def _checked_metrics(metrics: Mapping[str, Any]) -> tuple[tuple[int, ...], int]:
+    """metrics.ks and metrics.bootstrap, validated by the evaluator's own checks (one rule for every caller)."""
+    from recux.evaluation import check_bootstrap
+    from recux.kernels.accuracy import check_ks
+
+    return check_ks(metrics["ks"], setting="metrics.ks"), check_bootstrap(metrics.get("bootstrap", 0))
+
+
+@dataclass
+class RunSpec:
+    """Everything a task needs from the composed config, parsed and checked once."""
+
+    resolved: dict[str, Any]  # the whole resolved config (stored in results.json)
+    seed: int
+    task: PluginSpec
+    dataset: PluginSpec
+    model: PluginSpec
+    finetune: PluginSpec
+    metric_specs: list[Any]
+    ks: tuple[int, ...]
+    optimized: OptimizedMetric
+    bootstrap: int = 0  # resamples for a bootstrap CI of each per-user mean (metrics.bootstrap; 0 = none)
+    batch_size: int = 1024
+    exclude_valid: bool = True
+    save_split: bool = True
+    save_model: bool = False
+    overrides: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig | Mapping[str, Any], overrides: list[str] | None = None) -> RunSpec:
+        resolved: dict[str, Any] = (OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig)
+                                    else dict(cfg))  # type: ignore[assignment]
+        run, ev = resolved.get("run", {}) or {}, resolved.get("eval", {}) or {}
+        ks, bootstrap = _checked_metrics(resolved["metrics"])
+        return cls(
+            resolved=resolved, seed=int(resolved["seed"]),
+            task=PluginSpec.of(resolved.get("task") or {"name": identity.DEFAULT_TASK}),
+            dataset=PluginSpec.of(resolved["dataset"]), model=PluginSpec.of(resolved["model"]),
+            finetune=PluginSpec.of(resolved["finetune"]),
+            metric_specs=list(resolved["metrics"]["plugins"]), ks=ks, bootstrap=bootstrap,
+            optimized=OptimizedMetric.parse(resolved.get("optimized_metric", identity.DEFAULT_OPTIMIZED_METRIC)),
+            batch_size=int(ev.get("batch_size", 1024)), exclude_valid=bool(ev.get("exclude_valid", True)),
+            save_split=bool(run.get("save_split", True)), save_model=bool(run.get("save_model", False)),
+            overrides=list(overrides or []),
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Process-level helpers
+
+
+def global_rank() -> int:
+    """This process's rank in a multi-process (DDP) launch; 0 when single-process. Lightning sets these
+    variables in the worker processes it launches, before they run the pipeline again."""
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    os.environ["PYTHONHASHSEED"] = str(seed)
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build_label(model_name: str, finetune_name: str | None, overrides: list[str]) -> str:
+    """Display name of a variant: the model, its fine-tuning strategy (None for the baseline strategy, see the
+    finetune registry's ``baseline`` metadata) and the other overrides that change the variant."""
+    skip = ("seed=", "model=", "finetune=", "experiment=", "hparams_search=", "logger", "trainer", "dataset", "split",
+            "hydra", "eval.batch_size", "run.", "task", "preprocess", "eval.exclude_valid")
+    extra = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(skip)]
+    extra = [o[len("model."):] if o.startswith("model.") else o for o in extra]
+    label = model_name if finetune_name is None else f"{model_name}+{finetune_name}"
+    return f"{label}({', '.join(sorted(extra))})" if extra else label
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data: load -> preprocess -> split
+
+
+@dataclass
+class PreparedData:
+    """A preprocessed dataset, its split and the CSR matrices and user lists the later stages use."""
+
+    dataset: Dataset
+    split: Split
+    train_csr: sp.csr_matrix
+    valid_csr: sp.csr_matrix
+    test_csr: sp.csr_matrix
+    valid_users: np.ndarray  # user codes with validation items
+    test_users: np.ndarray  # user codes with test items
+    seconds: float
+    graded_test: sp.csr_matrix | None = None  # test users' grades (ratings), only when a metric needs them
+
+
+def load_dataset(spec: RunSpec) -> Dataset:
+    return registry.build("dataset", spec.dataset.name, spec.dataset.params).load()
+
+
+def preprocess(spec: RunSpec, dataset: Dataset) -> Dataset:
+    return instantiate(spec.resolved["preprocess"]).apply(dataset)
+
+
+def make_split(spec: RunSpec, dataset: Dataset) -> Split:
+    return instantiate(spec.resolved["split"]).split(dataset.interactions, seed=spec.seed)
+
+
+def prepare_data(spec: RunSpec) -> PreparedData:
+    """load -> preprocess -> split, and the sparse matrices of each part."""
+    t0 = time.perf_counter()
+    dataset = preprocess(spec, load_dataset(spec))
+    split = make_split(spec, dataset)
+    seconds = time.perf_counter() - t0
+    train_csr, valid_csr, test_csr = split.train.csr(), split.valid.csr(), split.test.csr()
+    return PreparedData(
+        dataset, split, train_csr, valid_csr, test_csr,
+        valid_users=np.flatnonzero(np.diff(valid_csr.indptr) > 0),
+        test_users=np.flatnonzero(np.diff(test_csr.indptr) > 0), seconds=seconds,
+    )
+
+
+def check_protocol(spec: RunSpec, model_info: registry.PluginInfo, data: PreparedData) -> None:
+    """Refuse a run whose split, cut-offs or test set cannot give meaningful numbers, before any fitting."""
+    split, dataset = data.split, data.dataset
+    if model_info.meta.get("protocol") == "sequential" and not split.time_ordered:
+        raise ConfigError(
+            f"model '{spec.model.name}' is sequential: it predicts the next items from the user's history in "
+            f"time order, which the split '{split.protocol}' does not keep (its test items are not the latest). "
+            f"Use `recux experiment={spec.model.name}` (leave-last-one-out), or add `split=loo` (or "
+            "split=temporal)."
+        )
+    if max(spec.ks) > dataset.n_items:
+        raise ConfigError(
+            f"metrics.ks contains k={max(spec.ks)}, larger than the catalogue ({dataset.n_items} items after "
+            f"preprocessing). Use cut-offs <= {dataset.n_items}, e.g. metrics.ks=[5,10,20]."
+        )
+    if len(data.test_users) == 0:
+        raise ConfigError(
+            f"the split '{split.protocol}' left no test interactions (dataset {dataset.n_users} users, "
+            f"{len(dataset.interactions)} interactions). Use a dataset with more interactions per user or "
+            "another split (split=random)."
+        )
+
+
+def write_split(data: PreparedData, art: RunArtifacts) -> None:
+    for part in ("train", "valid", "test"):
+        data.dataset.to_frame(getattr(data.split, part)).write_parquet(art.path(f"split/{part}.parquet"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fit
+
+
+@dataclass
+class Fitted:
+    """A fitted model, the context it was fitted with (history of epochs) and its validator."""
+
+    model: Recommender
+    ctx: FitContext
+    validator: Any  # recux.evaluation.Validator, or None without validation users
+    seconds: float
+
+
+def make_validator(spec: RunSpec, data: PreparedData) -> Any:
+    """Full-catalogue accuracy at the optimized metric's k on the validation users (training items masked)."""
+    from recux.evaluation import Validator
+
+    if not len(data.valid_users):
+        return None
+    return Validator(data.valid_users, data.train_csr, data.valid_csr, k=spec.optimized.k,
+                     batch_size=spec.batch_size)
+
+
+def fit(spec: RunSpec, model_info: registry.PluginInfo, data: PreparedData, run_dir: Path,
+        lightning_logger: Any = None) -> Fitted:
+    """Build the fine-tuning strategy and the model, and fit it (early stopping on ``optimized_metric``)."""
+    finetune = registry.build("finetune", spec.finetune.name, spec.finetune.params)
+    model = model_info.build(spec.model.params)
+    validator = make_validator(spec, data)
+    ctx = FitContext(
+        dataset=data.dataset, split=data.split, finetune=finetune, seed=spec.seed, run_dir=run_dir,
+        trainer=dict(spec.resolved.get("trainer", {}) or {}), logger=lightning_logger, validate=validator,
+        monitor=spec.optimized.name,
+    )
+    t0 = time.perf_counter()
+    model.fit(ctx)
+    return Fitted(model, ctx, validator, time.perf_counter() - t0)
+
+
+def best_validation(fitted: Fitted) -> dict[str, float]:
+    """Validation metrics of the kept model: the best epoch by the monitor, or one validation pass."""
+    ctx = fitted.ctx
+    if ctx.history:
+        scored = [h for h in ctx.history if f"val/{ctx.monitor}" in h or ctx.monitor in h]
+        if not scored:
+            return {}
+        key = f"val/{ctx.monitor}" if f"val/{ctx.monitor}" in scored[0] else ctx.monitor
+        best = max(scored, key=lambda h: h[key])
+        return {k.removeprefix("val/"): float(v) for k, v in best.items() if k.startswith("val/") or k == ctx.monitor}
+    if fitted.validator is not None:
+        return {k: float(v) for k, v in fitted.validator(fitted.model.score).items()}
+    return {}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rank -> evaluate
+
+
+@dataclass
+class Ranking:
+    """Top-k item codes (-1 padded) and their scores for each test user."""
+
+    users: np.ndarray
+    topk: np.ndarray
+    scores: np.ndarray
+    seconds: float
+
+
+def concat(a: Interactions, b: Interactions) -> Interactions:
+    def cat(x, y):
+        return None if x is None or y is None else np.concatenate([x, y])
+
+    return Interactions(user=np.concatenate([a.user, b.user]), item=np.concatenate([a.item, b.item]),
+                        n_users=a.n_users, n_items=a.n_items, rating=cat(a.rating, b.rating),
+                        timestamp=cat(a.timestamp, b.timestamp))
+
+
+def rank(spec: RunSpec, model: Recommender, data: PreparedData) -> Ranking:
+    """Condition on train + valid, then rank the whole catalogue for each test user with training (and, by
+    ``eval.exclude_valid``, validation) items masked."""
+    t0 = time.perf_counter()
+    model.condition_on(concat(data.split.train, data.split.valid))
+    exclude = (data.train_csr + data.valid_csr).tocsr() if spec.exclude_valid else data.train_csr
+    exclude.sort_indices()
+    topk, scores = rank_topk(model.score, data.test_users, max(spec.ks), exclude=exclude,
+                             batch_size=spec.batch_size)
+    return Ranking(data.test_users, topk, scores, time.perf_counter() - t0)
+
+
+def attach_grades(metrics: Any, data: PreparedData) -> None:
+    """Grades (the test ratings) for graded metrics, only when one asks for them; a dataset without ratings
+    fails here, before any fitting."""
+    if any("graded_truth" in info.meta.get("needs", ()) for info, _ in metrics):
+        from recux.relevance import graded_truth_csr
+
+        data.graded_test = graded_truth_csr(data.split.test, f"the test split of {data.dataset.name}")[
+            data.test_users]
+
+
+def evaluate(spec: RunSpec, metrics: Any, ranking: Ranking, data: PreparedData) -> Any:
+    """Metric plugins over the ranking; returns the evaluation report."""
+    from recux.evaluation import evaluate_topk
+
+    return evaluate_topk(
+        ranking.topk, data.test_csr[ranking.users], metrics=metrics, ks=spec.ks, scores=ranking.scores,
+        train=data.train_csr, users=ranking.users, n_items=data.dataset.n_items,
+        item_features=data.dataset.item_features, bootstrap=spec.bootstrap, graded_truth=data.graded_test,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Write
+
+
+def write_per_user(report: Any, dataset: Dataset, art: RunArtifacts) -> None:
+    per_user = report.per_user
+    per_user = per_user.with_columns(pl.Series("user_id", dataset.user_ids[per_user["user"].to_numpy()])).drop(
+        "user").select(["user_id", *[c for c in per_user.columns if c != "user"]])
+    per_user.write_parquet(art.path("per_user_metrics.parquet"))
+
+
+def write_recommendations(ranking: Ranking, dataset: Dataset, art: RunArtifacts) -> None:
+    rows, ranks = np.nonzero(ranking.topk >= 0)
+    pl.DataFrame({
+        "user_id": dataset.user_ids[ranking.users][rows],
+        "rank": (ranks + 1).astype(np.int32),
+        "item_id": dataset.item_ids[ranking.topk[rows, ranks]],
+        "score": ranking.scores[rows, ranks],
+    }).write_parquet(art.path("recommendations.parquet"))
+
+
+def timing(data: PreparedData, fitted: Fitted, eval_seconds: float, t_start: float) -> dict[str, Any]:
+    history = fitted.ctx.history
+    epoch_secs = [h["epoch_seconds"] for h in history if "epoch_seconds" in h]
+    steps = sum(h.get("steps", 0) for h in history)
+    return {
+        "data_seconds": round(data.seconds, 4),
+        "fit_seconds": round(fitted.seconds, 4),
+        "eval_seconds": round(eval_seconds, 4),
+        "epochs": len(history) or None,
+        "seconds_per_epoch": round(float(np.mean(epoch_secs)), 4) if epoch_secs else None,
+        "steps_per_second": round(steps / sum(epoch_secs), 2) if epoch_secs and steps else None,
+        "total_seconds": round(time.perf_counter() - t_start, 4),
+    }
+
+
+@dataclass
+class RunIdentity:
+    """How a run is named and grouped: its label, variant hash (model/training) and data hash (section)."""
+
+    label: str
+    variant_hash: str
+    data_hash: str
+    baseline_finetune: bool
+
+    @classmethod
+    def of(cls, spec: RunSpec) -> RunIdentity:
+        baseline = bool(registry.get("finetune", spec.finetune.name).meta.get("baseline", False))
+        label = build_label(spec.model.name, None if baseline else spec.finetune.name, spec.overrides)
+        return cls(label, identity.variant_hash(spec.resolved), identity.data_hash(spec.resolved), baseline)
+
+
+def results_record(spec: RunSpec, ident: RunIdentity, model_info: registry.PluginInfo, data: PreparedData,
+                   fitted: Fitted, report: Any, run_timing: dict[str, Any]) -> ResultsRecord:
+    """The results record of an offline ranking run (schema 2)."""
+    dataset, split = data.dataset, data.split
+    now = datetime.now(timezone.utc)
+    return ResultsRecord(
+        run_id=f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}", created=now.isoformat(timespec="seconds"),
+        status="ok", task=spec.task.name, label=ident.label, variant_hash=ident.variant_hash,
+        data_hash=ident.data_hash, config_hash=config_hash(spec.resolved), seed=spec.seed,
+        dataset={"name": dataset.name, "n_users": dataset.n_users, "n_items": dataset.n_items,
+                 "n_interactions": len(dataset.interactions),
+                 "info": {k: v for k, v in dataset.info.items() if k != "preprocessing"}},
+        protocol=split.protocol,
+        split={**spec.resolved["split"], **split.settings, "time_ordered": split.time_ordered,
+               "n_train": len(split.train), "n_valid": len(split.valid), "n_test": len(split.test)},
+        preprocessing=dataset.info.get("preprocessing", spec.resolved.get("preprocess")),
+        model={"name": spec.model.name, "params": spec.model.params, "training": model_info.meta.get("training")},
+        finetune={"name": spec.finetune.name, **fitted.ctx.finetune.describe(), "params": spec.finetune.params,
+                  "baseline": ident.baseline_finetune},
+        optimized_metric=spec.optimized.name,
+        metrics=report.means,
+        metrics_stderr=dict(getattr(report, "stderr", {}) or {}),
+        metrics_ci=getattr(report, "ci", None),
+        directions=report.directions,
+        valid_metrics=best_validation(fitted),
+        users={"evaluated": report.n_evaluated,
+               "excluded_empty_test": int(dataset.n_users - len(data.test_users)) + report.n_excluded_empty},
+        timing=run_timing, peak_memory_mb=round(peak_memory_mb(), 1), versions=library_versions(),
+        config=spec.resolved,
+        files={"per_user_metrics": "per_user_metrics.parquet", "recommendations": "recommendations.parquet",
+               "split": "split/"},
+    )

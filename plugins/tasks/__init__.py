@@ -1,0 +1,3 @@
+"""Built-in task plugins (kinds of experiment)."""
+
+from recux.plugins.tasks import offline_ranking  # noqa: F401

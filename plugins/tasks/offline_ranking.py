@@ -1,0 +1,82 @@
+"""Offline top-k ranking: fit on train (validation for early stopping), rank the whole catalogue for every test
+user with seen items masked, score the ranking with the metric plugins, write the results record."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from recux import registry, stages
+from recux.registry import register
+from recux.results import RunArtifacts
+from recux.task import Task
+from recux.tracking import make_tracker
+
+log = logging.getLogger("recux")
+
+
+@register("task", "offline_ranking")
+class OfflineRanking(Task):
+    """Offline evaluation of a full-catalogue top-k ranking against held-out interactions (the default)."""
+
+    def run(self, spec: stages.RunSpec, run_dir: Path) -> dict[str, Any]:
+        t_start = time.perf_counter()
+        stages.seed_everything(spec.seed)
+        model_info = registry.get("model", spec.model.name)  # unknown names fail here, before any work
+        from recux.evaluation import build_metrics
+
+        metrics = build_metrics(spec.metric_specs)
+        data = stages.prepare_data(spec)
+        stages.check_protocol(spec, model_info, data)
+        stages.attach_grades(metrics, data)
+        ident = stages.RunIdentity.of(spec)
+        rank = stages.global_rank()
+        # only rank 0 tracks, evaluates and writes: it ranks every test user itself (no per-rank metric shards)
+        tracker = make_tracker(None if rank else spec.resolved.get("logger"), run_dir, spec.resolved,
+                               name=f"{ident.label}-s{spec.seed}", group=f"{ident.data_hash}-{ident.variant_hash}",
+                               tags=[data.dataset.name, data.split.protocol, spec.model.name])
+        try:
+            with RunArtifacts(run_dir) as art:
+                record = self._fit_and_evaluate(spec, model_info, metrics, data, ident, tracker, art, rank,
+                                                t_start)
+            if record is None:
+                return {"status": f"rank {rank}: trained; rank 0 evaluates and writes results"}
+            tracker.summary({**{f"test/{k}": v for k, v in record.metrics.items()},
+                             **{f"timing/{k}": v for k, v in record.timing.items() if v is not None},
+                             "users/evaluated": record.users["evaluated"],
+                             "peak_memory_mb": record.peak_memory_mb})
+            tracker.finish(0)
+        except BaseException:
+            tracker.finish(1)
+            raise
+        log.info("results written to %s", run_dir / "results.json")
+        return record.to_dict()
+
+    @staticmethod
+    def _fit_and_evaluate(spec, model_info, metrics, data, ident, tracker, art, rank, t_start):
+        """fit -> rank -> evaluate -> write, inside the staging folder; None on a non-zero DDP rank."""
+        if spec.save_split:
+            stages.write_split(data, art)
+        lightning = model_info.meta.get("training") == "lightning"
+        fitted = stages.fit(spec, model_info, data, art.stage,
+                            lightning_logger=tracker.lightning_logger() if lightning else None)
+        if rank:
+            art.cancel()
+            return None
+        if fitted.ctx.history and not lightning:
+            for rec in fitted.ctx.history:
+                tracker.log({f"val/{k}" if not k.startswith(("val/", "train/")) else k: v for k, v in rec.items()})
+        t0 = time.perf_counter()
+        ranking = stages.rank(spec, fitted.model, data)
+        report = stages.evaluate(spec, metrics, ranking, data)
+        eval_seconds = time.perf_counter() - t0
+        stages.write_per_user(report, data.dataset, art)
+        stages.write_recommendations(ranking, data.dataset, art)
+        if spec.save_model:
+            fitted.model.save(art.path("model.pkl"))
+        record = stages.results_record(spec, ident, model_info, data, fitted, report,
+                                       stages.timing(data, fitted, eval_seconds, t_start))
+        art.set_results(record.to_dict())
+        return record
