@@ -109,9 +109,6 @@ class Dataset:
             cols["timestamp"] = inter.timestamp
         return pl.DataFrame(cols)
 
-    def with_interactions(self, inter: Interactions, **info: Any) -> Dataset:
-        return replace(self, interactions=inter, info={**self.info, **info})
-
     @classmethod
     def from_frame(
         cls,

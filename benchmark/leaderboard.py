@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ import numpy as np
 
 from recux.identity import describe_settings
 from recux.record import RecordError, ResultsRecord
+from recux.results import atomic_write
 from recux.significance import N_RESAMPLES, PairedTest, holm, paired_compare
 
 log = logging.getLogger("recux.leaderboard")
@@ -716,20 +716,6 @@ def render_csv(records: Sequence[dict[str, Any]]) -> str:
 
 # ----------------------------------------------------------------------------------------------------------
 # Files
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file via a temporary file in the same folder and os.replace (readers never see a partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # plain open: the umask applies (mkstemp would make the file 0600)
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _png(fig) -> bytes:

@@ -1,9 +1,11 @@
-"""What every recommender trained by ``fit_lightning`` shares: fit (thread count, seed, fine-tuning strategy,
-early stopping on validation), score, and save/load as a tagged torch file. Subclasses supply the network
-and its batches through small hooks. No torch at import time: it is imported inside the methods."""
+"""What every recommender trained by ``fit_lightning`` shares: fit (thread count, seed, optional starting
+weights, fine-tuning strategy, early stopping on validation), score, and save/load as a tagged torch file
+that also records the strategy. Subclasses supply the network, its batches and its default optimiser
+through small hooks. No torch at import time: it is imported inside the methods."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +13,34 @@ import numpy as np
 
 from recux.data import Interactions
 from recux.errors import ConfigError
+from recux.finetune import FineTuneStrategy, prepare_in_place
 from recux.model import FitContext, Recommender
 
 
 class LightningRecommender(Recommender):
     """Base of Lightning-trained models. ``hparams`` must hold max_epochs, patience, eval_every and
-    num_threads; ``FORMAT`` tags saved files (one tag per class)."""
+    num_threads, and may hold ``optimizer``/``scheduler`` specs (``recux.optim``; None: the model's
+    default); ``FORMAT`` tags saved files (one tag per class)."""
 
     FORMAT = ""
     hparams: dict[str, Any]
     net: Any = None
     summary: Any = None
+    finetune: FineTuneStrategy | None = None
 
     # -- hooks
     def _build_net(self, finetune: Any = None) -> Any:
-        """A fresh network for the current n_users/n_items (finetune: the strategy, or None on load)."""
+        """A fresh network for the current n_users/n_items (finetune: the strategy; its optimiser spec is
+        ``self.optimizer_spec()``, its schedule ``self.scheduler_spec()``)."""
         raise NotImplementedError
+
+    def _default_optimizer(self) -> dict[str, Any]:
+        """The optimiser spec used when hparams["optimizer"] is None."""
+        return {"_target_": "torch.optim.Adam", "lr": self.hparams["lr"]}
+
+    def _default_scheduler(self) -> dict[str, Any] | None:
+        """The schedule used when hparams["scheduler"] is None (None: a constant rate)."""
+        return None
 
     def _remember(self, train: Interactions) -> None:
         """Keep what ``_build_net`` needs from the training data (before the net is built)."""
@@ -45,9 +59,28 @@ class LightningRecommender(Recommender):
     def _restore_net(self, net: Any, blob: dict[str, Any]) -> None:
         """On load, after the weights: hand ``net`` what it scores from."""
 
+    # -- optimiser from config
+    def optimizer_spec(self) -> dict[str, Any]:
+        """hparams["optimizer"] (lr, and weight_decay when nonzero, filled in from the model's own settings
+        when the spec omits them, so searches over model.lr keep working), or the model's default."""
+        given = self.hparams.get("optimizer")
+        if given is None:
+            return self._default_optimizer()
+        spec = dict(given)
+        if "lr" in self.hparams:
+            spec.setdefault("lr", self.hparams["lr"])
+        if self.hparams.get("weight_decay"):
+            spec.setdefault("weight_decay", self.hparams["weight_decay"])
+        return spec
+
+    def scheduler_spec(self) -> dict[str, Any] | None:
+        given = self.hparams.get("scheduler")
+        return self._default_scheduler() if given is None else dict(given)
+
     # -- shared
     def fit(self, ctx: FitContext) -> None:
-        from recux.training import fit_lightning, seed_everything, threads
+        from recux.seeding import seed_everything
+        from recux.training import fit_lightning, threads
 
         h = self.hparams
         with threads(h["num_threads"]):  # restored afterwards: no leak into later jobs of the process
@@ -55,11 +88,38 @@ class LightningRecommender(Recommender):
             self.n_users, self.n_items = train.n_users, train.n_items
             self._remember(train)
             seed_everything(ctx.seed)
-            net = ctx.finetune.prepare(self._build_net(ctx.finetune), ctx)
+            net = self._build_net(ctx.finetune)
+            if ctx.init_from is not None:
+                self._load_weights(net, ctx.init_from)
+            prepare_in_place(ctx.finetune, net, ctx)
+            self.finetune = ctx.finetune
             batches = self._batches(net, train, ctx.seed)
             self.summary = fit_lightning(net, ctx, batches, max_epochs=h["max_epochs"], patience=h["patience"],
                                          score_fn=net.score, eval_every=h["eval_every"])
             self.net = net.eval()
+
+    def _load_weights(self, net: Any, source: str | Path | Mapping[str, Any]) -> None:
+        """Starting weights: a state dict, or a file saved by this class's ``save`` (or a torch state dict)."""
+        import torch
+
+        state = source
+        if isinstance(source, (str, Path)):
+            blob = torch.load(source, map_location="cpu", weights_only=True)
+            if isinstance(blob, dict) and "format" in blob:
+                if blob["format"] != self.FORMAT:
+                    raise ConfigError(f"init_from={source} holds a {blob.get('model')} model ({blob['format']}); "
+                                      f"{type(self).__name__} starts only from its own ({self.FORMAT})")
+                state = blob["state_dict"]
+            else:
+                state = blob
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, KeyError) as exc:
+            raise ConfigError(
+                f"init_from weights do not fit the {type(net).__name__} built for this run: {exc}. They must "
+                "come from the same model with the same architecture settings and code space (dataset, "
+                "preprocessing and split), before any fine-tuning adapters were added."
+            ) from exc
 
     def score(self, users: np.ndarray) -> np.ndarray:
         if self.net is None:
@@ -67,14 +127,16 @@ class LightningRecommender(Recommender):
         return self.net.score(users)
 
     def save(self, path: str | Path) -> None:
-        """A torch file: format tag, class, hyper-parameters, code-space sizes, weights and extra state."""
+        """A torch file: format tag, class, hyper-parameters, code-space sizes, the fine-tuning strategy
+        (name and params), weights and extra state."""
         import torch
 
         if self.net is None:
             raise RuntimeError(f"{type(self).__name__}.save called before fit")
         state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        strategy = None if self.finetune is None else {"name": self.finetune.name, "params": self.finetune.params()}
         torch.save({"format": self.FORMAT, "model": type(self).__name__, "hparams": self.hparams,
-                    "n_users": self.n_users, "n_items": self.n_items, "state_dict": state,
+                    "n_users": self.n_users, "n_items": self.n_items, "finetune": strategy, "state_dict": state,
                     **self._extra_state()}, path)
 
     @classmethod
@@ -90,8 +152,21 @@ class LightningRecommender(Recommender):
         model = cls(**blob["hparams"])
         model.n_users, model.n_items = int(blob["n_users"]), int(blob["n_items"])
         model._restore_data(blob)
-        net = model._build_net()
+        model.finetune = _rebuild_strategy(blob.get("finetune"))
+        net = model._build_net(model.finetune)
+        if model.finetune is not None:  # re-create the strategy's sub-modules (adapters) before their weights
+            prepare_in_place(model.finetune, net, None)
         net.load_state_dict(blob["state_dict"])
         model._restore_net(net, blob)
         model.net = net.eval()
         return model
+
+
+def _rebuild_strategy(record: Mapping[str, Any] | None) -> FineTuneStrategy | None:
+    if record is None:
+        return None
+    if record["name"] == FineTuneStrategy.name:
+        return FineTuneStrategy()
+    from recux import registry
+
+    return registry.build("finetune", record["name"], record.get("params") or {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pickle
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,9 @@ class FitContext:
     validate: Callable[[Callable[[np.ndarray], Any]], dict[str, float]] | None = None
     monitor: str = "ndcg@10"  # validation value that early stopping maximises
     history: list[dict[str, float]] = field(default_factory=list)  # per-epoch records a model appends to
+    # weights to start from instead of a fresh initialisation (Lightning models): a state dict, or a file the
+    # same model class saved; loaded before the fine-tuning strategy prepares the network
+    init_from: str | Path | Mapping[str, Any] | None = None
 
 
 class Recommender(ABC):

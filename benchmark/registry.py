@@ -8,7 +8,6 @@ cheap (no torch at module level) so that listing plugins is fast.
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +22,9 @@ KINDS = ("dataset", "model", "finetune", "metric", "task")
 # What a metric may need from the evaluation context.
 METRIC_NEEDS = frozenset({"topk", "ground_truth", "item_features", "train_popularity", "user_groups", "scores",
                           "graded_truth"})
-MODEL_TRAINING = frozenset({"lightning", "closed_form", "none"})
+# How a model fits: "lightning" (a Lightning Trainer: the run's logger and trainer settings apply), "closed_form"
+# (one solve), "iterative" (its own loop, e.g. ALS sweeps), "none" (nothing to learn).
+MODEL_TRAINING = frozenset({"lightning", "closed_form", "iterative", "none"})
 MODEL_PROTOCOLS = frozenset({"general", "sequential"})  # sequential: needs a time-ordered split (e.g. loo)
 
 
@@ -94,6 +95,8 @@ def _check_meta(kind: str, name: str, meta: dict[str, Any]) -> dict[str, Any]:
         training = meta.setdefault("training", "closed_form")
         if training not in MODEL_TRAINING:
             raise PluginError(f"model '{name}' declares training={training!r}; use one of {sorted(MODEL_TRAINING)}")
+        caps = meta.get("capabilities") or ()
+        meta["capabilities"] = frozenset([caps] if isinstance(caps, str) else caps)
         protocol = meta.setdefault("protocol", "general")
         if protocol not in MODEL_PROTOCOLS:
             raise PluginError(f"model '{name}' declares protocol={protocol!r}; use one of {sorted(MODEL_PROTOCOLS)}")
@@ -111,8 +114,9 @@ def register(kind: str, name: str, **meta: Any) -> Callable[[Any], Any]:
     """Class/function decorator: ``@register("metric", "ndcg", higher_is_better=True, needs={...})``.
 
     Metric metadata: ``higher_is_better`` (bool), ``needs`` (subset of METRIC_NEEDS).
-    Model metadata: ``training`` ("lightning", "closed_form" or "none"), ``protocol`` ("general" or
-    "sequential": evaluated on time-ordered splits only).
+    Model metadata: ``training`` (one of MODEL_TRAINING), ``protocol`` ("general" or "sequential": evaluated
+    on time-ordered splits only), ``capabilities`` (what fine-tuning strategies may rely on; see
+    ``recux.finetune``).
     Fine-tuning metadata: ``baseline`` (bool, default False): the reference strategy (training from scratch);
     a variant's label names the strategy only when it is not the baseline.
     Dataset metadata: ``fetch_params`` (parameter names that say how to obtain the data, not which data, e.g.
@@ -154,11 +158,6 @@ def load_plugins() -> None:
                 f"plugin entry point '{ep.name} = {ep.value}' (group {ENTRY_POINT_GROUP}) failed to import: "
                 f"{type(exc).__name__}: {exc}. Fix or uninstall the package that declares it."
             ) from exc
-
-
-def import_module(module: str) -> None:
-    """Import a plugin module by dotted name (for plugins not yet installed as a distribution)."""
-    importlib.import_module(module)
 
 
 def names(kind: str) -> list[str]:

@@ -9,7 +9,8 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -55,24 +56,33 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def write_json_atomic(path: str | Path, payload: Mapping[str, Any]) -> Path:
-    """Write JSON to a temp file in the same folder, fsync, then rename over ``path``."""
+def atomic_write(path: str | Path, data: bytes | str | Callable[[Path], None]) -> Path:
+    """Write ``path`` so that readers see the old file or the whole new one, never a part: the content goes
+    to a temporary file in the same folder, is fsynced, then renamed over ``path`` (the usual permissions,
+    from the umask). ``data``: bytes, text (UTF-8), or a function that writes the temporary path it is given
+    (e.g. ``frame.write_parquet``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
-            fh.flush()
+        if callable(data):
+            data(tmp)
+        else:
+            with open(tmp, "xb") as fh:  # plain open: the umask applies (mkstemp would make the file 0600)
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """``payload`` as indented JSON (numpy values converted), written with ``atomic_write``."""
+    return atomic_write(path, json.dumps(payload, indent=2, sort_keys=False, default=_json_default,
+                                         allow_nan=True))
 
 
 class RunArtifacts:
@@ -123,8 +133,3 @@ class RunArtifacts:
             self.publish()
         else:
             self.discard()
-
-
-def load_results(path: str | Path) -> dict[str, Any]:
-    with open(path) as fh:
-        return json.load(fh)

@@ -7,12 +7,12 @@ row subsets of a prebuilt (rows x width) matrix; torch is imported only when bat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from recux.batches import EpochBatches
 from recux.data import Interactions
 from recux.errors import ConfigError
 
@@ -100,11 +100,11 @@ def mask_items(
     return inputs, labels
 
 
-class SequenceBatches:
+class SequenceBatches(EpochBatches):
     """Shuffled batches of rows of a prebuilt (n_rows x width) token matrix; each ``iter()`` is one epoch.
 
     The order (and anything ``transform(batch, generator)`` draws, e.g. masking) depends only on
-    (seed, epoch number), so runs repeat exactly. Under torch.distributed each rank takes an equal slice.
+    (seed, epoch number), so runs repeat exactly; rank slicing: see ``recux.batches.EpochBatches``.
     """
 
     def __init__(
@@ -116,41 +116,14 @@ class SequenceBatches:
     ) -> None:
         import torch
 
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if len(rows) == 0:
             raise ConfigError("no training sequences (every user has too few training interactions); "
                               "check the split or lower the model's min sequence length")
+        super().__init__(len(rows), batch_size, seed)
         self.rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
         self.transform = transform
-        self.epoch = 0
 
-    @staticmethod
-    def _world() -> tuple[int, int]:
-        import torch
-
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
-
-    def __len__(self) -> int:
-        _, world = self._world()
-        return math.ceil(len(self.rows) // world / self.batch_size)
-
-    def __iter__(self) -> Iterator[Any]:
-        # A generator function: the permutation is drawn at the first next(), so probing iterability
-        # (Lightning does) consumes no epoch.
-        import torch
-
-        rank, world = self._world()
-        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % (2**63))
-        self.epoch += 1
-        perm = torch.randperm(len(self.rows), generator=gen)
-        if world > 1:
-            n_local = len(self.rows) // world
-            perm = perm[rank * n_local:(rank + 1) * n_local]
-        for start in range(0, len(perm), self.batch_size):
-            batch = self.rows[perm[start:start + self.batch_size]]
+    def _epoch(self, perm: Any, gen: Any) -> Iterator[Any]:
+        for idx in self._chunks(perm):
+            batch = self.rows[idx]
             yield batch if self.transform is None else self.transform(batch, gen)

@@ -22,6 +22,7 @@ import numpy as np
 
 from recux.data import Interactions, Split
 from recux.errors import ConfigError
+from recux.hashing import GOLDEN, MASK64, splitmix64
 
 _EPS = 1e-9
 
@@ -87,20 +88,12 @@ def _assign(inter: Interactions, order: np.ndarray, n_valid: np.ndarray, n_test:
     return part
 
 
-_GOLDEN = 0x9E3779B97F4A7C15
-_MASK64 = (1 << 64) - 1
-
-
 def tie_key(user: np.ndarray, item: np.ndarray, seed: int) -> np.ndarray:
     """A pseudo-random uint64 per (user, item) for ``seed`` (splitmix64 of the pair mixed with the seed):
     the order among same-timestamp rows, independent of row storage and of item codes' order."""
-    mix = np.uint64((int(seed) * _GOLDEN + 0x632BE59BD9B4E019) & _MASK64)
-    with np.errstate(over="ignore"):
-        x = (np.asarray(user).astype(np.uint64) << np.uint64(32)) ^ np.asarray(item).astype(np.uint64) ^ mix
-        x = x + np.uint64(_GOLDEN)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+    mix = np.uint64((int(seed) * GOLDEN + 0x632BE59BD9B4E019) & MASK64)
+    x = (np.asarray(user).astype(np.uint64) << np.uint64(32)) ^ np.asarray(item).astype(np.uint64) ^ mix
+    return splitmix64(x)
 
 
 def _time_order(inter: Interactions, who: str, seed: int) -> np.ndarray:

@@ -8,8 +8,6 @@ recux.plugins.tasks.offline_ranking for how the default task chains them.
 
 from __future__ import annotations
 
-import os
-import random
 import resource
 import time
 import uuid
@@ -27,11 +25,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from recux import identity, registry
 from recux.data import Dataset, Interactions, Split
+from recux.distributed import global_rank  # noqa: F401  (a stage helper tasks use)
 from recux.errors import ConfigError
 from recux.model import FitContext, Recommender
 from recux.ranking import rank_topk
 from recux.record import ResultsRecord
 from recux.results import RunArtifacts, config_hash, library_versions
+from recux.seeding import seed_everything  # noqa: F401  (a stage helper tasks use)
 
 # ----------------------------------------------------------------------------------------------------------
 # Parse
@@ -104,6 +104,7 @@ class RunSpec:
     exclude_valid: bool = True
     save_split: bool = True
     save_model: bool = False
+    init_from: str | None = None  # run.init_from: weights (a saved model file) a trainable model starts from
     overrides: list[str] = field(default_factory=list)
 
     @classmethod
@@ -121,27 +122,13 @@ class RunSpec:
             optimized=OptimizedMetric.parse(resolved.get("optimized_metric", identity.DEFAULT_OPTIMIZED_METRIC)),
             batch_size=int(ev.get("batch_size", 1024)), exclude_valid=bool(ev.get("exclude_valid", True)),
             save_split=bool(run.get("save_split", True)), save_model=bool(run.get("save_model", False)),
+            init_from=run.get("init_from"),
             overrides=list(overrides or []),
         )
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Process-level helpers
-
-
-def global_rank() -> int:
-    """This process's rank in a multi-process (DDP) launch; 0 when single-process. Lightning sets these
-    variables in the worker processes it launches, before they run the pipeline again."""
-    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return 0
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    os.environ["PYTHONHASHSEED"] = str(seed)
 
 
 def peak_memory_mb() -> float:
@@ -259,13 +246,16 @@ def make_validator(spec: RunSpec, data: PreparedData) -> Any:
 def fit(spec: RunSpec, model_info: registry.PluginInfo, data: PreparedData, run_dir: Path,
         lightning_logger: Any = None) -> Fitted:
     """Build the fine-tuning strategy and the model, and fit it (early stopping on ``optimized_metric``)."""
+    if spec.init_from is not None and "torch_module" not in model_info.meta.get("capabilities", ()):
+        raise ConfigError(f"run.init_from={spec.init_from} gives starting weights, but model '{spec.model.name}' "
+                          "has no trainable network to start from; remove run.init_from or pick a torch model.")
     finetune = registry.build("finetune", spec.finetune.name, spec.finetune.params)
     model = model_info.build(spec.model.params)
     validator = make_validator(spec, data)
     ctx = FitContext(
         dataset=data.dataset, split=data.split, finetune=finetune, seed=spec.seed, run_dir=run_dir,
         trainer=dict(spec.resolved.get("trainer", {}) or {}), logger=lightning_logger, validate=validator,
-        monitor=spec.optimized.name,
+        monitor=spec.optimized.name, init_from=spec.init_from,
     )
     t0 = time.perf_counter()
     model.fit(ctx)

@@ -25,8 +25,6 @@ def wandb_env(folder: str | Path) -> None:
 class Tracker:
     """A no-op tracker (logger=none); ``WandbTracker`` overrides it."""
 
-    enabled = False
-
     def lightning_logger(self) -> Any:
         return None
 
@@ -41,8 +39,6 @@ class Tracker:
 
 
 class WandbTracker(Tracker):
-    enabled = True
-
     def __init__(self, run_dir: Path, config: Mapping[str, Any], project: str = "recux", mode: str = "offline",
                  entity: str | None = None, name: str | None = None, group: str | None = None,
                  tags: list[str] | None = None, job_type: str = "train"):

@@ -8,7 +8,6 @@ Epochs are numbered from 0 (Lightning's ``current_epoch``).
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import tempfile
 import time
@@ -26,16 +25,13 @@ import scipy.sparse as sp
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
+from recux.batches import EpochBatches
 from recux.errors import ConfigError
 from recux.model import FitContext
 
 _log = logging.getLogger(__name__)
 
 ScoreFn = Callable[[np.ndarray], Any]
-
-# Keys of ctx.trainer consumed here rather than passed to pl.Trainer.
-_OWN_TRAINER_KEYS = ("progress_refresh_rate",)
-
 
 class _DropAdverts(logging.Filter):
     """Lightning prints a product tip on every fit; keep its useful lines (GPU available, stop reason)."""
@@ -71,17 +67,6 @@ def threads(n: int | None) -> Iterator[None]:
         nb.set_num_threads(prev_numba)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (and dataloader workers) so the same seed gives the same model."""
-    pl.seed_everything(int(seed), workers=True, verbose=False)
-
-
-def _rank_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 @nb.njit(cache=True)  # serial: the search is cheap and stays off the threads torch uses
 def _member_kernel(indptr, indices, users, items, out):
     """out[j] = items[j] is among the sorted row indices[indptr[users[j]]:indptr[users[j] + 1]]."""
@@ -98,14 +83,13 @@ def _member_kernel(indptr, indices, users, items, out):
         out[j] = lo < indptr[users[j] + 1] and indices[lo] == x
 
 
-class PairBatches:
+class PairBatches(EpochBatches):
     """Shuffled ``(user, positive item, negatives)`` LongTensor batches, built with whole-epoch tensor ops.
 
     Each ``iter()`` is one epoch: a fresh permutation and ``num_negatives`` uniform negatives per pair
     (drawn with torch.randint; with ``exclude_positives`` a draw that hits one of the user's training
-    items is redrawn). ``negatives`` has shape (batch, num_negatives). The epoch's randomness depends only
-    on (seed, epoch number), so runs repeat exactly. Under torch.distributed each rank takes an equal
-    slice of the permutation.
+    items is redrawn). ``negatives`` has shape (batch, num_negatives). Seeding and rank slicing: see
+    ``recux.batches.EpochBatches``.
     """
 
     def __init__(
@@ -125,12 +109,10 @@ class PairBatches:
         self.items = torch.as_tensor(np.asarray(items), dtype=torch.long)
         if len(self.users) == 0:
             raise ConfigError("no training interactions to build batches from; check the split")
+        super().__init__(len(self.users), batch_size, seed)
         self.n_items = int(n_items)
-        self.batch_size = int(batch_size)
         self.num_negatives = int(num_negatives)
-        self.seed = int(seed)
         self.max_redraws = int(max_redraws)
-        self.epoch = 0
         self._csr: tuple[np.ndarray, np.ndarray] | None = None
         if exclude_positives:  # each user's training items, sorted, for the membership test
             n_users = int(self.users.max()) + 1
@@ -139,13 +121,6 @@ class PairBatches:
             m.sum_duplicates()
             m.sort_indices()
             self._csr = (m.indptr.astype(np.int64), m.indices.astype(np.int32))
-
-    def _n_local(self) -> int:
-        _, world = _rank_world()
-        return len(self.users) // world if world > 1 else len(self.users)
-
-    def __len__(self) -> int:
-        return math.ceil(self._n_local() / self.batch_size)
 
     def sample_negatives(self, users: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """(len(users), num_negatives) uniform item codes, redrawing hits on training positives."""
@@ -165,16 +140,7 @@ class PairBatches:
             flat[torch.from_numpy(todo)] = torch.randint(self.n_items, (len(todo),), generator=gen)
         return neg
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        # A generator function: the permutation is drawn at the first next(), not at iter(), so probing
-        # iterability (Lightning does) consumes no epoch.
-        rank, world = _rank_world()
-        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % (2**63))
-        self.epoch += 1
-        perm = torch.randperm(len(self.users), generator=gen)
-        if world > 1:
-            n_local = len(self.users) // world
-            perm = perm[rank * n_local:(rank + 1) * n_local]
+    def _epoch(self, perm: torch.Tensor, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         users, items = self.users[perm], self.items[perm]
         negs = self.sample_negatives(users, gen)
         bs = self.batch_size

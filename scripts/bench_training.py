@@ -16,6 +16,7 @@ import io
 import logging
 import pstats
 import time
+from typing import Any
 
 import numpy as np
 
@@ -63,13 +64,14 @@ def make_ctx(ds: Dataset, split: Split, seed: int, progress: bool) -> FitContext
     )
 
 
-def raw_torch_epochs(split: Split, params: dict, epochs: int) -> float:
+def raw_torch_epochs(split: Split, model: Any, epochs: int) -> float:
     """Median seconds per epoch of the same BPR step in a bare torch loop (no Lightning)."""
     from recux.plugins.models._bpr_net import BPRNet
     from recux.training import PairBatches
 
-    net = BPRNet(split.n_users, split.n_items, params["embedding_dim"], params["lr"], params["reg"],
-                 params["weight_decay"], params["init_std"], params["sparse"])
+    params = model.hparams
+    net = BPRNet(split.n_users, split.n_items, params["embedding_dim"], params["reg"], params["init_std"],
+                 params["sparse"], model.optimizer_spec())
     opt = net.configure_optimizers()
     batches = PairBatches(split.train.user, split.train.item, split.n_items, params["batch_size"])
     times = []
@@ -139,7 +141,7 @@ def main() -> None:
     print(f"  validation seconds/evaluation: median {np.median(val_s):.4f}")
     print(f"  wall seconds/epoch, all in (fit time incl. trainer setup, validation, checkpoints / epochs): "
           f"{fit_s / len(ctx.history):.4f}")
-    raw = raw_torch_epochs(split, params, min(args.epochs, 8))
+    raw = raw_torch_epochs(split, model, min(args.epochs, 8))
     print(f"  same step in a bare torch loop: {raw:.4f} s/epoch -> Lightning overhead "
           f"{(np.median(epoch_s) - raw) / steps[0] * 1e3:.2f} ms/step")
 

@@ -77,7 +77,8 @@ def _tiny_net(n_layers: int, seed: int = 0):
 
     torch.manual_seed(seed)
     adj = normalized_adjacency(TINY_USERS, TINY_ITEMS, 5, 6)
-    return LightGCNNet(adj, 5, 6, embedding_dim=4, n_layers=n_layers, lr=0.01, reg=0.0, init_std=1.0)
+    return LightGCNNet(adj, 5, 6, embedding_dim=4, n_layers=n_layers, reg=0.0, init_std=1.0,
+                       optimizer={"_target_": "torch.optim.Adam", "lr": 0.01})
 
 
 def test_propagation_and_its_gradient_equal_dense_reference():

@@ -51,7 +51,7 @@ def _net(causal_model_kwargs=None, seed=0):
     torch.manual_seed(seed)
     enc = SeqEncoder(n_tokens=41, max_len=16, hidden=32, n_layers=2, n_heads=2, dropout=0.0, attn_dropout=0.0,
                      causal=True, inner_size=64)
-    return SASRecNet(40, enc, lr=1e-3, weight_decay=0.0, loss="ce").eval()
+    return SASRecNet(40, enc, loss="ce", optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3}).eval()
 
 
 def test_registered_as_a_sequential_lightning_model():

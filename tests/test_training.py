@@ -19,7 +19,8 @@ from recux.finetune import FineTuneStrategy  # noqa: E402
 from recux.plugins.finetune.scratch import Scratch  # noqa: E402
 from recux.plugins.models._bpr_net import BPRNet  # noqa: E402
 from recux.plugins.models.bpr import BPR  # noqa: E402
-from recux.training import PairBatches, _member_kernel, fit_lightning, seed_everything  # noqa: E402
+from recux.seeding import seed_everything  # noqa: E402
+from recux.training import PairBatches, _member_kernel, fit_lightning  # noqa: E402
 
 FAST = dict(batch_size=256, lr=0.01, init_std=0.01, num_threads=1)
 
@@ -109,10 +110,13 @@ def test_probing_iterability_consumes_no_epoch():
 # ---------------------------------------------------------------- the fit loop
 
 
+ADAM = {"_target_": "torch.optim.Adam", "lr": 0.01}
+
+
 def _net(split, seed=0, finetune=None):
     seed_everything(seed)
-    return BPRNet(split.n_users, split.n_items, 16, lr=0.01, reg=0.0, weight_decay=0.0, init_std=0.01,
-                  sparse=False, finetune=finetune)
+    return BPRNet(split.n_users, split.n_items, 16, reg=0.0, init_std=0.01, sparse=False, optimizer=ADAM,
+                  finetune=finetune)
 
 
 def _batches(split, seed=0):
@@ -262,7 +266,6 @@ class _FreezeItems(FineTuneStrategy):
         module.item_emb.weight.requires_grad_(False)
         self.items0 = module.item_emb.weight.detach().clone()
         self.users0 = module.user_emb.weight.detach().clone()
-        return module
 
 
 def test_models_train_only_what_the_strategy_allows(world):
@@ -279,13 +282,12 @@ def test_models_train_only_what_the_strategy_allows(world):
 def test_scratch_unfreezes_everything_and_registers():
     from recux import registry
 
-    net = BPRNet(5, 7, 4, lr=0.01, reg=0.0, weight_decay=0.0, init_std=0.1, sparse=False)
+    net = BPRNet(5, 7, 4, reg=0.0, init_std=0.1, sparse=False, optimizer=ADAM)
     net.item_emb.weight.requires_grad_(False)
     strategy = registry.build("finetune", "scratch")
     assert isinstance(strategy, Scratch) and strategy.describe() == {"name": "scratch"}
-    out = strategy.prepare(net)
-    assert out is net
-    assert {id(p) for p in strategy.trainable_parameters(out)} == {id(p) for p in net.parameters()}
+    assert strategy.prepare(net) is None  # in place
+    assert {id(p) for p in strategy.trainable_parameters(net)} == {id(p) for p in net.parameters()}
 
 
 @pytest.mark.parametrize("n_neg,reg", [(1, 0.0), (3, 0.05)])

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recux.errors import ConfigError, DataError, RecuxError
+from recux.results import atomic_write
 from recux.tables import Table
 
 PROG = "recux-evaluate"
@@ -235,21 +234,6 @@ def format_table(means: dict[str, float], directions: dict[str, bool]) -> str:
     return "\n".join(lines)
 
 
-def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename it into place."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog=PROG,
@@ -313,17 +297,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                               "train": None if args.train is None else str(args.train)},
                "catalogue": {"n_items": data["n_items"], "source": data["catalogue"]}}
     if args.output:
-        write_json_atomic(args.output, payload)
+        atomic_write(args.output, json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.output}")
     if args.per_user:
-        out = Path(args.per_user)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        if out.suffix.lower() in (".parquet", ".pq"):
-            report.per_user.write_parquet(tmp)
-        else:
-            report.per_user.write_csv(tmp)
-        os.replace(tmp, out)
+        parquet = Path(args.per_user).suffix.lower() in (".parquet", ".pq")
+        atomic_write(args.per_user, report.per_user.write_parquet if parquet else report.per_user.write_csv)
         print(f"wrote {args.per_user}")
     return payload
 

@@ -320,12 +320,6 @@ def _split_title(full: str) -> tuple[str, int | None]:
     return (m.group(1), int(m.group(2))) if m else (full, None)
 
 
-def item_text(title: str, year: int | None, genres: list[str]) -> str:
-    """The language-model description of a movie, e.g. "Toy Story (1995). Genres: Animation, Comedy"."""
-    head = f"{title} ({year})" if year is not None else title
-    return f"{head}. Genres: {', '.join(genres) if genres else 'unknown'}"
-
-
 def _build(ratings: pl.DataFrame, items: pl.DataFrame, users: pl.DataFrame, info: dict[str, Any]) -> Dataset:
     year = (
         pl.when(pl.col("release_year").is_not_null())

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from recux.module import RecuxModule
 
 
 class BPRLoss(torch.autograd.Function):
@@ -50,20 +51,20 @@ class BPRLoss(torch.autograd.Function):
         return g_u, g_items, None
 
 
-class BPRNet(pl.LightningModule):
+class BPRNet(RecuxModule):
     """Matrix factorisation: score(u, i) = <user_emb[u], item_emb[i]>, loss -log sigmoid(pos - neg)."""
 
     def __init__(
-        self, n_users: int, n_items: int, embedding_dim: int, lr: float, reg: float, weight_decay: float,
-        init_std: float, sparse: bool, finetune: Any = None,
+        self, n_users: int, n_items: int, embedding_dim: int, reg: float, init_std: float, sparse: bool,
+        optimizer: dict[str, Any], finetune: Any = None, scheduler: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        """optimizer: a ``recux.optim`` spec (with sparse=True it must take sparse gradients: SparseAdam)."""
+        super().__init__(optimizer, scheduler, finetune)
         self.user_emb = nn.Embedding(n_users, embedding_dim, sparse=sparse)
         self.item_emb = nn.Embedding(n_items, embedding_dim, sparse=sparse)
         nn.init.normal_(self.user_emb.weight, std=init_std)
         nn.init.normal_(self.item_emb.weight, std=init_std)
-        self.lr, self.reg, self.weight_decay, self.sparse = lr, reg, weight_decay, sparse
-        self.finetune = finetune  # decides which parameters the optimiser gets
+        self.reg, self.sparse = reg, sparse
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         users, pos, neg = batch  # (B,), (B,), (B, n_neg)
@@ -74,16 +75,6 @@ class BPRNet(pl.LightningModule):
             u = self.user_emb.weight.index_select(0, users)
             items = self.item_emb.weight.index_select(0, item_idx.reshape(-1)).view(*item_idx.shape, -1)
         return BPRLoss.apply(u, items, self.reg)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = (self.finetune.trainable_parameters(self) if self.finetune is not None
-                  else [p for p in self.parameters() if p.requires_grad])
-        if self.sparse:
-            return torch.optim.SparseAdam(params, lr=self.lr)
-        try:  # the fused kernel is the fastest on CPU (torch >= 2.4) and GPU
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
     @torch.no_grad()
     def score(self, users: np.ndarray) -> np.ndarray:

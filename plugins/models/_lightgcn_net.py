@@ -7,11 +7,11 @@ import warnings
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import scipy.sparse as sp
 import torch
 from torch import nn
 
+from recux.module import RecuxModule
 from recux.plugins.models._bpr_net import BPRLoss
 
 
@@ -54,7 +54,7 @@ class Propagate(torch.autograd.Function):
         return _layer_mean(ctx.adj, grad.contiguous(), ctx.n_layers), None, None
 
 
-class LightGCNNet(pl.LightningModule):
+class LightGCNNet(RecuxModule):
     """LightGCN (He et al. 2020): score(u, i) = <e_u, e_i> with e = mean over layers 0..L of A^l E0, A the
     symmetric-normalised (user+item) adjacency. The adjacency is built once and kept per device (not a
     parameter, not in the state dict); the propagated embeddings are cached for scoring until the module
@@ -62,9 +62,10 @@ class LightGCNNet(pl.LightningModule):
 
     def __init__(
         self, adjacency: sp.csr_matrix, n_users: int, n_items: int, embedding_dim: int, n_layers: int,
-        lr: float, reg: float, init_std: float, finetune: Any = None,
+        reg: float, init_std: float, optimizer: dict[str, Any], finetune: Any = None,
+        scheduler: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, scheduler, finetune)
         if adjacency.shape != (n_users + n_items, n_users + n_items):
             raise ValueError(f"adjacency is {adjacency.shape}, expected {(n_users + n_items,) * 2}")
         self.n_users, self.n_items = n_users, n_items
@@ -72,8 +73,7 @@ class LightGCNNet(pl.LightningModule):
         self.item_emb = nn.Embedding(n_items, embedding_dim)
         nn.init.normal_(self.user_emb.weight, std=init_std)
         nn.init.normal_(self.item_emb.weight, std=init_std)
-        self.n_layers, self.lr, self.reg = int(n_layers), float(lr), float(reg)
-        self.finetune = finetune  # decides which parameters the optimiser gets
+        self.n_layers, self.reg = int(n_layers), float(reg)
         self._adj_cpu = to_torch_csr(adjacency)
         self._adj: dict[torch.device, torch.Tensor] = {self._adj_cpu.device: self._adj_cpu}
         self._final: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -125,14 +125,6 @@ class LightGCNNet(pl.LightningModule):
             i0 = ego.index_select(0, item_rows).reshape(-1)
             loss = loss + self.reg * 0.5 * (torch.dot(u0, u0) + torch.dot(i0, i0)) / len(users)
         return loss
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = (self.finetune.trainable_parameters(self) if self.finetune is not None
-                  else [p for p in self.parameters() if p.requires_grad])
-        try:  # the fused kernel is the fastest on CPU (torch >= 2.4) and GPU
-            return torch.optim.Adam(params, lr=self.lr, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            return torch.optim.Adam(params, lr=self.lr)
 
     # ------------------------------------------------------------------ scoring
 

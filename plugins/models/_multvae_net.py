@@ -3,18 +3,17 @@ batches of users' training rows as dense multi-hot tensors built from the CSR ar
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recux.batches import EpochBatches
 from recux.errors import ConfigError
-from recux.training import _rank_world
+from recux.module import RecuxModule
 
 
 def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, users: torch.Tensor, n_items: int) -> torch.Tensor:
@@ -33,11 +32,11 @@ def dense_rows(indptr: torch.Tensor, indices: torch.Tensor, users: torch.Tensor,
     return out
 
 
-class UserRowBatches:
+class UserRowBatches(EpochBatches):
     """Shuffled batches of users' training rows, each a dense (batch, n_items) multi-hot float tensor.
 
-    Each ``iter()`` is one epoch over the users with at least one training item, in a permutation that
-    depends only on (seed, epoch number). Under torch.distributed each rank takes an equal slice.
+    Each ``iter()`` is one epoch over the users with at least one training item; seeding and rank slicing:
+    see ``recux.batches.EpochBatches``.
     """
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, n_items: int, batch_size: int = 128,
@@ -49,28 +48,12 @@ class UserRowBatches:
         self.users = torch.nonzero(self.indptr[1:] > self.indptr[:-1]).flatten()
         if len(self.users) == 0:
             raise ConfigError("no user has training interactions to build batches from; check the split")
+        super().__init__(len(self.users), batch_size, seed)
         self.n_items = int(n_items)
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        self.epoch = 0
 
-    def _n_local(self) -> int:
-        _, world = _rank_world()
-        return len(self.users) // world if world > 1 else len(self.users)
-
-    def __len__(self) -> int:
-        return math.ceil(self._n_local() / self.batch_size)
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        rank, world = _rank_world()  # drawn at the first next(): probing iterability consumes no epoch
-        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % (2**63))
-        self.epoch += 1
-        perm = self.users[torch.randperm(len(self.users), generator=gen)]
-        if world > 1:
-            n_local = len(perm) // world
-            perm = perm[rank * n_local:(rank + 1) * n_local]
-        for start in range(0, len(perm), self.batch_size):
-            yield dense_rows(self.indptr, self.indices, perm[start:start + self.batch_size], self.n_items)
+    def _epoch(self, perm: torch.Tensor, gen: torch.Generator) -> Iterator[torch.Tensor]:
+        for idx in self._chunks(perm):
+            yield dense_rows(self.indptr, self.indices, self.users[idx], self.n_items)
 
 
 def _mlp(dims: list[int]) -> nn.Sequential:
@@ -86,23 +69,22 @@ def _mlp(dims: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MultVAENet(pl.LightningModule):
+class MultVAENet(RecuxModule):
     """Mult-VAE (Liang et al. 2018): q(z|x) = N(mu, sigma) from the L2-normalised, dropped-out multi-hot row;
     p(x|z) = multinomial(softmax(decoder(z))). Loss: -sum_i x_i log softmax_i + beta * KL, with
     beta = min(anneal_cap, step / total_anneal_steps) (beta = anneal_cap when total_anneal_steps is 0)."""
 
     def __init__(
-        self, n_items: int, hidden_dims: list[int], latent_dim: int, dropout: float, lr: float,
-        weight_decay: float, total_anneal_steps: int, anneal_cap: float, finetune: Any = None,
+        self, n_items: int, hidden_dims: list[int], latent_dim: int, dropout: float, total_anneal_steps: int,
+        anneal_cap: float, optimizer: dict[str, Any], finetune: Any = None,
+        scheduler: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, scheduler, finetune)
         self.n_items, self.latent_dim = int(n_items), int(latent_dim)
         self.encoder = _mlp([n_items, *hidden_dims, 2 * latent_dim])
         self.decoder = _mlp([latent_dim, *reversed(hidden_dims), n_items])
         self.drop = nn.Dropout(dropout)
-        self.lr, self.weight_decay = lr, weight_decay
         self.total_anneal_steps, self.anneal_cap = int(total_anneal_steps), float(anneal_cap)
-        self.finetune = finetune
         self.history: tuple[torch.Tensor, torch.Tensor] | None = None  # CSR (indptr, indices) that score reads
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,14 +107,6 @@ class MultVAENet(pl.LightningModule):
         nll = -(F.log_softmax(logits, dim=1) * batch).sum(1).mean()
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
         return nll + self.beta() * kl
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = (self.finetune.trainable_parameters(self) if self.finetune is not None
-                  else [p for p in self.parameters() if p.requires_grad])
-        try:  # the fused kernel is the fastest on CPU (torch >= 2.4) and GPU
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
     def set_history(self, indptr: np.ndarray, indices: np.ndarray) -> None:
         """The users x items rows (CSR arrays) that ``score`` encodes: the training matrix."""

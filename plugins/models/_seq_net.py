@@ -10,10 +10,11 @@ import math
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from recux.module import RecuxModule
 
 
 class Block(nn.Module):
@@ -91,21 +92,20 @@ class SeqEncoder(nn.Module):
         return self.ln(x)
 
 
-class SeqNet(pl.LightningModule):
-    """Base module: an encoder, the Adam optimiser over the fine-tuning strategy's parameters, and
+class SeqNet(RecuxModule):
+    """Base module: an encoder (the optimiser comes from RecuxModule's spec), and
     ``score(users)`` = last position's hidden state against every item's output embedding.
 
     ``seqs`` (n_users x L tokens, set by ``set_sequences``) is what users are scored from; it is a
     non-persistent buffer, so checkpoints hold weights only.
     """
 
-    def __init__(self, n_items: int, encoder: SeqEncoder, lr: float, weight_decay: float,
-                 finetune: Any = None, num_threads: int | None = None,
-                 lr_schedule: str = "constant") -> None:
-        super().__init__()
+    def __init__(self, n_items: int, encoder: SeqEncoder, optimizer: dict[str, Any],
+                 scheduler: dict[str, Any] | None = None, finetune: Any = None,
+                 num_threads: int | None = None) -> None:
+        super().__init__(optimizer, scheduler, finetune)
         self.n_items, self.encoder = n_items, encoder
-        self.lr, self.weight_decay, self.finetune = lr, weight_decay, finetune
-        self.num_threads, self.lr_schedule = num_threads, lr_schedule
+        self.num_threads = num_threads
         self.register_buffer("seqs", torch.zeros(0, 1, dtype=torch.long), persistent=False)
 
     def on_train_epoch_start(self) -> None:
@@ -141,20 +141,6 @@ class SeqNet(pl.LightningModule):
         idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.seqs.device)
         return self.score_sequences(self.seqs[idx]).float().cpu().numpy()
 
-    def configure_optimizers(self) -> Any:
-        """AdamW; with lr_schedule "linear" the rate decays per step to 0 at the end of max_epochs."""
-        params = (self.finetune.trainable_parameters(self) if self.finetune is not None
-                  else [p for p in self.parameters() if p.requires_grad])
-        try:  # the fused kernel is the fastest on CPU (torch >= 2.4) and GPU
-            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.lr_schedule == "constant":
-            return opt
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
 
 class SASRecNet(SeqNet):
     """Causal next-item model: batch rows are (B, max_len + 1) windows; input = row[:, :-1], target =
@@ -164,9 +150,8 @@ class SASRecNet(SeqNet):
     against one uniformly drawn negative item per position (the original SASRec objective).
     """
 
-    def __init__(self, n_items: int, encoder: SeqEncoder, lr: float, weight_decay: float, loss: str,
-                 **kw: Any) -> None:
-        super().__init__(n_items, encoder, lr, weight_decay, **kw)
+    def __init__(self, n_items: int, encoder: SeqEncoder, loss: str, **kw: Any) -> None:
+        super().__init__(n_items, encoder, **kw)
         self.loss = loss
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
@@ -189,8 +174,8 @@ class BERT4RecNet(SeqNet):
     reads the hidden state of a [MASK] appended after the user's items. Output = tied embeddings + a
     per-item bias (as in the original; without it ML-100K validation NDCG@10 drops from 0.118 to 0.087)."""
 
-    def __init__(self, n_items: int, encoder: SeqEncoder, lr: float, weight_decay: float, **kw: Any) -> None:
-        super().__init__(n_items, encoder, lr, weight_decay, **kw)
+    def __init__(self, n_items: int, encoder: SeqEncoder, **kw: Any) -> None:
+        super().__init__(n_items, encoder, **kw)
         self.out_bias = nn.Parameter(torch.zeros(n_items))
 
     def item_bias(self) -> torch.Tensor:

@@ -39,6 +39,8 @@ class SequentialRecommender(LightningRecommender):
         if h["lr_schedule"] not in ("constant", "linear"):
             raise ConfigError(f"{self.name}: lr_schedule must be 'constant' or 'linear' (decay to 0 over "
                               f"max_epochs), got {h['lr_schedule']!r}")
+        if h["lr_schedule"] == "linear" and h.get("scheduler") is not None:
+            raise ConfigError(f"{self.name}: set either lr_schedule=linear or a scheduler spec, not both")
         if h.get("window_stride") is not None and int(h["window_stride"]) < 1:
             raise ConfigError(f"{self.name}: window_stride must be >= 1 or null (no overlap)")
         self.hparams: dict[str, Any] = dict(h)
@@ -74,8 +76,18 @@ class SequentialRecommender(LightningRecommender):
         enc = SeqEncoder(self._n_tokens(), h["max_len"], h["hidden_size"], h["n_layers"], h["n_heads"],
                          h["dropout"], h["attn_dropout"], causal=self._causal(), inner_size=h["inner_size"],
                          init_std=h["init_std"])
-        return self._net_class()(self.n_items, enc, h["lr"], h["weight_decay"], finetune=finetune,
-                                 lr_schedule=h["lr_schedule"], **self._net_kwargs())
+        return self._net_class()(self.n_items, enc, optimizer=self.optimizer_spec(),
+                                 scheduler=self.scheduler_spec(), finetune=finetune, **self._net_kwargs())
+
+    def _default_optimizer(self) -> dict[str, Any]:
+        return {"_target_": "torch.optim.AdamW", "lr": self.hparams["lr"],
+                "weight_decay": self.hparams["weight_decay"]}
+
+    def _default_scheduler(self) -> dict[str, Any] | None:
+        """lr_schedule "linear": the rate decays per step to 0 at the end of max_epochs."""
+        if self.hparams["lr_schedule"] == "linear":
+            return {"_target_": "recux.optim.linear_decay", "interval": "step"}
+        return None
 
     def training_rows(self, train: Interactions) -> np.ndarray:
         """(n_rows, width) training windows of the users' chronological training histories."""

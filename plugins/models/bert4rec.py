@@ -16,7 +16,8 @@ from recux.registry import register
 from recux.sequences import last_items, mask_items
 
 
-@register("model", "bert4rec", training="lightning", protocol="sequential")
+@register("model", "bert4rec", training="lightning", protocol="sequential",
+          capabilities={"torch_module"})
 class BERT4Rec(SequentialRecommender):
     """BERT4Rec: bidirectional transformer with a masked-item (cloze) objective over the catalogue."""
 
@@ -45,14 +46,19 @@ class BERT4Rec(SequentialRecommender):
         window_stride: int | None = None,
         init_std: float = 0.02,
         num_threads: int | None = 1,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
     ) -> None:
         """max_len: tokens the model reads, the appended [MASK] included (so max_len - 1 recent items when
         scoring). mask_prob: chance each training item is masked (a row with none drawn masks its last
         item). last_item_prob: chance a training row masks only its last item instead (the original's
         "force last" instances: next-item prediction from the left context, as when scoring).
         window_stride: training windows of max_len items step back this many items through long histories
-        (null: max_len - 1). num_threads: torch threads while fitting (restored after; None: leave them). 1 is fastest
-        for these small batches on CPU: 2.09 s/epoch against 2.29 with 2 threads on a quiet 2-core machine."""
+        (null: max_len - 1). num_threads: torch threads while fitting (restored after; None: leave them). 1 is
+        fastest for these small batches on a shared 2-core CPU (~3 s/epoch on ML-100K; see
+        conf/model/bert4rec.yaml).
+        optimizer/scheduler: ``recux.optim`` specs (lr and weight_decay come from the model's settings unless
+        given); null: AdamW, and the lr_schedule."""
         if not 0.0 < float(mask_prob) <= 1.0:
             raise ConfigError(f"bert4rec: mask_prob must lie in (0, 1], got {mask_prob}")
         if not 0.0 <= float(last_item_prob) <= 1.0:
@@ -66,7 +72,7 @@ class BERT4Rec(SequentialRecommender):
             max_epochs=int(max_epochs),
             patience=int(patience), eval_every=int(eval_every),
             window_stride=None if window_stride is None else int(window_stride), init_std=float(init_std),
-            num_threads=num_threads,
+            num_threads=num_threads, optimizer=optimizer, scheduler=scheduler,
         )
 
     @property

@@ -18,7 +18,7 @@ from recux.model import FitContext, Recommender
 from recux.registry import register
 
 
-@register("model", "ials", training="closed_form")
+@register("model", "ials", training="iterative")
 class IALS(Recommender):
     """Weighted matrix factorisation of the binary training matrix by alternating least squares."""
 

@@ -36,7 +36,7 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
     return out
 
 
-@register("model", "lightgcn", training="lightning")
+@register("model", "lightgcn", training="lightning", capabilities={"torch_module"})
 class LightGCN(LightningRecommender):
     """LightGCN: BPR-trained ego embeddings; scores use their mean over 0..n_layers graph propagations."""
 
@@ -56,11 +56,16 @@ class LightGCN(LightningRecommender):
         exclude_positives: bool = True,
         init_std: float = 0.1,
         num_threads: int | None = None,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
     ) -> None:
         """Defaults were tuned on ML-100K validation NDCG@10 (per-user random 80/10/10, 3 split seeds).
 
         reg: L2 weight on the batch's ego embeddings (reg * sum of squares / (2 * batch size), as in the
         paper's code). num_threads: torch and numba threads while fitting (None: leave them).
+        optimizer/scheduler: ``recux.optim`` specs, e.g. ``+model.optimizer={_target_: torch.optim.SGD,
+        _partial_: true, momentum: 0.9}`` (lr, and weight_decay when nonzero, come from the model's settings
+        unless given); null: Adam and a constant rate.
         """
         if (embedding_dim < 1 or n_layers < 0 or batch_size < 1 or max_epochs < 1 or num_negatives < 1
                 or eval_every < 1):
@@ -73,6 +78,7 @@ class LightGCN(LightningRecommender):
             batch_size=int(batch_size), max_epochs=int(max_epochs), patience=int(patience),
             num_negatives=int(num_negatives), eval_every=int(eval_every),
             exclude_positives=bool(exclude_positives), init_std=float(init_std), num_threads=num_threads,
+            optimizer=optimizer, scheduler=scheduler,
         )
         self._edges: tuple[np.ndarray, np.ndarray] | None = None  # training pairs: the graph
 
@@ -82,8 +88,8 @@ class LightGCN(LightningRecommender):
         h = self.hparams
         users, items = self._edges
         adj = normalized_adjacency(users, items, self.n_users, self.n_items)
-        return LightGCNNet(adj, self.n_users, self.n_items, h["embedding_dim"], h["n_layers"], h["lr"],
-                           h["reg"], h["init_std"], finetune)
+        return LightGCNNet(adj, self.n_users, self.n_items, h["embedding_dim"], h["n_layers"], h["reg"],
+                           h["init_std"], self.optimizer_spec(), finetune, scheduler=self.scheduler_spec())
 
     def _remember(self, train: Interactions) -> None:
         self._edges = (np.asarray(train.user, dtype=np.int32), np.asarray(train.item, dtype=np.int32))

@@ -15,7 +15,7 @@ from recux.lightning_model import LightningRecommender
 from recux.registry import register
 
 
-@register("model", "multvae", training="lightning")
+@register("model", "multvae", training="lightning", capabilities={"torch_module"})
 class MultVAE(LightningRecommender):
     """Multinomial VAE over item sets: encoder [n_items, *hidden_dims, 2 * latent_dim], mirrored decoder."""
 
@@ -35,10 +35,15 @@ class MultVAE(LightningRecommender):
         patience: int = 30,
         eval_every: int = 1,
         num_threads: int | None = None,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
     ) -> None:
         """hidden_dims: encoder hidden widths (the decoder mirrors them); dropout: on the encoder input.
         beta (KL weight) rises linearly by 1/total_anneal_steps per optimiser step up to anneal_cap
-        (total_anneal_steps 0: beta = anneal_cap throughout). num_threads: torch and numba threads while fitting (None: leave them)."""
+        (total_anneal_steps 0: beta = anneal_cap throughout). num_threads: torch and numba threads while fitting (None: leave them).
+        optimizer/scheduler: ``recux.optim`` specs, e.g. ``+model.optimizer={_target_: torch.optim.SGD,
+        _partial_: true, momentum: 0.9}`` (lr, and weight_decay when nonzero, come from the model's settings
+        unless given); null: Adam and a constant rate."""
         hidden = [int(d) for d in (hidden_dims or [])]
         if latent_dim < 1 or batch_size < 1 or max_epochs < 1 or eval_every < 1 or any(d < 1 for d in hidden):
             raise ConfigError(
@@ -54,15 +59,18 @@ class MultVAE(LightningRecommender):
             weight_decay=float(weight_decay), batch_size=int(batch_size),
             total_anneal_steps=int(total_anneal_steps), anneal_cap=float(anneal_cap),
             max_epochs=int(max_epochs), patience=int(patience), eval_every=int(eval_every),
-            num_threads=num_threads,
+            num_threads=num_threads, optimizer=optimizer, scheduler=scheduler,
         )
 
     def _build_net(self, finetune: Any = None) -> Any:
         from recux.plugins.models._multvae_net import MultVAENet
 
         h = self.hparams
-        return MultVAENet(self.n_items, h["hidden_dims"], h["latent_dim"], h["dropout"], h["lr"],
-                          h["weight_decay"], h["total_anneal_steps"], h["anneal_cap"], finetune)
+        return MultVAENet(self.n_items, h["hidden_dims"], h["latent_dim"], h["dropout"], h["total_anneal_steps"],
+                          h["anneal_cap"], self.optimizer_spec(), finetune, scheduler=self.scheduler_spec())
+
+    def _default_optimizer(self) -> dict[str, Any]:
+        return {"_target_": "torch.optim.Adam", "lr": self.hparams["lr"], "weight_decay": self.hparams["weight_decay"]}
 
     def _batches(self, net: Any, train: Interactions, seed: int) -> Any:
         from recux.plugins.models._multvae_net import UserRowBatches

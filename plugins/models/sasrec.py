@@ -15,7 +15,8 @@ from recux.registry import register
 from recux.sequences import last_items
 
 
-@register("model", "sasrec", training="lightning", protocol="sequential")
+@register("model", "sasrec", training="lightning", protocol="sequential",
+          capabilities={"torch_module"})
 class SASRec(SequentialRecommender):
     """SASRec: causal transformer next-item model; full-softmax (ce) or one-negative binary (bce) loss."""
 
@@ -42,12 +43,16 @@ class SASRec(SequentialRecommender):
         window_stride: int | None = None,
         init_std: float = 0.02,
         num_threads: int | None = 1,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
     ) -> None:
         """max_len: items the model reads (the most recent ones when scoring). window_stride: training
         windows of max_len + 1 items step back this many items through long histories (null: max_len, so
         each item is a target once per epoch; smaller overlaps windows). loss: "ce" softmax over the whole
-        catalogue or "bce" with one uniform negative per position. num_threads: torch threads while fitting (restored after; None: leave them). 1 is fastest
-        for these small batches on CPU: 2.09 s/epoch against 2.29 with 2 threads on a quiet 2-core machine."""
+        catalogue or "bce" with one uniform negative per position. num_threads: torch threads while fitting
+        (restored after; None: leave them). 1 is fastest for these small batches on CPU: 2.09 s/epoch against
+        2.29 with 2 threads on a quiet 2-core machine. optimizer/scheduler: ``recux.optim`` specs (lr and
+        weight_decay come from the model's settings unless given); null: AdamW, and the lr_schedule."""
         if loss not in ("ce", "bce"):
             raise ConfigError(f"sasrec: loss must be 'ce' (full softmax) or 'bce' (one sampled negative), "
                               f"got {loss!r}")
@@ -59,7 +64,7 @@ class SASRec(SequentialRecommender):
             max_epochs=int(max_epochs),
             patience=int(patience), eval_every=int(eval_every),
             window_stride=None if window_stride is None else int(window_stride), init_std=float(init_std),
-            num_threads=num_threads,
+            num_threads=num_threads, optimizer=optimizer, scheduler=scheduler,
         )
 
     def _net_class(self) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from recux import registry, stages
+from recux.finetune import check_finetune
 from recux.registry import register
 from recux.results import RunArtifacts
 from recux.task import Task
@@ -25,6 +26,7 @@ class OfflineRanking(Task):
         t_start = time.perf_counter()
         stages.seed_everything(spec.seed)
         model_info = registry.get("model", spec.model.name)  # unknown names fail here, before any work
+        check_finetune(model_info, registry.get("finetune", spec.finetune.name))  # e.g. lora on EASE: refused
         from recux.evaluation import build_metrics
 
         metrics = build_metrics(spec.metric_specs)
