@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/recux
 
-# `make test` (what CI runs) leaves out the tests marked slow (DDP on two processes, a third-party plugin's run);
+# `make test` (what CI runs) leaves out the tests marked slow (today: DDP on two processes, ~2 min);
 # `make test-full` runs every test. Tests that need the network or a GPU skip themselves, saying why.
 test: install
 	$(BIN)/python -m pytest -m "not slow"
