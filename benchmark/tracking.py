@@ -22,6 +22,14 @@ def wandb_env(folder: str | Path) -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
 
 
+def wandb_api() -> Any:
+    """The external W&B client API (the ``wandb`` module), imported on first use. ``WandbTracker`` takes it as
+    ``api`` (this by default), so a test can hand it a recording stand-in and see exactly what recux logs."""
+    import wandb
+
+    return wandb
+
+
 class Tracker:
     """A no-op tracker (logger=none); ``WandbTracker`` overrides it."""
 
@@ -41,11 +49,10 @@ class Tracker:
 class WandbTracker(Tracker):
     def __init__(self, run_dir: Path, config: Mapping[str, Any], project: str = "recux", mode: str = "offline",
                  entity: str | None = None, name: str | None = None, group: str | None = None,
-                 tags: list[str] | None = None, job_type: str = "train"):
+                 tags: list[str] | None = None, job_type: str = "train", api: Any = None):
         wandb_env(run_dir / ".wandb")
         mode = os.environ.get("WANDB_MODE", mode)
-        import wandb
-
+        wandb = api if api is not None else wandb_api()
         self._wandb = wandb
         self.run = wandb.init(
             project=project, entity=entity, mode=mode, dir=os.environ["WANDB_DIR"], config=dict(config),

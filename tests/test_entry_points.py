@@ -57,7 +57,6 @@ def test_without_the_distribution_the_plugin_is_unknown():
     assert out.returncode != 0 and "unknown model 'toy-reverse'" in out.stderr
 
 
-@pytest.mark.slow
 def test_recux_runs_a_third_party_model_from_its_own_yaml(toy_site, tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "recux.cli.run", "model=toy", "dataset=synthetic", "logger=none",

@@ -5,25 +5,22 @@ a real signal on the synthetic world, and it survives save/load."""
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
-
 from recux import registry  # noqa: E402
 from recux.errors import ConfigError  # noqa: E402
 from recux.plugins.models.ease import EASE, ease_weights  # noqa: E402
 from recux.plugins.models.popularity import MostPopular  # noqa: E402
+from tests._model_world import fit_context, heldout_ndcg
 
 
 @pytest.fixture(scope="module")
-def world():
-    return make_world()
+def world(model_world):
+    return model_world
 
 
 @pytest.fixture(scope="module")

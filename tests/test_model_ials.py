@@ -5,26 +5,23 @@ a real signal on the synthetic world, the seed fixes the result, and it survives
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
-
 from recux import registry  # noqa: E402
 from recux.errors import ConfigError  # noqa: E402
 from recux.plugins.models.ials import IALS  # noqa: E402
 from recux.plugins.models.popularity import MostPopular  # noqa: E402
+from tests._model_world import fit_context, heldout_ndcg
 
 FAST = dict(factors=16, regularization=5.0, alpha=3.0, iterations=15, patience=3, num_threads=1)
 
 
 @pytest.fixture(scope="module")
-def world():
-    return make_world()
+def world(model_world):
+    return model_world
 
 
 @pytest.fixture(scope="module")

@@ -5,19 +5,16 @@ save/load."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
-
 from recux import registry  # noqa: E402
 from recux.errors import ConfigError  # noqa: E402
 from recux.plugins.models.lightgcn import LightGCN, normalized_adjacency  # noqa: E402
 from recux.plugins.models.popularity import MostPopular  # noqa: E402
+from tests._model_world import fit_context, heldout_ndcg
 
 # Small, fast settings for the test world (6k training pairs, 500 graph nodes).
 FAST = dict(batch_size=256, lr=0.01, reg=1e-4, n_layers=2, max_epochs=15, patience=4, num_threads=1)
@@ -40,8 +37,8 @@ def dense_normalized(users, items, n_users, n_items) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def world():
-    return make_world()
+def world(model_world):
+    return model_world
 
 
 def _fit(world, seed=0, **params):

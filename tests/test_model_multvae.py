@@ -6,28 +6,25 @@ the seed fixes the result, and it survives save/load."""
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
-
 from recux import registry  # noqa: E402
 from recux.errors import ConfigError  # noqa: E402
 from recux.plugins.models.multvae import MultVAE  # noqa: E402
 from recux.plugins.models.popularity import MostPopular  # noqa: E402
+from tests._model_world import fit_context, heldout_ndcg
 
 FAST = dict(hidden_dims=[64], latent_dim=16, batch_size=64, lr=3e-3, total_anneal_steps=50, anneal_cap=0.2,
             max_epochs=40, patience=8, num_threads=1)
 
 
 @pytest.fixture(scope="module")
-def world():
-    return make_world()
+def world(model_world):
+    return model_world
 
 
 @pytest.fixture(scope="module")

@@ -5,35 +5,24 @@ save/load."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _seq_world import (  # noqa: E402
-    loo_test_ndcg,
-    make_seq_world,
-    seq_context,
-    train_plus_valid,
-    warm_up_validation,
-)
 
 from recux import registry  # noqa: E402
 from recux.errors import ConfigError  # noqa: E402
 from recux.plugins.models.popularity import MostPopular  # noqa: E402
 from recux.plugins.models.sasrec import SASRec  # noqa: E402
 from recux.sequences import last_items  # noqa: E402
+from tests._seq_world import loo_test_ndcg, seq_context, train_plus_valid, warm_up_validation
 
 FAST = dict(max_len=12, hidden_size=32, inner_size=64, n_layers=2, n_heads=2, dropout=0.1, attn_dropout=0.1,
             lr=5e-3, batch_size=64, max_epochs=8, patience=8, num_threads=1)
 
 
 @pytest.fixture(scope="module")
-def world():
-    return make_seq_world()
+def world(seq_world):
+    return seq_world
 
 
 @pytest.fixture(scope="module")

@@ -12,21 +12,19 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _model_world import fit_context, heldout_ndcg, make_world  # noqa: E402
-
 from recux import registry  # noqa: E402
 from recux.plugins.models.itemknn import ItemKNN, cosine_topk  # noqa: E402
 from recux.plugins.models.popularity import MostPopular  # noqa: E402
 from recux.plugins.models.random import RandomModel  # noqa: E402
+from tests._model_world import fit_context, heldout_ndcg
 
 # Small, fast BPR settings for the test world (6k training pairs).
 BPR_FAST = dict(batch_size=256, lr=0.01, init_std=0.01, max_epochs=12, patience=4, num_threads=1)
 
 
 @pytest.fixture(scope="module")
-def world():
-    return make_world()
+def world(model_world):
+    return model_world
 
 
 @pytest.fixture(scope="module")

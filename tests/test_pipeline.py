@@ -156,7 +156,7 @@ def test_every_yaml_composes_and_builds(group):
             assert node.name in ("wandb", "none")
 
 
-def test_default_config_runs_ml100k_with_a_trained_model():
+def test_default_config_composes_ml100k_random_split_offline_wandb_ks_5_10_20():
     cfg = compose_cfg([])
     assert cfg.dataset.name == "ml-100k" and cfg.split._target_.endswith("RandomSplit")
     assert cfg.logger.name == "wandb" and cfg.logger.mode == "offline"

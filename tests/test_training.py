@@ -4,14 +4,9 @@ stopping/checkpoint loop, the trainer budget, logging to a Lightning logger, and
 from __future__ import annotations
 
 import csv
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _model_world import fit_context, make_world  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -21,6 +16,7 @@ from recux.plugins.models._bpr_net import BPRNet  # noqa: E402
 from recux.plugins.models.bpr import BPR  # noqa: E402
 from recux.seeding import seed_everything  # noqa: E402
 from recux.training import PairBatches, _member_kernel, fit_lightning  # noqa: E402
+from tests._model_world import fit_context, make_world  # noqa: E402
 
 FAST = dict(batch_size=256, lr=0.01, init_std=0.01, num_threads=1)
 
