@@ -96,7 +96,7 @@ def test_a_lightning_run_logs_its_config_epochs_and_summary(recorder, tmp_path):
     init = wb.init
     assert (init["project"], init["mode"], init["job_type"], init["entity"]) == ("recux", "offline", "train", None)
     assert init["config"] == results["config"]
-    assert init["name"] == f"{results['label']}-s{results['seed']}" and init["group"] == results["variant_hash"]
+    assert init["name"] == f"{results['label']}-s{results['seed']}" and init["group"] == f"{results['data_hash']}-{results['variant_hash']}"
     assert init["tags"] == [results["dataset"]["name"], results["protocol"], "bpr"]
     inside = run_dir.resolve() / ".wandb"
     assert Path(init["dir"]).resolve() == inside
