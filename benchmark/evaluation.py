@@ -244,12 +244,7 @@ def evaluate_topk(
     an item twice is refused.
     """
     t0 = time.perf_counter()
-    topk = np.asarray(topk)
-    if topk.ndim != 2:
-        raise ConfigError(f"topk must be a 2-D (users x K) array of item codes, got shape {topk.shape}")
-    if topk.size and not np.issubdtype(topk.dtype, np.integer):
-        raise ConfigError(f"topk must hold integer item codes, got dtype {topk.dtype}")
-    topk = np.ascontiguousarray(topk, dtype=np.int32)
+    topk = _checked_topk(topk)
     n, width = topk.shape
     from recux.kernels.accuracy import check_ks
 
@@ -259,31 +254,15 @@ def evaluate_topk(
     _check_no_repeats(topk, None if users is None else np.asarray(users))
     gt_relevance = None if graded_truth is None else align_relevance(graded_truth, gt_indptr, gt_indices)
     n_items = _infer_n_items(n_items, topk, gt_indices, gt_cols, train, item_features)
-    if topk.size and (topk.min() < -1 or topk.max() >= n_items):
-        bad = int(topk.min()) if topk.min() < -1 else int(topk.max())
-        raise DataError(f"topk holds item code {bad}, outside 0..{n_items - 1} (and -1 for padding)")
-    if len(gt_indices) and gt_indices.max() >= n_items:
-        raise DataError(f"ground_truth holds item code {int(gt_indices.max())} but the catalogue has {n_items} items")
+    _check_codes(topk, gt_indices, n_items)
     row_ids = np.arange(n) if users is None else np.asarray(users)
     for name, arr in (("users", row_ids), ("scores", scores), ("user_groups", user_groups)):
         if arr is not None and len(arr) != n:
             raise ConfigError(f"{name} has {len(arr)} rows but topk has {n}; they must be aligned row by row")
-
-    built = build_metrics(DEFAULT_METRICS if metrics is None else metrics)
     provided = {"train_popularity": train is not None, "scores": scores is not None,
                 "item_features": item_features is not None, "user_groups": user_groups is not None,
                 "graded_truth": graded_truth is not None}
-    active: list[BuiltMetric] = []
-    skipped: list[str] = []
-    for info, metric in built:
-        missing = [need for need in sorted(info.meta.get("needs", ())) if not provided.get(need, True)]
-        if not missing:
-            active.append((info, metric))
-        elif metrics is None:
-            skipped.append(info.name)
-        else:
-            hints = "; ".join(f"pass {_NEED_ARG[m][1]}" for m in missing)
-            raise ConfigError(f"metric '{info.name}' needs {', '.join(missing)}: {hints}, or drop the metric.")
+    active, skipped = _select_metrics(metrics, provided)
 
     # Drop users with an empty ground truth: their rows hold no indices, so gt_indices stays as it is.
     nonempty = np.diff(gt_indptr) > 0
@@ -294,8 +273,7 @@ def evaluate_topk(
         row_ids = row_ids[nonempty]
         scores = None if scores is None else np.asarray(scores)[nonempty]
         user_groups = None if user_groups is None else np.asarray(user_groups)[nonempty]
-    n_eval = n - n_excluded
-    if n_eval == 0:
+    if n == n_excluded:
         raise DataError(
             f"no user has ground truth: all {n} rows are empty. Check that the ground truth rows match the "
             "top-k rows and that the held-out data is not empty."
@@ -307,6 +285,52 @@ def evaluate_topk(
         scores=scores, train_item_counts=item_counts, n_train_users=n_train_users,
         item_features=item_features, user_groups=user_groups, gt_relevance=gt_relevance,
     )
+    means, directions, columns = _compute(active, ctx, n - n_excluded)
+    per_user = pl.DataFrame({"user": row_ids, **columns})
+    stderr, ci = summarise(per_user, bootstrap=bootstrap)
+    return EvalReport(means=means, per_user=per_user, n_evaluated=n - n_excluded, n_excluded_empty=n_excluded,
+                      directions=directions, seconds=time.perf_counter() - t0, ks=kk, skipped=skipped,
+                      stderr=stderr, ci=ci, ci_level=None if ci is None else 0.95)
+
+
+def _checked_topk(topk: Any) -> np.ndarray:
+    topk = np.asarray(topk)
+    if topk.ndim != 2:
+        raise ConfigError(f"topk must be a 2-D (users x K) array of item codes, got shape {topk.shape}")
+    if topk.size and not np.issubdtype(topk.dtype, np.integer):
+        raise ConfigError(f"topk must hold integer item codes, got dtype {topk.dtype}")
+    return np.ascontiguousarray(topk, dtype=np.int32)
+
+
+def _check_codes(topk: np.ndarray, gt_indices: np.ndarray, n_items: int) -> None:
+    if topk.size and (topk.min() < -1 or topk.max() >= n_items):
+        bad = int(topk.min()) if topk.min() < -1 else int(topk.max())
+        raise DataError(f"topk holds item code {bad}, outside 0..{n_items - 1} (and -1 for padding)")
+    if len(gt_indices) and gt_indices.max() >= n_items:
+        raise DataError(f"ground_truth holds item code {int(gt_indices.max())} but the catalogue has {n_items} items")
+
+
+def _select_metrics(metrics: Sequence[MetricSpec] | None, provided: dict[str, bool]
+                    ) -> tuple[list[BuiltMetric], list[str]]:
+    """The metrics whose inputs are provided. With the default set (``metrics=None``) the others are skipped
+    and listed; an explicitly requested metric with a missing input is an error naming the argument."""
+    active: list[BuiltMetric] = []
+    skipped: list[str] = []
+    for info, metric in build_metrics(DEFAULT_METRICS if metrics is None else metrics):
+        missing = [need for need in sorted(info.meta.get("needs", ())) if not provided.get(need, True)]
+        if not missing:
+            active.append((info, metric))
+        elif metrics is None:
+            skipped.append(info.name)
+        else:
+            hints = "; ".join(f"pass {_NEED_ARG[m][1]}" for m in missing)
+            raise ConfigError(f"metric '{info.name}' needs {', '.join(missing)}: {hints}, or drop the metric.")
+    return active, skipped
+
+
+def _compute(active: list[BuiltMetric], ctx: EvalContext, n_eval: int
+             ) -> tuple[dict[str, float], dict[str, bool], dict[str, np.ndarray]]:
+    """Run each metric plugin: means (per-user means and corpus-level values), directions, per-user columns."""
     means: dict[str, float] = {}
     directions: dict[str, bool] = {}
     columns: dict[str, np.ndarray] = {}
@@ -325,11 +349,7 @@ def evaluate_topk(
         for name, val in res.aggregate.items():
             _add(name, info.name, means, directions, higher)
             means[name] = float(val)
-    per_user = pl.DataFrame({"user": row_ids, **columns})
-    stderr, ci = summarise(per_user, bootstrap=bootstrap)
-    return EvalReport(means=means, per_user=per_user, n_evaluated=n_eval, n_excluded_empty=n_excluded,
-                      directions=directions, seconds=time.perf_counter() - t0, ks=kk, skipped=skipped,
-                      stderr=stderr, ci=ci, ci_level=None if ci is None else 0.95)
+    return means, directions, columns
 
 
 def check_bootstrap(bootstrap: Any) -> int:
