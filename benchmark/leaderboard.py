@@ -802,12 +802,13 @@ def write_leaderboards(
             path = out / f"{stem}_{sanitize_filename(primary)}.png"
             atomic_write(path, plot_primary(dataset, sub))
             written.append(path)
-        acc, bias = "ndcg@10", "arp@10"
-        sub = [b for b in dboards if acc in b.all_metrics and bias in b.all_metrics]
-        if sub:
-            path = out / f"{stem}_{sanitize_filename(acc)}_vs_{sanitize_filename(bias)}.png"
-            atomic_write(path, plot_tradeoff(dataset, sub, acc, bias))
-            written.append(path)
+        for acc in sorted({b.primary for b in dboards}):  # accuracy (the primary) vs popularity bias at its k
+            bias = f"arp@{acc.rpartition('@')[2]}"
+            sub = [b for b in dboards if b.primary == acc and acc in b.all_metrics and bias in b.all_metrics]
+            if sub:
+                path = out / f"{stem}_{sanitize_filename(acc)}_vs_{sanitize_filename(bias)}.png"
+                atomic_write(path, plot_tradeoff(dataset, sub, acc, bias))
+                written.append(path)
     return written
 
 

@@ -385,3 +385,12 @@ def test_runs_on_different_data_get_separate_sections_and_are_never_paired(tmp_p
     assert ("n_users=300" in first) != ("n_users=300" in second)
     assert ("n_users=600" in first) != ("n_users=600" in second)
     assert "eval: exclude_valid=true" in first
+
+
+def test_tradeoff_plot_follows_the_primary_metric(tmp_path):
+    for v in range(2):
+        write_run(tmp_path / "runs", label=f"m{v}", vhash=f"h{v:011d}",
+                  metrics={"ndcg@10": 0.1 * v, "arp@10": 10.0 * v, "recall@20": 0.2 * v, "arp@20": 5.0 * v})
+    out = tmp_path / "lb"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--no-wandb", "--metric", "recall@20"]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["toy_recall@20.png", "toy_recall@20_vs_arp@20.png"]
