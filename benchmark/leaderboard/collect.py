@@ -1,0 +1,161 @@
+"""Collection: find results.json files under folders, parse them into runs (``Run``), and keep the newest run of
+each (section, variant, seed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from recux.record import RecordError, ResultsRecord
+
+DEFAULT_ROOTS = ("outputs", "multirun")
+RESULTS_FILE = "results.json"
+PER_USER_FILE = "per_user_metrics.parquet"
+
+
+@dataclass
+class Run:
+    """One finished run: its results.json path, parsed content and typed record (schema 1 or 2)."""
+
+    path: Path
+    data: dict[str, Any]
+    record: ResultsRecord = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.record = ResultsRecord.from_dict(self.data)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def dataset(self) -> str:
+        return self.record.dataset_name
+
+    @property
+    def protocol(self) -> str:
+        return str(self.record.protocol or "unknown")
+
+    @property
+    def data_hash(self) -> str:
+        """Hash of the settings that define the run's data and protocol (recux.identity.data_hash)."""
+        return self.record.data_hash
+
+    @property
+    def section(self) -> tuple[str, str, str]:
+        """The leaderboard section: runs are compared (and their users paired) only within one."""
+        return (self.dataset, self.protocol, self.data_hash)
+
+    @property
+    def variant_hash(self) -> str:
+        return str(self.record.variant_hash)
+
+    @property
+    def seed(self) -> Any:
+        return self.record.seed
+
+    @property
+    def label(self) -> str:
+        return str(self.record.label or self.record.model.get("name") or self.variant_hash)
+
+    @property
+    def finetune(self) -> str:
+        return str(self.record.finetune.get("name") or "")
+
+    @property
+    def finetune_is_baseline(self) -> bool:
+        return bool(self.record.finetune.get("baseline", not self.finetune))
+
+    @property
+    def created(self) -> datetime:
+        """Creation time (UTC); the file's modification time when ``created`` is missing or unparseable."""
+        raw = self.record.created
+        if isinstance(raw, str) and raw:
+            try:
+                t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+                return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+            except ValueError:
+                pass
+        return datetime.fromtimestamp(self.path.stat().st_mtime, tz=timezone.utc)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Numeric test metrics only."""
+        m = self.record.metrics or {}
+        return {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    def timing(self, key: str) -> float | None:
+        v = (self.record.timing or {}).get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    @property
+    def per_user_path(self) -> Path:
+        name = (self.record.files or {}).get("per_user_metrics") or PER_USER_FILE
+        return self.folder / name
+
+
+def find_results(roots: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every results.json under the roots (recursive, symlinked folders not followed), sorted."""
+    found: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        if root.is_file() and root.name == RESULTS_FILE:
+            found.add(root)
+            continue
+        for dirpath, _dirnames, filenames in os.walk(root):
+            if RESULTS_FILE in filenames:
+                found.add(Path(dirpath) / RESULTS_FILE)
+    return sorted(found)
+
+
+def load_runs(paths: Iterable[Path]) -> tuple[list[Run], list[str]]:
+    """Parse results files; returns the usable runs and one warning per skipped file (unreadable JSON,
+    status other than "ok", or missing required fields)."""
+    runs, skipped = [], []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            skipped.append(f"{path}: unreadable ({type(e).__name__}: {e}); skipped")
+            continue
+        if not isinstance(data, dict):
+            skipped.append(f"{path}: not a JSON object; skipped")
+            continue
+        status = data.get("status")
+        if status != "ok":
+            skipped.append(f"{path}: status {status!r} (not 'ok'); skipped")
+            continue
+        try:
+            runs.append(Run(Path(path), data))
+        except RecordError as e:
+            skipped.append(f"{path}: {e}; skipped")
+    return runs, skipped
+
+
+def _seed_key(seed: Any) -> tuple:
+    return (seed is None, str(type(seed)), seed if isinstance(seed, (int, float)) else str(seed))
+
+
+def deduplicate(runs: Sequence[Run]) -> tuple[list[Run], dict[tuple[str, str, str], list[str]]]:
+    """Keep the newest run (by ``created``) of each (section, variant, seed); return the kept runs and, per
+    section (dataset, protocol, data hash), one note per duplicated key naming what was kept and ignored."""
+    by_key: dict[tuple, list[Run]] = {}
+    for r in runs:
+        by_key.setdefault((r.section, r.variant_hash, _seed_key(r.seed)), []).append(r)
+    kept: list[Run] = []
+    notes: dict[tuple[str, str, str], list[str]] = {}
+    for key, group in by_key.items():
+        group = sorted(group, key=lambda r: (r.created, str(r.path)), reverse=True)
+        kept.append(group[0])
+        if len(group) > 1:
+            ignored = ", ".join(str(r.path) for r in group[1:])
+            notes.setdefault(key[0], []).append(
+                f"{len(group)} runs of variant {group[0].label} ({key[1]}) seed {group[0].seed}: kept the newest, "
+                f"{group[0].path} (created {group[0].created.isoformat()}); ignored {ignored}"
+            )
+    return kept, notes

@@ -1,0 +1,237 @@
+"""Rendering: a leaderboard as Markdown (table, legend, provenance) and as flat records / CSV; file-name-safe
+names for datasets and metrics."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from recux.identity import describe_settings
+from recux.leaderboard.aggregate import Leaderboard, Row
+from recux.leaderboard.collect import _seed_key
+from recux.leaderboard.pairing import CI_LEVEL, SIGNIFICANCE_SEED
+from recux.significance import N_RESAMPLES, PairedTest
+
+
+def sanitize_filename(name: str) -> str:
+    """A file-name-safe version of a dataset (or metric) name: keeps letters, digits and ``._@+=-``."""
+    safe = re.sub(r"[^A-Za-z0-9._@+=-]+", "_", name).strip("._")
+    return safe or "dataset"
+
+
+def _file_stems(datasets: Iterable[str]) -> dict[str, str]:
+    """Sanitised file stems, with a short hash appended where two names would collide."""
+    datasets = sorted(set(datasets))
+    stems = {d: sanitize_filename(d) for d in datasets}
+    counts: dict[str, int] = {}
+    for s in stems.values():
+        counts[s] = counts.get(s, 0) + 1
+    return {
+        d: (f"{s}-{hashlib.sha256(d.encode()).hexdigest()[:6]}" if counts[s] > 1 else s)
+        for d, s in stems.items()
+    }
+
+
+def _fmt(v: float, digits: int = 4) -> str:
+    return "—" if v is None or math.isnan(v) else f"{v:.{digits}f}"
+
+
+def _fmt_p(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "n/a"
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _is_best(value: float, values: list[float], higher: bool) -> bool:
+    finite = [v for v in values if not math.isnan(v)]
+    if math.isnan(value) or not finite:
+        return False
+    return value == (max(finite) if higher else min(finite))
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _significance_marks(row: Row, alpha: float) -> str:
+    """Marks (" †‡§") for the tests (t, Wilcoxon, permutation) that find ``row`` not different from the best."""
+    ps = (row.p_ttest_holm, row.p_wilcoxon_holm, row.p_permutation_holm)
+    marks = "".join(m for m, p in zip("†‡§", ps, strict=True) if p >= alpha)
+    return f" {marks}" if marks else ""
+
+
+def _fmt_diff(test: PairedTest | None) -> str:
+    """Mean per-user difference vs the best row and its bootstrap CI, e.g. "-0.0025 [-0.0061, +0.0010]"."""
+    if test is None or math.isnan(test.mean_diff):
+        return "n/a"
+    return f"{test.mean_diff:+.4f} [{test.ci_low:+.4f}, {test.ci_high:+.4f}]"
+
+
+def render_table(board: Leaderboard) -> str:
+    """The Markdown table (best value of each column in bold, significance markers on the primary metric)."""
+    cols = board.columns
+    header = (
+        ["#", "Variant"]
+        + [f"{m} {'↑' if board.higher_is_better(m) else '↓'}" for m in cols]
+        + ["n seeds", "fit s", "s/epoch", f"Δ vs best [{CI_LEVEL:.0%} CI]"]
+        + [f"p vs best ({board.primary}; t / W / perm, Holm)"]
+    )
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---:", ":---"] + ["---:"] * (len(header) - 2)) + "|",
+    ]
+    col_values = {m: [r.stats[m].mean for r in board.rows] for m in cols}
+    fit_values = [r.fit_seconds.mean for r in board.rows]
+    spe_values = [r.seconds_per_epoch.mean for r in board.rows]
+    best = board.best
+    for i, row in enumerate(board.rows, 1):
+        cells = [str(i), _md_escape(row.display)]
+        for m in cols:
+            s = row.stats[m]
+            mean = _fmt(s.mean)
+            if _is_best(s.mean, col_values[m], board.higher_is_better(m)):
+                mean = f"**{mean}**"
+            cell = mean if math.isnan(s.mean) else f"{mean} ± {_fmt(s.std)}"
+            if m == board.primary and best is not None and row is not best:
+                cell += _significance_marks(row, board.alpha)
+            cells.append(cell)
+        cells.append(str(len(row.runs)))
+        for v, values in ((row.fit_seconds.mean, fit_values), (row.seconds_per_epoch.mean, spe_values)):
+            txt = _fmt(v, 2)
+            cells.append(f"**{txt}**" if _is_best(v, values, higher=False) else txt)
+        if best is None:
+            cells += ["n/a", "n/a"]
+        elif row is best:
+            cells += ["—", "best"]
+        else:
+            cells.append(_fmt_diff(row.test))
+            ps = (row.p_ttest_holm, row.p_wilcoxon_holm, row.p_permutation_holm)
+            cells.append(" / ".join(_fmt_p(p) for p in ps))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_legend(board: Leaderboard) -> str:
+    best = board.best
+    n_tests = sum(1 for r in board.rows if r.test is not None)
+    parts = [
+        "Values are mean ± sample standard deviation (ddof=1) over seeds; — = a single seed. "
+        "**Bold** = best value in its column (↑ higher is better, ↓ lower is better; fit s and s/epoch: lower).",
+    ]
+    if best is not None:
+        parts.append(
+            f"† = not significantly different from the best row ({_md_escape(best.display)}) on per-user "
+            f"{board.primary} at α = {board.alpha:g} by a two-sided paired t-test; ‡ = the same by a Wilcoxon "
+            "signed-rank test; § = the same by a Fisher randomization (paired sign-flip permutation) test. "
+            "Each user is one pair: the user's mean over the seeds both variants have (a user missing from a seed "
+            "in either variant is averaged over the shared seeds where it has a value in both), so a user counts "
+            f"once, not once per seed. p-values are Holm–Bonferroni corrected across the {n_tests} comparison(s) "
+            f"of this table, per test. Δ = mean over users of (row − best) with a {CI_LEVEL:.0%} percentile "
+            f"bootstrap CI (paired: users resampled; not corrected for multiplicity); bootstrap and permutation "
+            f"use {N_RESAMPLES} draws, seed {SIGNIFICANCE_SEED}. n/a = no per-user values to pair (see notes)."
+        )
+    return "\n\n".join(parts)
+
+
+def render_markdown(dataset: str, boards: Sequence[Leaderboard], command: str, built: datetime) -> str:
+    """One Markdown document per dataset: a section per protocol with table, legend and provenance."""
+    n_runs = sum(b.n_runs for b in boards)
+    out = [
+        f"# recux leaderboard: {dataset}",
+        "",
+        f"Built {built.strftime('%Y-%m-%d %H:%M:%S %Z')} with `{command}`; {n_runs} run(s) in "
+        f"{len(boards)} section(s) (one per protocol and data).",
+    ]
+    for b in boards:
+        seeds = sorted({s for r in b.rows for s in r.seeds}, key=_seed_key)
+        out += [
+            "",
+            f"## {b.title}",
+            "",
+            f"Data `{b.data_hash}`: {_md_escape(describe_settings(b.data_settings))}.",
+            "",
+            f"Sorted by {b.primary} ({'higher' if b.higher_is_better(b.primary) else 'lower'} is better). "
+            f"{b.n_runs} run(s), {len(b.rows)} variant(s), seeds: {', '.join(map(str, seeds))}.",
+            "",
+            render_table(b),
+            "",
+            render_legend(b),
+        ]
+        notes = list(b.notes) + [
+            f"{r.display}: significance n/a — {r.significance_note}" for r in b.rows if r.significance_note
+        ]
+        if notes:
+            out += ["", "Notes:", ""] + [f"- {_md_escape(n)}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def _nan_to_none(v: float | None) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def board_records(board: Leaderboard) -> list[dict[str, Any]]:
+    """One flat record per row (CSV / W&B): metric means, stds and counts, timings, p-values, CI of the difference."""
+    best = board.best
+    records = []
+    for rank, row in enumerate(board.rows, 1):
+        rec: dict[str, Any] = {
+            "dataset": board.dataset,
+            "protocol": board.protocol,
+            "data_hash": board.data_hash,
+            "rank": rank,
+            "variant": row.display,
+            "label": row.label,
+            "finetune": row.finetune,
+            "variant_hash": row.variant_hash,
+            "n_seeds": len(row.runs),
+            "seeds": ";".join(str(s) for s in row.seeds),
+        }
+        for m in board.all_metrics:
+            s = row.stats[m]
+            rec[f"{m}_mean"], rec[f"{m}_std"], rec[f"{m}_n"] = _nan_to_none(s.mean), _nan_to_none(s.std), s.n
+        for name, s in (("fit_seconds", row.fit_seconds), ("seconds_per_epoch", row.seconds_per_epoch)):
+            rec[f"{name}_mean"], rec[f"{name}_std"], rec[f"{name}_n"] = (
+                _nan_to_none(s.mean),
+                _nan_to_none(s.std),
+                s.n,
+            )
+        t = row.test
+        rec.update(
+            primary_metric=board.primary,
+            is_best=row is best,
+            n_pairs=t.n if t else None,
+            mean_diff_vs_best=_nan_to_none(t.mean_diff) if t else None,
+            p_ttest=_nan_to_none(t.p_ttest) if t else None,
+            p_wilcoxon=_nan_to_none(t.p_wilcoxon) if t else None,
+            p_ttest_holm=_nan_to_none(row.p_ttest_holm),
+            p_wilcoxon_holm=_nan_to_none(row.p_wilcoxon_holm),
+            significance_note=row.significance_note,
+            n_paired_seeds=row.n_paired_seeds if t else None,
+            diff_ci_low=_nan_to_none(t.ci_low) if t else None,
+            diff_ci_high=_nan_to_none(t.ci_high) if t else None,
+            p_permutation=_nan_to_none(t.p_permutation) if t else None,
+            p_permutation_holm=_nan_to_none(row.p_permutation_holm),
+        )
+        records.append(rec)
+    return records
+
+
+def render_csv(records: Sequence[dict[str, Any]]) -> str:
+    """CSV text over the union of the records' keys (first-seen order); None -> empty cell, floats exact."""
+    keys: list[str] = []
+    for rec in records:
+        keys += [k for k in rec if k not in keys]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(keys)
+    for rec in records:
+        w.writerow(
+            ["" if rec.get(k) is None else (repr(v) if isinstance(v := rec[k], float) else v) for k in keys]
+        )
+    return buf.getvalue()
