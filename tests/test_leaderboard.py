@@ -113,8 +113,10 @@ def test_groups_by_dataset_and_protocol_with_safe_file_names(tmp_path):
     assert sanitize_filename("weird/name: x") == "weird_name_x"
     assert sorted(p.name for p in out.iterdir()) == [
         "ml-100k.csv",
+        "ml-100k.manifest.json",
         "ml-100k.md",
         "weird_name_x.csv",
+        "weird_name_x.manifest.json",
         "weird_name_x.md",
     ]
     for stem, ds in (("ml-100k", "ml-100k"), ("weird_name_x", "weird/name: x")):

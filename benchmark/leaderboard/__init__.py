@@ -3,7 +3,8 @@ best one on paired per-user values, and render Markdown / CSV / plots / a W&B ta
 
 One module per job: ``collect`` (runs from results.json files), ``aggregate`` (sections, rows, stats over
 seeds), ``pairing`` (per-user pairing and significance tests), ``render`` (Markdown / CSV), ``files`` (the
-files and plots on disk), ``wandb_table`` (the W&B table). Every public name is re-exported here."""
+files and plots on disk), ``manifest`` (the runs each leaderboard was built from; the rebuild check),
+``wandb_table`` (the W&B table). Every public name is re-exported here."""
 
 from __future__ import annotations
 
@@ -20,18 +21,30 @@ from recux.leaderboard.aggregate import (
 )
 from recux.leaderboard.collect import (
     DEFAULT_ROOTS,
+    FAILED_STATUSES,
     PER_USER_FILE,
     RESULTS_FILE,
+    FailedRun,
     Run,
     deduplicate,
     find_results,
+    load_results,
     load_runs,
 )
-from recux.leaderboard.files import plot_primary, plot_tradeoff, write_leaderboards
+from recux.leaderboard.files import (
+    DatasetFiles,
+    plot_primary,
+    plot_tradeoff,
+    render_files,
+    write_files,
+    write_leaderboards,
+)
+from recux.leaderboard.manifest import MANIFEST_SUFFIX, ManifestError, check_rebuild, read_manifest
 from recux.leaderboard.pairing import CI_LEVEL, SIGNIFICANCE_SEED, add_significance, paired_values
 from recux.leaderboard.render import (
     board_records,
     render_csv,
+    render_failed,
     render_legend,
     render_markdown,
     render_table,
@@ -46,29 +59,40 @@ __all__ = [
     "DEFAULT_METRICS",
     "DEFAULT_PRIMARY",
     "DEFAULT_ROOTS",
+    "FAILED_STATUSES",
     "LOWER_IS_BETTER",
+    "MANIFEST_SUFFIX",
     "PER_USER_FILE",
     "RESULTS_FILE",
     "SIGNIFICANCE_SEED",
     "WANDB_DIR_VARS",
+    "DatasetFiles",
+    "FailedRun",
     "Leaderboard",
+    "ManifestError",
     "Row",
     "Run",
     "Stat",
     "add_significance",
     "board_records",
     "build_leaderboards",
+    "check_rebuild",
     "deduplicate",
     "find_results",
+    "load_results",
     "load_runs",
     "log_to_wandb",
     "paired_values",
     "plot_primary",
     "plot_tradeoff",
+    "read_manifest",
     "render_csv",
+    "render_failed",
+    "render_files",
     "render_legend",
     "render_markdown",
     "render_table",
     "sanitize_filename",
+    "write_files",
     "write_leaderboards",
 ]

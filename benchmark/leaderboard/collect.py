@@ -16,6 +16,7 @@ from recux.record import RecordError, ResultsRecord
 DEFAULT_ROOTS = ("outputs", "multirun")
 RESULTS_FILE = "results.json"
 PER_USER_FILE = "per_user_metrics.parquet"
+FAILED_STATUSES = ("failed", "terminated")
 
 
 @dataclass
@@ -113,10 +114,59 @@ def find_results(roots: Iterable[str | os.PathLike]) -> list[Path]:
     return sorted(found)
 
 
-def load_runs(paths: Iterable[Path]) -> tuple[list[Run], list[str]]:
-    """Parse results files; returns the usable runs and one warning per skipped file (unreadable JSON,
-    status other than "ok", or missing required fields)."""
-    runs, skipped = [], []
+@dataclass
+class FailedRun:
+    """A run that wrote a results record but did not finish (status "failed" or "terminated"): listed apart
+    from the ranking, never aggregated. Read leniently (a failed run may lack metrics and hashes)."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def status(self) -> str:
+        return str(self.data.get("status"))
+
+    def _config(self, group: str) -> dict[str, Any]:
+        config = self.data.get("config")
+        value = config.get(group) if isinstance(config, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def dataset(self) -> str:
+        ds = self.data.get("dataset")
+        name = ds.get("name") if isinstance(ds, dict) else ds
+        return str(name if name is not None else self._config("dataset").get("name", "unknown"))
+
+    @property
+    def label(self) -> str:
+        model = self.data.get("model")
+        name = model.get("name") if isinstance(model, dict) else model
+        return str(self.data.get("label") or name or self._config("model").get("name") or "?")
+
+    @property
+    def seed(self) -> Any:
+        return self.data.get("seed")
+
+    @property
+    def data_hash(self) -> str:
+        return str(self.data.get("data_hash") or "")
+
+    @property
+    def error(self) -> str:
+        """The first non-empty line of the recorded error ("" when none was recorded)."""
+        lines = [ln.strip() for ln in str(self.data.get("error") or "").splitlines() if ln.strip()]
+        return lines[0] if lines else ""
+
+
+def load_results(paths: Iterable[Path]) -> tuple[list[Run], list[FailedRun], list[str]]:
+    """Parse results files; returns the finished runs (status "ok"), the runs that failed or were terminated
+    (status in FAILED_STATUSES, listed apart) and one warning per skipped file (unreadable JSON, another
+    status, or missing required fields)."""
+    runs, failed, skipped = [], [], []
     for path in paths:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -127,6 +177,9 @@ def load_runs(paths: Iterable[Path]) -> tuple[list[Run], list[str]]:
             skipped.append(f"{path}: not a JSON object; skipped")
             continue
         status = data.get("status")
+        if status in FAILED_STATUSES:
+            failed.append(FailedRun(Path(path), data))
+            continue
         if status != "ok":
             skipped.append(f"{path}: status {status!r} (not 'ok'); skipped")
             continue
@@ -134,7 +187,13 @@ def load_runs(paths: Iterable[Path]) -> tuple[list[Run], list[str]]:
             runs.append(Run(Path(path), data))
         except RecordError as e:
             skipped.append(f"{path}: {e}; skipped")
-    return runs, skipped
+    return runs, failed, skipped
+
+
+def load_runs(paths: Iterable[Path]) -> tuple[list[Run], list[str]]:
+    """The finished runs and one warning per file not used (failed runs included; see load_results)."""
+    runs, failed, skipped = load_results(paths)
+    return runs, skipped + [f"{f.path}: status {f.status!r} (not 'ok'); not ranked" for f in failed]
 
 
 def _seed_key(seed: Any) -> tuple:

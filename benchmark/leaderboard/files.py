@@ -4,15 +4,19 @@ popularity bias) to the output folder."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from recux.leaderboard.aggregate import Leaderboard
+from recux.leaderboard.collect import FailedRun
+from recux.leaderboard.manifest import build_manifest, manifest_path, run_entry
 from recux.leaderboard.render import (
     _file_stems,
     board_records,
@@ -77,41 +81,96 @@ def plot_tradeoff(dataset: str, boards: Sequence[Leaderboard], acc: str, bias: s
     return _png(fig)
 
 
+def _plots(dataset: str, stem: str, dboards: Sequence[Leaderboard]) -> dict[str, bytes]:
+    """The PNG plots of one dataset: primary metric per variant, and accuracy vs popularity bias at its k."""
+    files = {}
+    for primary in sorted({b.primary for b in dboards}):
+        sub = [b for b in dboards if b.primary == primary and b.primary in b.all_metrics and b.rows]
+        if sub:
+            files[f"{stem}_{sanitize_filename(primary)}.png"] = plot_primary(dataset, sub)
+    for acc in sorted({b.primary for b in dboards}):  # accuracy (the primary) vs popularity bias at its k
+        bias = f"arp@{acc.rpartition('@')[2]}"
+        sub = [b for b in dboards if b.primary == acc and acc in b.all_metrics and bias in b.all_metrics]
+        if sub:
+            files[f"{stem}_{sanitize_filename(acc)}_vs_{sanitize_filename(bias)}.png"] = plot_tradeoff(
+                dataset, sub, acc, bias
+            )
+    return files
+
+
+@dataclass
+class DatasetFiles:
+    """One dataset's leaderboard, rendered but not yet written: its files (name -> content) and the manifest
+    entries of its runs (ranked and failed)."""
+
+    dataset: str
+    stem: str
+    files: dict[str, bytes]
+    entries: list[dict]
+
+    def manifest(self, command: str, roots: Sequence[str], built: datetime) -> dict:
+        return build_manifest(self.dataset, self.entries, self.files, command, roots, built.isoformat())
+
+
+def render_files(
+    boards: Sequence[Leaderboard],
+    command: str,
+    plots: bool = True,
+    built: datetime | None = None,
+    failed: Sequence[FailedRun] = (),
+) -> list[DatasetFiles]:
+    """Render every dataset's Markdown, CSV and (optionally) PNG plots in memory, without writing."""
+    built = built or datetime.now(timezone.utc)
+    by_dataset: dict[str, list[Leaderboard]] = {}
+    for b in boards:
+        by_dataset.setdefault(b.dataset, []).append(b)
+    failed_by: dict[str, list[FailedRun]] = {}
+    for f in failed:
+        failed_by.setdefault(f.dataset, []).append(f)
+        by_dataset.setdefault(f.dataset, [])
+    stems = _file_stems(by_dataset)
+    out = []
+    for dataset, dboards in sorted(by_dataset.items()):
+        stem, dfailed = stems[dataset], failed_by.get(dataset, [])
+        files = {
+            f"{stem}.md": render_markdown(dataset, dboards, command, built, dfailed).encode("utf-8"),
+            f"{stem}.csv": render_csv([rec for b in dboards for rec in board_records(b)]).encode("utf-8"),
+        }
+        if plots:
+            files.update(_plots(dataset, stem, dboards))
+        entries = [run_entry(r) for b in dboards for row in b.rows for r in row.runs]
+        out.append(DatasetFiles(dataset, stem, files, entries + [run_entry(f) for f in dfailed]))
+    return out
+
+
+def write_files(
+    rendered: Sequence[DatasetFiles],
+    out: str | os.PathLike,
+    command: str,
+    roots: Sequence[str] = (),
+    built: datetime | None = None,
+) -> list[Path]:
+    """Write each dataset's files, then its manifest last (each file atomically); return the paths."""
+    out, built = Path(out), built or datetime.now(timezone.utc)
+    written = []
+    for d in rendered:
+        for name, content in d.files.items():
+            written.append(atomic_write(out / name, content))
+        manifest = json.dumps(d.manifest(command, roots, built), indent=1, default=str) + "\n"
+        written.append(atomic_write(manifest_path(out, d.stem), manifest))
+    return written
+
+
 def write_leaderboards(
     boards: Sequence[Leaderboard],
     out: str | os.PathLike,
     command: str,
     plots: bool = True,
     built: datetime | None = None,
+    failed: Sequence[FailedRun] = (),
+    roots: Sequence[str] = (),
 ) -> list[Path]:
-    """Write ``<dataset>.md``, ``<dataset>.csv`` and (optionally) the PNG plots for every dataset; return paths."""
-    out = Path(out)
+    """Write ``<dataset>.md``, ``<dataset>.csv``, the PNG plots (optional) and ``<dataset>.manifest.json`` for
+    every dataset, unchecked (the CLI checks existing manifests first); return the paths."""
     built = built or datetime.now(timezone.utc)
-    by_dataset: dict[str, list[Leaderboard]] = {}
-    for b in boards:
-        by_dataset.setdefault(b.dataset, []).append(b)
-    stems = _file_stems(by_dataset)
-    written = []
-    for dataset, dboards in by_dataset.items():
-        stem = stems[dataset]
-        md, csv_path = out / f"{stem}.md", out / f"{stem}.csv"
-        atomic_write(md, render_markdown(dataset, dboards, command, built))
-        atomic_write(csv_path, render_csv([rec for b in dboards for rec in board_records(b)]))
-        written += [md, csv_path]
-        if not plots:
-            continue
-        for primary in sorted({b.primary for b in dboards}):
-            sub = [b for b in dboards if b.primary == primary and b.primary in b.all_metrics and b.rows]
-            if not sub:
-                continue
-            path = out / f"{stem}_{sanitize_filename(primary)}.png"
-            atomic_write(path, plot_primary(dataset, sub))
-            written.append(path)
-        for acc in sorted({b.primary for b in dboards}):  # accuracy (the primary) vs popularity bias at its k
-            bias = f"arp@{acc.rpartition('@')[2]}"
-            sub = [b for b in dboards if b.primary == acc and acc in b.all_metrics and bias in b.all_metrics]
-            if sub:
-                path = out / f"{stem}_{sanitize_filename(acc)}_vs_{sanitize_filename(bias)}.png"
-                atomic_write(path, plot_tradeoff(dataset, sub, acc, bias))
-                written.append(path)
-    return written
+    return write_files(render_files(boards, command, plots, built, failed), out, command, roots, built)

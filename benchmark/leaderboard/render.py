@@ -14,7 +14,7 @@ from typing import Any
 
 from recux.identity import describe_settings
 from recux.leaderboard.aggregate import Leaderboard, Row
-from recux.leaderboard.collect import _seed_key
+from recux.leaderboard.collect import FailedRun, _seed_key
 from recux.leaderboard.pairing import CI_LEVEL, SIGNIFICANCE_SEED
 from recux.significance import N_RESAMPLES, PairedTest
 
@@ -139,14 +139,45 @@ def render_legend(board: Leaderboard) -> str:
     return "\n\n".join(parts)
 
 
-def render_markdown(dataset: str, boards: Sequence[Leaderboard], command: str, built: datetime) -> str:
-    """One Markdown document per dataset: a section per protocol with table, legend and provenance."""
+def render_failed(failed: Sequence[FailedRun]) -> list[str]:
+    """The "Failed runs" section: one row per run that failed or was terminated (not ranked)."""
+    if not failed:
+        return []
+    lines = [
+        "",
+        "## Failed runs",
+        "",
+        f"{len(failed)} run(s) did not finish (status failed or terminated). They are not ranked or aggregated "
+        "above; their folders hold the error, traceback and config.",
+        "",
+        "| Variant | Seed | Status | Data | Error (first line) | Folder |",
+        "|:---|---:|:---|:---|:---|:---|",
+    ]
+    key = lambda f: (f.label, _seed_key(f.seed), str(f.folder))  # noqa: E731
+    for f in sorted(failed, key=key):
+        error = f.error if len(f.error) <= 200 else f.error[:199] + "…"
+        cells = [f.label, str(f.seed), f.status, f"`{f.data_hash[:8]}`" if f.data_hash else "—",
+                 error or "(no error recorded)", f"`{f.folder}`"]  # fmt: skip
+        lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    return lines
+
+
+def render_markdown(
+    dataset: str,
+    boards: Sequence[Leaderboard],
+    command: str,
+    built: datetime,
+    failed: Sequence[FailedRun] = (),
+) -> str:
+    """One Markdown document per dataset: a section per protocol with table, legend and provenance, then the
+    runs that failed (if any)."""
     n_runs = sum(b.n_runs for b in boards)
     out = [
         f"# recux leaderboard: {dataset}",
         "",
         f"Built {built.strftime('%Y-%m-%d %H:%M:%S %Z')} with `{command}`; {n_runs} run(s) in "
-        f"{len(boards)} section(s) (one per protocol and data).",
+        f"{len(boards)} section(s) (one per protocol and data)."
+        + (f" {len(failed)} failed run(s) are listed at the end." if failed else ""),
     ]
     for b in boards:
         seeds = sorted({s for r in b.rows for s in r.seeds}, key=_seed_key)
@@ -168,6 +199,7 @@ def render_markdown(dataset: str, boards: Sequence[Leaderboard], command: str, b
         ]
         if notes:
             out += ["", "Notes:", ""] + [f"- {_md_escape(n)}" for n in notes]
+    out += render_failed(failed)
     return "\n".join(out) + "\n"
 
 
