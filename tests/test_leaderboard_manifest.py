@@ -190,3 +190,17 @@ def test_merge_and_replace_are_exclusive(tmp_path, flags):
     with pytest.raises(SystemExit) as e:
         _cli(tmp_path, *flags)
     assert e.value.code == 2
+
+
+def test_a_failed_run_whose_rerun_finished_says_so(tmp_path):
+    _failed_record(tmp_path / "runs" / "knn0-failed", "itemknn", 0, "failed", "MemoryError")
+    _failed_record(tmp_path / "runs" / "ease0-failed", "ease", 0, "failed", "MemoryError")
+    ok = ResultsRecord(run_id="itemknn-0-ok", label="itemknn", variant_hash="i" * 12, data_hash="d" * 12,
+                       config_hash="itemknn0", seed=0, dataset={"name": "toy"}, metrics={"ndcg@10": 0.2})  # fmt: skip
+    (tmp_path / "runs" / "knn0-ok").mkdir()
+    (tmp_path / "runs" / "knn0-ok" / "results.json").write_text(json.dumps(ok.to_dict()))
+    assert _cli(tmp_path, "runs", "--out", "lb", "--no-wandb", "--no-plots") == 0
+    rest = (tmp_path / "lb" / "toy.md").read_text().split("## Failed runs", 1)[1]
+    status = {c[0]: c[2] for c in ([x.strip() for x in ln.strip("|").split(" | ")] for ln in rest.splitlines()
+                                   if ln.startswith("| ") and not ln.startswith("| Variant"))}  # fmt: skip
+    assert status == {"itemknn": "failed (rerun ok)", "ease": "failed"}

@@ -156,6 +156,10 @@ class FailedRun:
         return str(self.data.get("data_hash") or "")
 
     @property
+    def variant_hash(self) -> str:
+        return str(self.data.get("variant_hash") or "")
+
+    @property
     def error(self) -> str:
         """The first non-empty line of the recorded error ("" when none was recorded)."""
         lines = [ln.strip() for ln in str(self.data.get("error") or "").splitlines() if ln.strip()]

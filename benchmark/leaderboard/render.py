@@ -139,8 +139,11 @@ def render_legend(board: Leaderboard) -> str:
     return "\n\n".join(parts)
 
 
-def render_failed(failed: Sequence[FailedRun]) -> list[str]:
-    """The "Failed runs" section: one row per run that failed or was terminated (not ranked)."""
+def render_failed(
+    failed: Sequence[FailedRun], finished: set[tuple[str, str, str]] = frozenset()
+) -> list[str]:
+    """The "Failed runs" section: one row per run that failed or was terminated (not ranked); its status says
+    "rerun ok" where ``finished`` (data hash, variant hash, seed) holds a ranked run of the same variant and seed."""
     if not failed:
         return []
     lines = [
@@ -148,7 +151,8 @@ def render_failed(failed: Sequence[FailedRun]) -> list[str]:
         "## Failed runs",
         "",
         f"{len(failed)} run(s) did not finish (status failed or terminated). They are not ranked or aggregated "
-        "above; their folders hold the error, traceback and config.",
+        'above; their folders hold the error, traceback and config. "rerun ok": a ranked run of the same variant '
+        "and seed finished.",
         "",
         "| Variant | Seed | Status | Data | Error (first line) | Folder |",
         "|:---|---:|:---|:---|:---|:---|",
@@ -156,7 +160,8 @@ def render_failed(failed: Sequence[FailedRun]) -> list[str]:
     key = lambda f: (f.label, _seed_key(f.seed), str(f.folder))  # noqa: E731
     for f in sorted(failed, key=key):
         error = f.error if len(f.error) <= 200 else f.error[:199] + "…"
-        cells = [f.label, str(f.seed), f.status, f"`{f.data_hash[:8]}`" if f.data_hash else "—",
+        rerun = (f.data_hash, f.variant_hash, str(f.seed)) in finished
+        cells = [f.label, str(f.seed), f.status + (" (rerun ok)" if rerun else ""), f"`{f.data_hash[:8]}`" if f.data_hash else "—",
                  error or "(no error recorded)", f"`{f.folder}`"]  # fmt: skip
         lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     return lines
@@ -199,7 +204,10 @@ def render_markdown(
         ]
         if notes:
             out += ["", "Notes:", ""] + [f"- {_md_escape(n)}" for n in notes]
-    out += render_failed(failed)
+    finished = {
+        (b.data_hash, r.variant_hash, str(run.seed)) for b in boards for r in b.rows for run in r.runs
+    }
+    out += render_failed(failed, finished)
     return "\n".join(out) + "\n"
 
 
