@@ -6,10 +6,22 @@ Files are read by ``recux.tables`` (one separator rule: ``--separator`` if given
 ``.tsv``/``.tab`` = tab, ``.parquet``/``.pq`` = Parquet; any other extension needs ``--separator``). Text files
 need a header row.
 
-Recommendations need user and item columns plus a rank (1 = best) or a score (higher = better) column. A rank is
-the position: ranks 1, 2, 4 leave position 3 empty (it never counts as a hit). Equal scores follow recux's one
-tie rule (``recux.ranking``): the smaller item id first (integer ids numerically, other ids as text), exactly
-as the pipeline and ``evaluate_scores`` rank them.
+Every file needs user and item id columns: ``--user-col``/``--item-col`` if given, else ``user``/``item`` or,
+in a file without them, ``user_id``/``item_id`` (the names of recux's own files); the output says which were
+used. Recommendations also need a rank (1 = best) or a score (higher = better) column. A rank is the position,
+an integer >= 1 (inf, NaN, 1.5, 0 and -3 are refused): ranks 1, 2, 4 leave position 3 empty (it never counts as
+a hit). Equal scores follow recux's one tie rule (``recux.ranking``): the smaller item id first (integer ids
+numerically, other ids as text), exactly as the pipeline and ``evaluate_scores`` rank them.
+
+Cut-offs: a list shorter than k counts its empty positions as misses, but a cut-off longer than every list in
+the file scores positions that no list fills: given with ``--ks`` it is refused (the message gives a list that
+fits); from the default 5,10,20 it is dropped, said on stderr and in the JSON (``ks_dropped``); if none fits, the
+longest list's length is used.
+
+A ground-truth user with no recommendations is evaluated and scores 0 on the accuracy metrics (a system that
+returns nothing for a user is wrong for that user); the output and the JSON (``n_without_recommendations``,
+``users_without_recommendations``: the first 10) count them. Users with recommendations but no ground truth are
+excluded and counted.
 
 Ids are matched across files: integer ids as numbers when every file's ids are integers, otherwise as text.
 
@@ -21,8 +33,8 @@ seen in the input files, which understates it for a real system (the output says
 only (a run's split/train.parquet), not validation, as the pipeline does. Nothing is masked here: the lists
 are scored as given. The pipeline already removed training and validation items from its lists before writing
 recommendations.parquet, so its files reproduce its results.json with
-``recux-evaluate recommendations.parquet split/test.parquet --train split/train.parquet --n-items N
---user-col user_id --item-col item_id`` (N = results.json's dataset.n_items).
+``recux-evaluate recommendations.parquet split/test.parquet --train split/train.parquet --n-items N`` (N =
+results.json's dataset.n_items; the ``user_id``/``item_id`` columns are found without flags).
 
 ``--relevance-col COL`` reads a grade per ground-truth row (e.g. the rating) for graded metrics
 (``--metrics ndcg_graded,ndcg_burges``); binary metrics count every ground-truth row as relevant.
