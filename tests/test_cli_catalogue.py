@@ -30,8 +30,7 @@ def test_a_runs_own_files_reproduce_every_metric_of_its_results(tmp_path, capsys
     n_items = results["dataset"]["n_items"]
     out = tmp_path / "cli.json"
     base = [str(run_dir / "recommendations.parquet"), str(run_dir / "split/test.parquet"),
-            "--train", str(run_dir / "split/train.parquet"), "--user-col", "user_id", "--item-col", "item_id",
-            "--ks", "5,10,20"]
+            "--train", str(run_dir / "split/train.parquet"), "--ks", "5,10,20"]  # user_id/item_id found
     rc, stdout, err = run_cli([*base, "--n-items", str(n_items), "--output", str(out)], capsys)
     assert rc == 0, err
     got = json.loads(out.read_text())
@@ -41,6 +40,9 @@ def test_a_runs_own_files_reproduce_every_metric_of_its_results(tmp_path, capsys
     assert got["n_evaluated"] == results["users"]["evaluated"]
     assert got["catalogue"] == {"n_items": n_items, "source": "--n-items"}
     assert f"catalogue: {n_items} items, from --n-items" in stdout
+    assert "id columns: recommendations user_id, item_id; ground truth user_id, item_id; train user_id, item_id" \
+        in stdout
+    assert got["n_without_recommendations"] == 0  # the pipeline ranks every test user
     # without the catalogue: the items seen in the files, said in the output
     rc, stdout, err = run_cli([*base, "--output", str(out)], capsys)
     seen = json.loads(out.read_text())["catalogue"]["n_items"]

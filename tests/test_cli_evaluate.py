@@ -24,6 +24,10 @@ def run_cli(argv: list[str]) -> int:
 
 @pytest.fixture()
 def world(tmp_path):
+    return make_world(tmp_path)
+
+
+def make_world(tmp_path):
     """Codes -> raw ids "u<code>"/"i<code>" (text order differs from code order, e.g. i10 < i2)."""
     rng = np.random.default_rng(0)
     topk = np.array([rng.permutation(N_ITEMS)[:WIDTH] for _ in range(N_USERS)], dtype=np.int32)
@@ -49,7 +53,8 @@ def world(tmp_path):
     expected = evaluate_topk(topk, sp.csr_matrix(truth.astype(np.float32)), ks=(1, 3, 6),
                              train=sp.csr_matrix(train.astype(np.float32)), users=np.arange(N_USERS),
                              n_items=N_ITEMS)
-    return {"paths": paths, "recs_df": recs_df, "expected": expected, "tmp": tmp_path}
+    return {"paths": paths, "recs_df": recs_df, "expected": expected, "tmp": tmp_path, "topk": topk,
+            "truth": truth, "train": train}
 
 
 def check_same(out_json, expected):
@@ -112,15 +117,17 @@ def write(path, text):
 @pytest.mark.parametrize(
     ("recs", "truth", "extra", "message"),
     [
-        ("user,item,rank\nu1,a,1\n", "user,product\nu1,a\n", [], "column 'item' (--item-col) is not in"),
+        ("user,item,rank\nu1,a,1\n", "user,product\nu1,a\n", [], "has no 'item' or 'item_id' column"),
+        ("user,item,rank\nu1,a,1\n", "user,product\nu1,a\n", ["--item-col", "item"],
+         "column 'item' (--item-col) is not in"),
         ("user,item,rank\nu1,a,1\nu1,b,two\n", "user,item\nu1,a\n", ["--ks", "1"],
-         "line 3: value 'two' in column 'rank' (--rank-col) is not a number"),
+         "line 3: value 'two' in column 'rank' (--rank-col) is not a rank (an integer >= 1, 1 = best)"),
         ("user,item,rank\nu1,a,1\nu1,b,1\n", "user,item\nu1,a\n", ["--ks", "1"], "ranks must be distinct"),
         ("user,item,rank\nu1,a,1\nu1,a,2\n", "user,item\nu1,a\n", ["--ks", "1"], "more than once"),
         ("user,item,pos\nu1,a,1\n", "user,item\nu1,a\n", ["--ks", "1"], "neither a 'rank' nor a 'score'"),
         ("user,item,rank\nu1,a,1\n", "user,item\nu1,a\n", ["--metrics", "ndgc"], "Did you mean 'ndcg'"),
-        ("user,item,rank\nu1,a,1\nu1,b,2\n", "user,item\nu1,a\n", [],
-         "k=20 is larger than the top-k lists (2 columns)"),
+        ("user,item,rank\nu1,a,1\nu1,b,2\n", "user,item\nu1,a\n", ["--ks", "1,5"],
+         "--ks 1,5: the longest recommendation list in"),
         ("user,item,rank\nu1,a,1\n", "user,item\nu1,a\n", ["--ks", "1,x"], "--ks must be comma-separated"),
         ("user,item,rank\nu1,a,1\n", "user,item\nu1,a\n", ["--ks", "1", "--metrics", "arp"], "--train"),
     ],
