@@ -28,6 +28,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from recux.batches import EpochBatches
 from recux.errors import ConfigError
 from recux.model import FitContext
+from recux.signals import Terminated
 
 _log = logging.getLogger(__name__)
 
@@ -341,6 +342,8 @@ def fit_lightning(
     trainer = pl.Trainer(callbacks=callbacks, **kw)
     try:
         trainer.fit(module, train_dataloaders=batches)
+        if trainer.received_sigterm:  # Lightning stops training on SIGTERM and returns normally: not a result
+            raise Terminated()
         best_epoch = best_score = None
         if checkpoint is not None and checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
