@@ -16,7 +16,15 @@ from typing import Any
 from recux import identity
 from recux.errors import RecuxError
 from recux.record import ResultsRecord
-from recux.results import FAILED_FILE, TRACEBACK_FILE, library_versions, run_config_hash, write_json_atomic
+from recux.results import (
+    FAILED_FILE,
+    RESULTS_FILE,
+    TRACEBACK_FILE,
+    RunFolderConflict,
+    library_versions,
+    run_config_hash,
+    write_json_atomic,
+)
 from recux.signals import Terminated
 
 log = logging.getLogger("recux")
@@ -62,19 +70,21 @@ def failure_record(resolved: Mapping[str, Any], overrides: list[str], exc: BaseE
 
 def record_failure(run_dir: str | Path, resolved: Mapping[str, Any], overrides: list[str],
                    exc: BaseException) -> Path:
-    """Write failed.json and traceback.txt into ``run_dir`` (or, when another run's results took the folder,
-    beside this run's kept files), log the error to the run's log files, and remove any staging folder left
-    in ``run_dir``. Returns the record's path."""
+    """Write failed.json and traceback.txt into ``run_dir``, log the error to the run's log files, and remove
+    any staging folder left in ``run_dir``. Returns the record's path. When another run took the folder
+    (RunFolderConflict) this run's finished results are kept in ``unpublished-<run_id>/`` and only the error
+    is logged (no failed.json beside another run's results)."""
     run_dir = Path(run_dir)
-    target = Path(getattr(exc, "kept", None) or run_dir)
-    target.mkdir(parents=True, exist_ok=True)
+    if isinstance(exc, RunFolderConflict):
+        log_to_files(f"run not published: {exc}", logging.ERROR)
+        return exc.kept / RESULTS_FILE
     for stage in run_dir.glob(".staging-*"):  # the run folder is this run's own: any staging is its leftover
         shutil.rmtree(stage, ignore_errors=True)
-    (target / TRACEBACK_FILE).write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    (run_dir / TRACEBACK_FILE).write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
     record = failure_record(resolved, overrides, exc)
-    path = write_json_atomic(target / FAILED_FILE, record.to_dict())
+    path = write_json_atomic(run_dir / FAILED_FILE, record.to_dict())
     log_to_files(f"run {record.status}: {type(exc).__name__}: {exc}\n"
-                 f"  record: {path}\n  traceback: {target / TRACEBACK_FILE}", logging.ERROR)
+                 f"  record: {path}\n  traceback: {run_dir / TRACEBACK_FILE}", logging.ERROR)
     return path
 
 

@@ -104,6 +104,29 @@ class RunFolderConflict(RecuxError):
         self.kept = kept  # where this run's own files are
 
 
+OWNER_FILE = ".recux-owner"  # the token of the run that last started in a folder (see claim_folder)
+_claims: dict[Path, str] = {}
+
+
+def claim_folder(run_dir: str | Path) -> None:
+    """Mark ``run_dir`` as this run's (called when a run starts, after Hydra wrote the run's config there): if
+    another run starts in the same folder later, it takes the folder over and this run will not publish into
+    it (RunArtifacts.publish checks the claim)."""
+    token = uuid.uuid4().hex
+    atomic_write(Path(run_dir) / OWNER_FILE, token)
+    _claims[Path(run_dir).resolve()] = token
+
+
+def _taken_by_another_run(run_dir: Path) -> bool:
+    token = _claims.get(run_dir.resolve())
+    if token is None:
+        return False
+    try:
+        return (run_dir / OWNER_FILE).read_text(encoding="utf-8") != token
+    except OSError:
+        return True
+
+
 def move_aside_previous(run_dir: str | Path) -> Path | None:
     """Before a run starts in ``run_dir``: move an earlier run's record and files (results.json or failed.json
     and everything beside them, except Hydra's ``.hydra/`` and the log) into ``previous-<run_id>/``, so a
@@ -121,7 +144,7 @@ def move_aside_previous(run_dir: str | Path) -> Path | None:
         aside = run_dir / f"{aside.name}-{uuid.uuid4().hex[:4]}"
     aside.mkdir()
     for entry in sorted(run_dir.iterdir()):
-        if entry.name in (".hydra", "run.log") or entry.name.startswith(("previous-", ".staging-")):
+        if entry.name in (".hydra", "run.log", OWNER_FILE) or entry.name.startswith(("previous-", ".staging-")):
             continue
         os.replace(entry, aside / entry.name)
     return aside
@@ -156,7 +179,7 @@ class RunArtifacts:
     def publish(self) -> Path:
         if self._results is None:
             raise RuntimeError("RunArtifacts.publish() called without results")
-        if (self.run_dir / RESULTS_FILE).exists():
+        if (self.run_dir / RESULTS_FILE).exists() or _taken_by_another_run(self.run_dir):
             self._refuse_conflict()
         for entry in sorted(self.stage.iterdir()):
             target = self.run_dir / entry.name
@@ -167,13 +190,13 @@ class RunArtifacts:
         return write_json_atomic(self.run_dir / RESULTS_FILE, self._results)
 
     def _refuse_conflict(self) -> None:
-        """results.json appeared in the run folder while this run ran (another run shares the folder): keep
-        this run's files in ``unpublished-<run_id>/`` and refuse, never mixing two runs in one folder."""
+        """Another run started in (or published into) this run's folder while it ran: keep this run's files,
+        results.json included, in ``unpublished-<run_id>/`` and refuse, never mixing two runs in one folder."""
         kept = self.run_dir / f"unpublished-{(self._results or {}).get('run_id') or uuid.uuid4().hex[:8]}"
         write_json_atomic(self.stage / RESULTS_FILE, self._results or {})
         os.replace(self.stage, kept)
         raise RunFolderConflict(
-            f"{self.run_dir / RESULTS_FILE} was written by another run while this one ran; this run's files "
+            f"another run started in or wrote results into {self.run_dir} while this one ran; this run's files "
             f"are kept in {kept}. Give each run its own folder (the default hydra.run.dir and "
             "hydra.sweep.subdir end with a unique suffix; do not point two runs at one hydra.run.dir).", kept)
 

@@ -16,7 +16,7 @@ from recux import sweep
 from recux.errors import RecuxError
 from recux.failure import log_to_files, record_failure
 from recux.identity import DEFAULT_OPTIMIZED_METRIC
-from recux.results import RESULTS_FILE, move_aside_previous, run_config_hash
+from recux.results import RESULTS_FILE, claim_folder, move_aside_previous, run_config_hash
 from recux.signals import (
     EXIT_RECUX_ERROR,
     EXIT_SWEEP_JOBS_FAILED,
@@ -45,6 +45,7 @@ def _app(cfg: DictConfig) -> float | None:
     install_sigterm_handler()  # also in a parallel launcher's worker process
     multirun = hc.mode == RunMode.MULTIRUN
     run_dir, overrides, resolved = Path(hc.runtime.output_dir), list(hc.overrides.task), _resolved(cfg)
+    claim_folder(run_dir)
     existing = _existing_results(resolved, run_dir, hc.sweep.dir if multirun else None)
     if existing is not None:
         sweep.note("skipped", run_dir)
