@@ -24,6 +24,7 @@ import pytorch_lightning as pl
 import scipy.sparse as sp
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from recux.batches import EpochBatches
 from recux.errors import ConfigError
@@ -341,8 +342,11 @@ def fit_lightning(
     quiet_lightning()
     trainer = pl.Trainer(callbacks=callbacks, **kw)
     try:
-        trainer.fit(module, train_dataloaders=batches)
-        if trainer.received_sigterm:  # Lightning stops training on SIGTERM and returns normally: not a result
+        try:
+            trainer.fit(module, train_dataloaders=batches)
+        except SIGTERMException:  # Lightning's is a SystemExit with code 0: a scheduler would count a success
+            raise Terminated() from None
+        if trainer.received_sigterm:  # stopped by SIGTERM without raising: not a result either
             raise Terminated()
         best_epoch = best_score = None
         if checkpoint is not None and checkpoint.best_model_path:

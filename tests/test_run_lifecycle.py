@@ -98,7 +98,7 @@ def test_sigterm_during_lightning_training_exits_143_without_results(tmp_path):
                              "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(run_dir / "run.log", "epoch 1:", proc)  # training is under way
+        _wait_for(run_dir / "run.log", "epoch 0:", proc)  # the first epoch is logged: training is under way
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
