@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import recux.conf
 from recux import sweep
+from recux.distributed import global_rank
 from recux.errors import RecuxError
 from recux.failure import log_to_files, record_failure
 from recux.identity import DEFAULT_OPTIMIZED_METRIC
@@ -45,6 +46,8 @@ def _app(cfg: DictConfig) -> float | None:
     install_sigterm_handler()  # also in a parallel launcher's worker process
     multirun = hc.mode == RunMode.MULTIRUN
     run_dir, overrides, resolved = Path(hc.runtime.output_dir), list(hc.overrides.task), _resolved(cfg)
+    if global_rank():  # a DDP worker re-running this command in rank 0's folder: rank 0 owns the folder
+        return _ddp_worker(run_experiment, cfg, run_dir, overrides)
     claim_folder(run_dir)
     existing = _existing_results(resolved, run_dir, hc.sweep.dir if multirun else None)
     if existing is not None:
@@ -57,18 +60,7 @@ def _app(cfg: DictConfig) -> float | None:
         print(f"\nrecux: terminated by SIGTERM: no results written; recorded in {path}\n", file=sys.stderr)
         raise SystemExit(EXIT_TERMINATED) from None
     except Exception as exc:
-        path = record_failure(run_dir, resolved, overrides, exc)
-        sweep.note("failed", run_dir)
-        if isinstance(exc, RecuxError):
-            print(f"\nrecux: error: {exc}\n", file=sys.stderr)
-        elif multirun:
-            traceback.print_exception(exc)
-        if not multirun:
-            if isinstance(exc, RecuxError):
-                raise SystemExit(EXIT_RECUX_ERROR) from None
-            raise
-        print(f"recux: this job failed (recorded in {path}); the sweep goes on", file=sys.stderr)
-        return None
+        return _job_failed(exc, run_dir, resolved, overrides, multirun)
     sweep.note("ok", run_dir)
     if results.get("status") != "ok":
         return None
@@ -77,6 +69,36 @@ def _app(cfg: DictConfig) -> float | None:
           + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.endswith("@10")))
     print(f"results: {Path(hc.runtime.output_dir) / 'results.json'}")
     return objective(results)
+
+
+def _job_failed(exc: Exception, run_dir: Path, resolved: dict[str, Any], overrides: list[str],
+                multirun: bool) -> None:
+    """Record a failed job. In a sweep return (the other jobs run; main() reports the failures); a single run
+    exits 2 for a recux error, or re-raises anything else (Hydra prints the traceback and exits 1)."""
+    path = record_failure(run_dir, resolved, overrides, exc)
+    sweep.note("failed", run_dir)
+    if isinstance(exc, RecuxError):
+        print(f"\nrecux: error: {exc}\n", file=sys.stderr)
+        if not multirun:
+            raise SystemExit(EXIT_RECUX_ERROR) from None
+    elif not multirun:
+        raise exc
+    else:
+        traceback.print_exception(exc)
+    print(f"recux: this job failed (recorded in {path}); the sweep goes on", file=sys.stderr)
+    return None
+
+
+def _ddp_worker(run_experiment, cfg: DictConfig, run_dir: Path, overrides: list[str]) -> None:
+    """A non-zero DDP rank: train, write nothing (rank 0 records the run and any failure)."""
+    try:
+        run_experiment(cfg, run_dir, overrides=overrides)
+    except Terminated:
+        raise SystemExit(EXIT_TERMINATED) from None
+    except RecuxError as exc:
+        print(f"\nrecux: error: {exc}\n", file=sys.stderr)
+        raise SystemExit(EXIT_RECUX_ERROR) from None
+    return None
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:
