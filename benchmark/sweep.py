@@ -54,7 +54,7 @@ def read_tally(path: Path) -> tuple[Counter[str], list[str]]:
     return counts, failed
 
 
-def _record(path: Path) -> dict[str, Any] | None:
+def read_record(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -66,7 +66,7 @@ def existing_results(sweep_dir: str | Path, config_hash: str, seed: Any) -> Path
     """A successful results.json under ``sweep_dir`` (any depth, including moved-aside ``previous-*`` folders)
     for this config hash and seed, or None."""
     for path in sorted(Path(sweep_dir).rglob(RESULTS_FILE)):
-        data = _record(path)
+        data = read_record(path)
         if data and data.get("status") == "ok" and data.get("config_hash") == config_hash \
                 and data.get("seed") == seed:
             return path
@@ -77,5 +77,5 @@ def folder_record(run_dir: str | Path) -> dict[str, Any] | None:
     """The record an earlier run left in ``run_dir`` (results.json, else failed.json), or None."""
     for name in (RESULTS_FILE, FAILED_FILE):
         if (Path(run_dir) / name).is_file():
-            return _record(Path(run_dir) / name) or {}
+            return read_record(Path(run_dir) / name) or {}
     return None

@@ -132,7 +132,7 @@ def _existing_results(resolved: dict[str, Any], run_dir: Path, sweep_dir: str | 
     message = f"skipped: results for this config and seed exist: {found} (run.skip_existing=false reruns it)"
     print(f"recux: {message}")
     log_to_files(message)
-    return sweep._record(found) or {}
+    return sweep.read_record(found) or {}
 
 
 def objective(results: dict) -> float | None:
