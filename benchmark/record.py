@@ -30,7 +30,8 @@ class ResultsRecord:
     schema: int = SCHEMA_VERSION
     run_id: str = ""
     created: str = ""
-    status: str = "ok"
+    status: str = "ok"  # "ok"; "failed" or "terminated" in failed.json (recux.failure), never in results.json
+    error: dict[str, Any] | None = None  # failed runs: type, message, traceback file; omitted when None
     task: str = identity.DEFAULT_TASK
     label: str = ""
     variant_hash: str = ""  # model + fine-tuning + training settings (identity.variant_hash)
@@ -68,6 +69,8 @@ class ResultsRecord:
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        if out["error"] is None:
+            del out["error"]
         return {**out, **self.extra}
 
     @classmethod

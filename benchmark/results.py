@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from recux.errors import RecuxError
+
 RESULTS_FILE = "results.json"  # its content: recux.record.ResultsRecord
+FAILED_FILE = "failed.json"  # a failed or terminated run's record (status "failed"/"terminated", see recux.failure)
+TRACEBACK_FILE = "traceback.txt"
+# settings that steer how a run is launched, not what it computes: left out of the config hash
+RUN_CONTROL_KEYS = ("run.skip_existing",)
 _TRACKED_PACKAGES = ("recux", "numpy", "numba", "polars", "scipy", "torch", "pytorch-lightning", "hydra-core",
                      "wandb", "pyarrow")
 
@@ -34,6 +40,11 @@ def config_hash(config: Mapping[str, Any], drop: tuple[str, ...] = ()) -> str:
             node.pop(parts[-1], None)
     blob = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def run_config_hash(resolved: Mapping[str, Any]) -> str:
+    """The config hash a results record stores: the whole resolved config less ``RUN_CONTROL_KEYS``."""
+    return config_hash(resolved, drop=RUN_CONTROL_KEYS)
 
 
 def library_versions() -> dict[str, str]:
@@ -85,6 +96,60 @@ def write_json_atomic(path: str | Path, payload: Mapping[str, Any]) -> Path:
                                          allow_nan=True))
 
 
+class RunFolderConflict(RecuxError):
+    """Another run published results into this run's folder while it ran."""
+
+    def __init__(self, message: str, kept: Path) -> None:
+        super().__init__(message)
+        self.kept = kept  # where this run's own files are
+
+
+OWNER_FILE = ".recux-owner"  # the token of the run that last started in a folder (see claim_folder)
+_claims: dict[Path, str] = {}
+
+
+def claim_folder(run_dir: str | Path) -> None:
+    """Mark ``run_dir`` as this run's (called when a run starts, after Hydra wrote the run's config there): if
+    another run starts in the same folder later, it takes the folder over and this run will not publish into
+    it (RunArtifacts.publish checks the claim)."""
+    token = uuid.uuid4().hex
+    atomic_write(Path(run_dir) / OWNER_FILE, token)
+    _claims[Path(run_dir).resolve()] = token
+
+
+def _taken_by_another_run(run_dir: Path) -> bool:
+    token = _claims.get(run_dir.resolve())
+    if token is None:
+        return False
+    try:
+        return (run_dir / OWNER_FILE).read_text(encoding="utf-8") != token
+    except OSError:
+        return True
+
+
+def move_aside_previous(run_dir: str | Path) -> Path | None:
+    """Before a run starts in ``run_dir``: move an earlier run's record and files (results.json or failed.json
+    and everything beside them, except Hydra's ``.hydra/`` and the log) into ``previous-<run_id>/``, so a
+    folder never pairs one run's config with another run's results. Returns that folder, or None."""
+    run_dir = Path(run_dir)
+    old = next((run_dir / f for f in (RESULTS_FILE, FAILED_FILE) if (run_dir / f).is_file()), None)
+    if old is None:
+        return None
+    try:
+        run_id = str(json.loads(old.read_text(encoding="utf-8")).get("run_id") or "")
+    except (OSError, ValueError, AttributeError):
+        run_id = ""
+    aside = run_dir / f"previous-{run_id or uuid.uuid4().hex[:8]}"
+    while aside.exists():
+        aside = run_dir / f"{aside.name}-{uuid.uuid4().hex[:4]}"
+    aside.mkdir()
+    for entry in sorted(run_dir.iterdir()):
+        if entry.name in (".hydra", "run.log", OWNER_FILE) or entry.name.startswith(("previous-", ".staging-")):
+            continue
+        os.replace(entry, aside / entry.name)
+    return aside
+
+
 class RunArtifacts:
     """Stage a run's files, then publish them all at once (or discard them on failure).
 
@@ -112,15 +177,28 @@ class RunArtifacts:
         self._results = dict(results)
 
     def publish(self) -> Path:
+        if self._results is None:
+            raise RuntimeError("RunArtifacts.publish() called without results")
+        if (self.run_dir / RESULTS_FILE).exists() or _taken_by_another_run(self.run_dir):
+            self._refuse_conflict()
         for entry in sorted(self.stage.iterdir()):
             target = self.run_dir / entry.name
             if target.is_dir() and entry.is_dir():
                 shutil.rmtree(target)
             os.replace(entry, target)
         shutil.rmtree(self.stage, ignore_errors=True)
-        if self._results is None:
-            raise RuntimeError("RunArtifacts.publish() called without results")
         return write_json_atomic(self.run_dir / RESULTS_FILE, self._results)
+
+    def _refuse_conflict(self) -> None:
+        """Another run started in (or published into) this run's folder while it ran: keep this run's files,
+        results.json included, in ``unpublished-<run_id>/`` and refuse, never mixing two runs in one folder."""
+        kept = self.run_dir / f"unpublished-{(self._results or {}).get('run_id') or uuid.uuid4().hex[:8]}"
+        write_json_atomic(self.stage / RESULTS_FILE, self._results or {})
+        os.replace(self.stage, kept)
+        raise RunFolderConflict(
+            f"another run started in or wrote results into {self.run_dir} while this one ran; this run's files "
+            f"are kept in {kept}. Give each run its own folder (the default hydra.run.dir and "
+            "hydra.sweep.subdir end with a unique suffix; do not point two runs at one hydra.run.dir).", kept)
 
     def discard(self) -> None:
         shutil.rmtree(self.stage, ignore_errors=True)

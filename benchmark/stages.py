@@ -30,7 +30,7 @@ from recux.errors import ConfigError
 from recux.model import FitContext, Recommender
 from recux.ranking import rank_topk
 from recux.record import ResultsRecord
-from recux.results import RunArtifacts, config_hash, library_versions
+from recux.results import RunArtifacts, library_versions, run_config_hash
 from recux.seeding import seed_everything  # noqa: F401  (a stage helper tasks use)
 
 # ----------------------------------------------------------------------------------------------------------
@@ -393,7 +393,7 @@ def results_record(spec: RunSpec, ident: RunIdentity, model_info: registry.Plugi
     return ResultsRecord(
         run_id=f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}", created=now.isoformat(timespec="seconds"),
         status="ok", task=spec.task.name, label=ident.label, variant_hash=ident.variant_hash,
-        data_hash=ident.data_hash, config_hash=config_hash(spec.resolved), seed=spec.seed,
+        data_hash=ident.data_hash, config_hash=run_config_hash(spec.resolved), seed=spec.seed,
         dataset={"name": dataset.name, "n_users": dataset.n_users, "n_items": dataset.n_items,
                  "n_interactions": len(dataset.interactions),
                  "info": {k: v for k, v in dataset.info.items() if k != "preprocessing"}},

@@ -24,10 +24,12 @@ import pytorch_lightning as pl
 import scipy.sparse as sp
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from recux.batches import EpochBatches
 from recux.errors import ConfigError
 from recux.model import FitContext
+from recux.signals import Terminated
 
 _log = logging.getLogger(__name__)
 
@@ -340,7 +342,12 @@ def fit_lightning(
     quiet_lightning()
     trainer = pl.Trainer(callbacks=callbacks, **kw)
     try:
-        trainer.fit(module, train_dataloaders=batches)
+        try:
+            trainer.fit(module, train_dataloaders=batches)
+        except SIGTERMException:  # Lightning's is a SystemExit with code 0: a scheduler would count a success
+            raise Terminated() from None
+        if trainer.received_sigterm:  # stopped by SIGTERM without raising: not a result either
+            raise Terminated()
         best_epoch = best_score = None
         if checkpoint is not None and checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
