@@ -50,6 +50,14 @@ def test_sweep_with_a_failing_job_records_it_and_finishes_the_others(tmp_path):
     assert failed["label"] == "itemknn(k=0)" and failed["seed"] == 0
     assert "1 failed" in out.stderr and str(job) in out.stderr
     assert not list(sweep.rglob(".staging-*"))
+    # the leaderboard ranks the two finished variants and lists the failed one apart, with its error
+    from recux.cli.leaderboard import main as leaderboard
+
+    assert leaderboard([str(sweep), "--out", str(tmp_path / "lb"), "--no-wandb", "--no-plots"]) == 0
+    md = next((tmp_path / "lb").glob("*.md")).read_text()
+    ranking, failed_part = md.split("## Failed runs")
+    assert "itemknn(k=5)" in ranking and "itemknn(k=10)" in ranking and "itemknn(k=0)" not in ranking
+    assert "itemknn(k=0)" in failed_part and "ConfigError: " in failed_part
 
 
 @pytest.mark.skipif(not __import__("importlib").util.find_spec("hydra_plugins.hydra_joblib_launcher"),

@@ -15,6 +15,7 @@ from recux.record import RecordError, ResultsRecord
 
 DEFAULT_ROOTS = ("outputs", "multirun")
 RESULTS_FILE = "results.json"
+FAILED_FILE = "failed.json"  # a run that did not finish (recux.failure): status "failed" or "terminated"
 PER_USER_FILE = "per_user_metrics.parquet"
 FAILED_STATUSES = ("failed", "terminated")
 
@@ -101,16 +102,16 @@ class Run:
 
 
 def find_results(roots: Iterable[str | os.PathLike]) -> list[Path]:
-    """Every results.json under the roots (recursive, symlinked folders not followed), sorted."""
+    """Every results.json and failed.json under the roots (recursive, symlinked folders not followed), sorted."""
     found: set[Path] = set()
+    names = (RESULTS_FILE, FAILED_FILE)
     for root in roots:
         root = Path(root)
-        if root.is_file() and root.name == RESULTS_FILE:
+        if root.is_file() and root.name in names:
             found.add(root)
             continue
         for dirpath, _dirnames, filenames in os.walk(root):
-            if RESULTS_FILE in filenames:
-                found.add(Path(dirpath) / RESULTS_FILE)
+            found.update(Path(dirpath) / name for name in names if name in filenames)
     return sorted(found)
 
 
@@ -161,8 +162,12 @@ class FailedRun:
 
     @property
     def error(self) -> str:
-        """The first non-empty line of the recorded error ("" when none was recorded)."""
-        lines = [ln.strip() for ln in str(self.data.get("error") or "").splitlines() if ln.strip()]
+        """The first non-empty line of the recorded error ("" when none was recorded). The error is a text or,
+        as recux.failure writes it, a mapping with the exception's ``type`` and ``message``."""
+        err = self.data.get("error") or ""
+        if isinstance(err, dict):
+            err = f"{err.get('type', 'Error')}: {err.get('message', '')}"
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         return lines[0] if lines else ""
 
 

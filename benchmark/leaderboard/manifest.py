@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from recux.leaderboard.collect import RESULTS_FILE, FailedRun, Run
+from recux.leaderboard.collect import FAILED_FILE, FAILED_STATUSES, RESULTS_FILE, FailedRun, Run
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_VERSION = 1
@@ -84,10 +84,14 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def manifest_results(out: str | Path) -> list[Path]:
-    """The results.json of every run listed by the manifests in ``out`` (whether or not they still exist)."""
+    """The record file of every run listed by the manifests in ``out`` (whether or not they still exist):
+    results.json for finished runs, failed.json for failed or terminated ones."""
     paths = []
     for path in sorted(Path(out).glob(f"*{MANIFEST_SUFFIX}")):
-        paths += [Path(e["folder"]) / RESULTS_FILE for e in read_manifest(path)["runs"] if e.get("folder")]
+        for e in read_manifest(path)["runs"]:
+            if e.get("folder"):
+                name = FAILED_FILE if e.get("status") in FAILED_STATUSES else RESULTS_FILE
+                paths.append(Path(e["folder"]) / name)
     return paths
 
 
