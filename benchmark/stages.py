@@ -8,6 +8,7 @@ recux.plugins.tasks.offline_ranking for how the default task chains them.
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
 import uuid
@@ -32,6 +33,8 @@ from recux.ranking import rank_topk
 from recux.record import ResultsRecord
 from recux.results import RunArtifacts, config_hash, library_versions
 from recux.seeding import seed_everything  # noqa: F401  (a stage helper tasks use)
+
+log = logging.getLogger("recux")
 
 # ----------------------------------------------------------------------------------------------------------
 # Parse
@@ -191,16 +194,13 @@ def prepare_data(spec: RunSpec) -> PreparedData:
     )
 
 
-# The smallest test set a run is scored on (below it the numbers are noise, or a perfect score by construction):
-MIN_TEST_USERS = 2  # users with test items after the split (a mean over one user has no spread, no paired test)
-
-
 def check_protocol(spec: RunSpec, model_info: registry.PluginInfo, data: PreparedData) -> None:
     """Refuse a run whose split, cut-offs or test set cannot give meaningful numbers, before any fitting.
 
-    Thresholds: the catalogue holds more items than the largest cut-off; the split leaves at least
-    ``MIN_TEST_USERS`` test users; and some test user has more unmasked items than the largest cut-off (when
-    none has, every model ranks all of each user's candidates in the top k: recall@k is 1.0 by construction).
+    Thresholds: every cut-off (and the optimized metric's k) is smaller than the catalogue; the split leaves at
+    least one test user; and at least one test user has more unmasked items than the largest cut-off (when none
+    has, every model puts all of each user's candidates in the top k: recall@k is 1.0 by construction, which is
+    what a one-user file of 30 rows gave). Test users with no more candidates than k are counted in a warning.
     """
     split, dataset = data.split, data.dataset
     if model_info.meta.get("protocol") == "sequential" and not split.time_ordered:
@@ -210,53 +210,63 @@ def check_protocol(spec: RunSpec, model_info: registry.PluginInfo, data: Prepare
             f"Use `recux experiment={spec.model.name}` (leave-last-one-out), or add `split=loo` (or "
             "split=temporal)."
         )
-    _check_cutoffs(spec, dataset.n_items)
     if len(data.test_users) == 0:
         raise ConfigError(
             f"the split '{split.protocol}' left no test interactions (dataset {dataset.n_users} users, "
             f"{len(dataset.interactions)} interactions, {_per_user(dataset)} per user). {_split_hint(spec, data)}"
         )
-    if len(data.test_users) < MIN_TEST_USERS:
-        raise ConfigError(
-            f"the split '{split.protocol}' left {len(data.test_users)} test user(s); recux needs at least "
-            f"{MIN_TEST_USERS} to report a mean over users (dataset {dataset.n_users} users, {dataset.n_items} "
-            f"items). Use a dataset with more users, or users with more interactions."
-        )
-    _check_candidates(spec, data)
+    candidates = _candidates(spec, data)
+    _check_cutoffs(spec, dataset.n_items, candidates)
+    _check_candidates(spec, data, candidates)
 
 
-def _check_cutoffs(spec: RunSpec, n_items: int) -> None:
-    """Every cut-off (and the optimized metric's k) must be smaller than the catalogue; the message suggests
-    the configured cut-offs that fit."""
+def _candidates(spec: RunSpec, data: PreparedData) -> np.ndarray:
+    """For each test user, the items left to rank once training (and, by eval.exclude_valid, validation)
+    items are masked."""
+    masked = data.train_csr + data.valid_csr if spec.exclude_valid else data.train_csr
+    return data.dataset.n_items - np.diff(masked.tocsr().indptr)[data.test_users]
+
+
+def _fitting_ks(spec: RunSpec, limit: int) -> str:
+    """``metrics.ks=[...]`` of the configured cut-offs below ``limit`` (else 1, 5 or 10 below it), and the
+    optimized metric at the largest of them when its own k does not fit."""
+    fits = [k for k in spec.ks if k < limit] or [k for k in (1, 5, 10) if k < limit] or [1]
+    hint = f"metrics.ks=[{','.join(map(str, fits))}]"
+    if spec.optimized.k >= limit:
+        hint += f" optimized_metric={spec.optimized.metric}@{max(fits)}"
+    return hint
+
+
+def _check_cutoffs(spec: RunSpec, n_items: int, candidates: np.ndarray) -> None:
+    """Every cut-off (and the optimized metric's k) must be smaller than the catalogue; the suggested cut-offs
+    also leave the median test user more items to rank than k."""
     too_big = [k for k in (*spec.ks, spec.optimized.k) if k >= n_items]
     if not too_big:
         return
-    fits = [k for k in spec.ks if k < n_items] or [k for k in (1, 5, 10) if k < n_items] or [1]
-    opt = spec.optimized
-    hint = f"metrics.ks=[{','.join(map(str, fits))}]"
-    if opt.k >= n_items:
-        hint += f" optimized_metric={opt.metric}@{max(fits)}"
-    setting = "metrics.ks" if max(spec.ks) >= n_items else "optimized_metric"
+    setting = "metrics.ks contains" if max(spec.ks) >= n_items else "optimized_metric asks for"
+    limit = min(n_items, int(np.median(candidates)))
     raise ConfigError(
-        f"{setting} asks for k={max(too_big)}, but the catalogue has {n_items} items after preprocessing: a "
-        f"cut-off must be smaller than the number of items (at k >= {n_items} every item is recommended). "
-        f"Use {hint}."
+        f"{setting} k={max(too_big)}, larger than the catalogue allows ({n_items} items after preprocessing; a "
+        f"cut-off must be smaller than the number of items: at k >= {n_items} every item is recommended). "
+        f"Use {_fitting_ks(spec, limit)}."
     )
 
 
-def _check_candidates(spec: RunSpec, data: PreparedData) -> None:
+def _check_candidates(spec: RunSpec, data: PreparedData, candidates: np.ndarray) -> None:
     """Refuse when every test user has at most max(ks) unmasked items: the top k is then all of them."""
-    masked = data.train_csr + data.valid_csr if spec.exclude_valid else data.train_csr
-    seen = np.diff(masked.tocsr().indptr)[data.test_users]
-    candidates = data.dataset.n_items - seen
-    k = max(spec.ks)
-    if int(candidates.max()) <= k:
+    k, most = max(spec.ks), int(candidates.max())
+    if most <= k:
         raise ConfigError(
-            f"every test user has at most {int(candidates.max())} items left to rank after masking their training"
-            f"{' and validation' if spec.exclude_valid else ''} items, no more than the largest cut-off k={k}: "
-            f"every model would score recall@{k} = 1.0. Use smaller cut-offs (metrics.ks=[...] below "
-            f"{int(candidates.max())}) or a dataset with more items ({data.dataset.n_items} now)."
+            f"each of the {len(candidates)} test user(s) has at most {most} items left to rank after masking "
+            f"their training{' and validation' if spec.exclude_valid else ''} items, no more than the largest "
+            f"cut-off k={k}: every model would score recall@{k} = 1.0. Use a dataset with more items or users "
+            f"({data.dataset.n_users} users, {data.dataset.n_items} items now), or smaller cut-offs: "
+            f"{_fitting_ks(spec, int(np.median(candidates)))}."
         )
+    trivial = int((candidates <= k).sum())
+    if trivial:
+        log.warning("%d of %d test users have at most k=%d items left to rank: their recall@%d is 1.0 whatever "
+                    "the model", trivial, len(candidates), k, k)
 
 
 def _per_user(dataset: Dataset) -> str:
