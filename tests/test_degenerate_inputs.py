@@ -215,3 +215,27 @@ def test_unused_trainer_does_not_split_variants_and_the_device_that_ran_is_recor
 def test_trainer_settings_still_separate_lightning_variants():
     bpr = OmegaConf.to_container(compose_cfg(["model=bpr"]))
     assert identity.variant_hash(bpr) != identity.variant_hash({**bpr, "trainer": {**bpr["trainer"], "devices": 2}})
+
+
+# ---- README: the dataset=files example runs as written ---------------------------------------------------------
+
+
+def test_readme_files_example_runs_as_written(tmp_path):
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Your own data (`dataset=files`)", 1)[1]
+    command = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1).replace("\\\n", " ")
+    args = shlex.split(command)[1:]  # as a shell hands them over (dataset.separator='\t' arrives as \t)
+    assert "dataset.separator=\\t" in args
+    rng = np.random.default_rng(0)
+    rows = [(u, int(i), int(rng.integers(1, 6)), 1000 + n) for u in range(1, 51)
+            for n, i in enumerate(rng.choice(60, 30, replace=False))]
+    path = tmp_path / "ratings.txt"
+    write_csv(path, rows, header=("userId", "movieId", "rating", "timestamp"), sep="\t")
+    args = [f"dataset.path={path}" if a.startswith("dataset.path=") else a for a in args]
+    results, _ = run(tmp_path, args)
+    positives = sum(r >= 4 for _, _, r, _ in rows)
+    assert results["dataset"]["name"] == "my-ratings" and results["model"]["name"] == "ease"
+    assert results["dataset"]["n_interactions"] == positives
+    assert results["split"]["n_train"] + results["split"]["n_valid"] + results["split"]["n_test"] == positives
