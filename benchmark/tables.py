@@ -122,15 +122,15 @@ class Table:
         return table
 
     def refuse_header_row(self, names: tuple[str, ...] = ()) -> None:
-        """Refuse a file read without a header whose first row is one: in some column it is not a number
-        while every other row is, or it holds one of ``names`` (column names such as user_id)."""
+        """Refuse a file read without a header whose first row is one: it holds one of ``names`` (column names
+        such as user_id), or none of its values is a number while some column is all numbers below it."""
         if self.df.height == 0:
             return
         first = [v for c, v in self.df.row(0, named=True).items() if c != "__row"]
         texts = [str(v).strip() for v in first if isinstance(v, str)]
-        named = [t for t in texts if t.lower() in {n.lower() for n in names}]
-        looks = bool(named)
-        if not looks and self.df.height > 1:
+        looks = any(t.lower() in {n.lower() for n in names} for t in texts)
+        all_text = len(texts) == len(first) and not any(_numeric(t) for t in texts)
+        if not looks and all_text and self.df.height > 1:
             for c in self.columns:
                 col = self.df[c]
                 if col.dtype != pl.String or col[0] is None or _numeric(str(col[0]).strip()):

@@ -239,3 +239,9 @@ def test_readme_files_example_runs_as_written(tmp_path):
     assert results["dataset"]["name"] == "my-ratings" and results["model"]["name"] == "ease"
     assert results["dataset"]["n_interactions"] == positives
     assert results["split"]["n_train"] + results["split"]["n_valid"] + results["split"]["n_test"] == positives
+
+
+def test_a_first_row_with_a_missing_rating_is_data_not_a_header(tmp_path):
+    path = write_csv(tmp_path / "na.csv", [(1, 10, "NA"), (2, 20, 4), (3, 10, 5)], header=None)
+    with pytest.raises(DataError, match="line 1: value 'NA'"):  # reported as a bad rating, not as a header
+        load(path=str(path), has_header=False, user_col=0, item_col=1, rating_col=2)
