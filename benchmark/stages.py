@@ -200,7 +200,8 @@ def check_protocol(spec: RunSpec, model_info: registry.PluginInfo, data: Prepare
     Thresholds: every cut-off (and the optimized metric's k) is smaller than the catalogue; the split leaves at
     least one test user; and at least one test user has more unmasked items than the largest cut-off (when none
     has, every model puts all of each user's candidates in the top k: recall@k is 1.0 by construction, which is
-    what a one-user file of 30 rows gave). Test users with no more candidates than k are counted in a warning.
+    what a one-user file of 30 rows gave), and not all of them are test items for every test user (then every
+    ranking scores the same). Test users with no more candidates than k are counted in a warning.
     """
     split, dataset = data.split, data.dataset
     if model_info.meta.get("protocol") == "sequential" and not split.time_ordered:
@@ -260,8 +261,16 @@ def _check_candidates(spec: RunSpec, data: PreparedData, candidates: np.ndarray)
             f"each of the {len(candidates)} test user(s) has at most {most} items left to rank after masking "
             f"their training{' and validation' if spec.exclude_valid else ''} items, no more than the largest "
             f"cut-off k={k}: every model would score recall@{k} = 1.0. Use a dataset with more items or users "
-            f"({data.dataset.n_users} users, {data.dataset.n_items} items now), or smaller cut-offs: "
-            f"{_fitting_ks(spec, int(np.median(candidates)))}."
+            f"({data.dataset.n_users} users, {data.dataset.n_items} items now)"
+            + (f", or smaller cut-offs: {_fitting_ks(spec, int(np.median(candidates)))}."
+               if min(spec.ks) < np.median(candidates) else ".")
+        )
+    n_test = np.diff(data.test_csr.indptr)[data.test_users]
+    if bool(np.all(candidates <= n_test)):
+        raise ConfigError(
+            f"every item left to rank for each of the {len(candidates)} test user(s) is one of their test items, "
+            "so every ranking scores the same (precision 1.0). Use a dataset with more items or users "
+            f"({data.dataset.n_users} users, {data.dataset.n_items} items now)."
         )
     trivial = int((candidates <= k).sum())
     if trivial:

@@ -58,6 +58,8 @@ def test_one_user_file_is_refused_instead_of_scoring_a_perfect_one(tmp_path):
         run(tmp_path, files_run(path))
     assert "at most 3 items left to rank" in str(err.value)
     assert not (tmp_path / "run" / "results.json").exists()
+    with pytest.raises(ConfigError, match="every ranking scores the same"):  # small cut-offs: still no contest
+        run(tmp_path, files_run(path, "metrics.ks=[1,2]", "optimized_metric=ndcg@1"), "small_k")
 
 
 def test_catalogue_too_small_for_the_cut_offs_suggests_a_list_that_runs(tmp_path):
