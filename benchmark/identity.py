@@ -15,8 +15,9 @@ keys and keys set to null, which mean "not set", e.g. ``trainer.max_epochs: null
 drives early stopping). Only models trained with Lightning (``training="lightning"``) use the trainer: for every
 other model the trainer settings are replaced by the default trainer's (``UNUSED_TRAINER``, what conf/trainer/cpu
 contributed to every earlier run), so ``trainer=gpu`` on EASE is the same variant as a default run, and existing
-hashes stay as they were. The device a run actually used is recorded in its results (``device``). Seeds, loggers, batch sizes and output settings are in
-neither (they do not change results, or, for the seed, are what the leaderboard aggregates over).
+hashes stay as they were. The device a run actually used is recorded in its results (``device``). Seeds,
+loggers, batch sizes and output settings are in neither (they do not change results, or, for the seed, are what
+the leaderboard aggregates over).
 
 Both are computed from a run's resolved config, so results written before these hashes existed (schema 1, whose
 ``config`` is stored) get the same hashes as new runs of the same settings.
