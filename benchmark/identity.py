@@ -8,9 +8,16 @@ only there; within a section rows are variants. The data hash covers
   - the preprocessing config, the split config, the evaluation mask (``eval.exclude_valid``),
   - the task config (another kind of experiment is another table).
 The metric cut-offs (``metrics``) are not data: they choose which columns exist, not what the values are.
+A dataset plugin may declare ``added_defaults`` ({parameter: value}): parameters added after runs were published,
+left out of the data hash while at that value (it reads the data as before), so earlier runs keep their hash.
 The variant hash covers the model, the fine-tuning strategy, the trainer settings (minus progress-bar display
-keys) and ``optimized_metric`` (it drives early stopping). Seeds, loggers, batch sizes and output settings are in
-neither (they do not change results, or, for the seed, are what the leaderboard aggregates over).
+keys and keys set to null, which mean "not set", e.g. ``trainer.max_epochs: null``) and ``optimized_metric`` (it
+drives early stopping). Only models trained with Lightning (``training="lightning"``) use the trainer: for every
+other model the trainer settings are replaced by the default trainer's (``UNUSED_TRAINER``, what conf/trainer/cpu
+contributed to every earlier run), so ``trainer=gpu`` on EASE is the same variant as a default run, and existing
+hashes stay as they were. The device a run actually used is recorded in its results (``device``). Seeds,
+loggers, batch sizes and output settings are in neither (they do not change results, or, for the seed, are what
+the leaderboard aggregates over).
 
 Both are computed from a run's resolved config, so results written before these hashes existed (schema 1, whose
 ``config`` is stored) get the same hashes as new runs of the same settings.
@@ -27,6 +34,20 @@ DEFAULT_TASK = "offline_ranking"
 DEFAULT_OPTIMIZED_METRIC = "ndcg@10"
 DISPLAY_KEYS = ("display_name",)  # dataset config keys that name the data without changing it
 _TRAINER_DISPLAY_KEYS = ("enable_progress_bar", "progress_refresh_rate")
+UNUSED_TRAINER = {"accelerator": "cpu", "devices": 1}  # stands for the trainer of a model that does not use one
+
+
+def _plugin_meta(kind: str, name: Any) -> dict[str, Any] | None:
+    """A plugin's registered metadata, or None when no name is given or the plugin is not installed here."""
+    from recux import registry
+    from recux.errors import PluginError
+
+    if name is None:
+        return None
+    try:
+        return dict(registry.get(kind, str(name)).meta)
+    except PluginError:
+        return None
 
 
 def _fetch_params(dataset_plugin: str | None) -> tuple[str, ...]:
@@ -42,10 +63,16 @@ def _fetch_params(dataset_plugin: str | None) -> tuple[str, ...]:
         return ()
 
 
+def _added_defaults(dataset: Mapping[str, Any]) -> list[str]:
+    """The dataset's parameters that sit at their declared ``added_defaults`` value (left out of the hash)."""
+    added = (_plugin_meta("dataset", dataset.get("name")) or {}).get("added_defaults") or {}
+    return [k for k, v in added.items() if k in dataset and dataset[k] == v]
+
+
 def data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that define a run's data and protocol (see the module docstring), as a plain dict."""
     dataset = dict(config.get("dataset") or {})
-    for key in (*DISPLAY_KEYS, *_fetch_params(dataset.get("name"))):
+    for key in (*DISPLAY_KEYS, *_fetch_params(dataset.get("name")), *_added_defaults(dataset)):
         dataset.pop(key, None)
     return {
         "task": dict(config.get("task") or {"name": DEFAULT_TASK}),
@@ -67,7 +94,11 @@ def _by_class_name(node: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def variant_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that define a variant within a data section: model, fine-tuning, training."""
-    trainer = {k: v for k, v in dict(config.get("trainer") or {}).items() if k not in _TRAINER_DISPLAY_KEYS}
+    trainer = {k: v for k, v in dict(config.get("trainer") or {}).items()
+               if k not in _TRAINER_DISPLAY_KEYS and v is not None}
+    model_meta = _plugin_meta("model", (config.get("model") or {}).get("name"))
+    if model_meta is not None and model_meta.get("training") != "lightning":
+        trainer = dict(UNUSED_TRAINER)
     return {
         "model": dict(config.get("model") or {}),
         "finetune": dict(config.get("finetune") or {}),

@@ -52,6 +52,7 @@ class ResultsRecord:
     valid_metrics: dict[str, float] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
+    device: dict[str, Any] = field(default_factory=dict)  # where the model ran (stages.actual_device)
     peak_memory_mb: float | None = None
     versions: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from recux.errors import ConfigError, PluginError
+from recux.errors import ConfigError, PluginError, RecuxError
 
 ENTRY_POINT_GROUP = "recux.plugins"
 KINDS = ("dataset", "model", "finetune", "metric", "task")
@@ -70,8 +70,10 @@ class PluginInfo:
                 )
         try:
             return self.obj(**params)
+        except RecuxError:
+            raise  # its message already names the setting and the fix
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{self.kind} '{self.name}' rejected its parameters {params}: {exc}") from exc
+            raise ConfigError(f"{self.kind} '{self.name}' rejected its parameters: {exc}") from exc
 
 
 _REGISTRY: dict[str, dict[str, PluginInfo]] = {k: {} for k in KINDS}
@@ -120,7 +122,8 @@ def register(kind: str, name: str, **meta: Any) -> Callable[[Any], Any]:
     Fine-tuning metadata: ``baseline`` (bool, default False): the reference strategy (training from scratch);
     a variant's label names the strategy only when it is not the baseline.
     Dataset metadata: ``fetch_params`` (parameter names that say how to obtain the data, not which data, e.g.
-    a download timeout): left out of the data hash that keys leaderboard sections.
+    a download timeout): left out of the data hash that keys leaderboard sections; ``added_defaults``
+    ({parameter: value}): parameters added later, left out of the data hash while at that value.
     Task metadata: none (a task is a class with ``run(spec, cfg, run_dir)``; see recux.task).
     """
     if kind not in KINDS:

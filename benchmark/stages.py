@@ -8,6 +8,7 @@ recux.plugins.tasks.offline_ranking for how the default task chains them.
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
 import uuid
@@ -32,6 +33,8 @@ from recux.ranking import rank_topk
 from recux.record import ResultsRecord
 from recux.results import RunArtifacts, library_versions, run_config_hash
 from recux.seeding import seed_everything  # noqa: F401  (a stage helper tasks use)
+
+log = logging.getLogger("recux")
 
 # ----------------------------------------------------------------------------------------------------------
 # Parse
@@ -192,7 +195,14 @@ def prepare_data(spec: RunSpec) -> PreparedData:
 
 
 def check_protocol(spec: RunSpec, model_info: registry.PluginInfo, data: PreparedData) -> None:
-    """Refuse a run whose split, cut-offs or test set cannot give meaningful numbers, before any fitting."""
+    """Refuse a run whose split, cut-offs or test set cannot give meaningful numbers, before any fitting.
+
+    Thresholds: every cut-off (and the optimized metric's k) is smaller than the catalogue; the split leaves at
+    least one test user; and at least one test user has more unmasked items than the largest cut-off (when none
+    has, every model puts all of each user's candidates in the top k: recall@k is 1.0 by construction, which is
+    what a one-user file of 30 rows gave), and not all of them are test items for every test user (then every
+    ranking scores the same). Test users with no more candidates than k are counted in a warning.
+    """
     split, dataset = data.split, data.dataset
     if model_info.meta.get("protocol") == "sequential" and not split.time_ordered:
         raise ConfigError(
@@ -201,17 +211,146 @@ def check_protocol(spec: RunSpec, model_info: registry.PluginInfo, data: Prepare
             f"Use `recux experiment={spec.model.name}` (leave-last-one-out), or add `split=loo` (or "
             "split=temporal)."
         )
-    if max(spec.ks) > dataset.n_items:
-        raise ConfigError(
-            f"metrics.ks contains k={max(spec.ks)}, larger than the catalogue ({dataset.n_items} items after "
-            f"preprocessing). Use cut-offs <= {dataset.n_items}, e.g. metrics.ks=[5,10,20]."
-        )
     if len(data.test_users) == 0:
         raise ConfigError(
             f"the split '{split.protocol}' left no test interactions (dataset {dataset.n_users} users, "
-            f"{len(dataset.interactions)} interactions). Use a dataset with more interactions per user or "
-            "another split (split=random)."
+            f"{len(dataset.interactions)} interactions, {_per_user(dataset)} per user). {_split_hint(spec, data)}"
         )
+    candidates = _candidates(spec, data)
+    _check_cutoffs(spec, dataset.n_items, candidates)
+    _check_candidates(spec, data, candidates)
+
+
+def _candidates(spec: RunSpec, data: PreparedData) -> np.ndarray:
+    """For each test user, the items left to rank once training (and, by eval.exclude_valid, validation)
+    items are masked."""
+    masked = data.train_csr + data.valid_csr if spec.exclude_valid else data.train_csr
+    return data.dataset.n_items - np.diff(masked.tocsr().indptr)[data.test_users]
+
+
+def _fitting_ks(spec: RunSpec, limit: int) -> str:
+    """``metrics.ks=[...]`` of the configured cut-offs below ``limit`` (else 1, 5 or 10 below it), and the
+    optimized metric at the largest of them when its own k does not fit."""
+    fits = [k for k in spec.ks if k < limit] or [k for k in (1, 5, 10) if k < limit] or [1]
+    hint = f"metrics.ks=[{','.join(map(str, fits))}]"
+    if spec.optimized.k >= limit:
+        hint += f" optimized_metric={spec.optimized.metric}@{max(fits)}"
+    return hint
+
+
+def _check_cutoffs(spec: RunSpec, n_items: int, candidates: np.ndarray) -> None:
+    """Every cut-off (and the optimized metric's k) must be smaller than the catalogue; the suggested cut-offs
+    also leave the median test user more items to rank than k."""
+    too_big = [k for k in (*spec.ks, spec.optimized.k) if k >= n_items]
+    if not too_big:
+        return
+    setting = "metrics.ks contains" if max(spec.ks) >= n_items else "optimized_metric asks for"
+    limit = min(n_items, int(np.median(candidates)))
+    raise ConfigError(
+        f"{setting} k={max(too_big)}, larger than the catalogue allows ({n_items} items after preprocessing; a "
+        f"cut-off must be smaller than the number of items: at k >= {n_items} every item is recommended). "
+        f"Use {_fitting_ks(spec, limit)}."
+    )
+
+
+def _check_candidates(spec: RunSpec, data: PreparedData, candidates: np.ndarray) -> None:
+    """Refuse when every test user has at most max(ks) unmasked items: the top k is then all of them."""
+    k, most = max(spec.ks), int(candidates.max())
+    if most <= k:
+        raise ConfigError(
+            f"each of the {len(candidates)} test user(s) has at most {most} items left to rank after masking "
+            f"their training{' and validation' if spec.exclude_valid else ''} items, no more than the largest "
+            f"cut-off k={k}: every model would score recall@{k} = 1.0. Use a dataset with more items or users "
+            f"({data.dataset.n_users} users, {data.dataset.n_items} items now)"
+            + (f", or smaller cut-offs: {_fitting_ks(spec, int(np.median(candidates)))}."
+               if min(spec.ks) < np.median(candidates) else ".")
+        )
+    n_test = np.diff(data.test_csr.indptr)[data.test_users]
+    if bool(np.all(candidates <= n_test)):
+        raise ConfigError(
+            f"every item left to rank for each of the {len(candidates)} test user(s) is one of their test items, "
+            "so every ranking scores the same (precision 1.0). Use a dataset with more items or users "
+            f"({data.dataset.n_users} users, {data.dataset.n_items} items now)."
+        )
+    trivial = int((candidates <= k).sum())
+    if trivial:
+        log.warning("%d of %d test users have at most k=%d items left to rank: their recall@%d is 1.0 whatever "
+                    "the model", trivial, len(candidates), k, k)
+
+
+def _per_user(dataset: Dataset) -> str:
+    counts = dataset.interactions.user_counts()
+    return f"median {float(np.median(counts)):g}, max {int(counts.max())}" if len(counts) else "none"
+
+
+def _split_hint(spec: RunSpec, data: PreparedData) -> str:
+    """What can give test data under the split in use (never the split itself)."""
+    node = spec.resolved.get("split") or {}
+    target = str(node.get("_target_", "")).rsplit(".", 1)[-1]
+    has_time = data.dataset.interactions.timestamp is not None
+    if "ratios" in node:  # per-user random or temporal ratios: a user gets a test item from about 1/test share
+        r = [float(x) for x in node["ratios"]]
+        need = int(np.ceil(0.5 / r[2])) if r[2] > 0 else None
+        hint = (f"split.ratios={r} gives a user a test item only from about {need} interactions; "
+                if need else "split.ratios has no test share; ")
+        hint += "raise the test share (e.g. split.ratios=[0.6,0.2,0.2]) or keep heavier users " \
+                "(preprocess.min_user_interactions=...)"
+    elif target == "LeaveLastOut":
+        hint = "leave-last-one-out needs at least 3 interactions per user; " \
+               + ("use split=global_temporal or split=random" if has_time else "use split=random")
+    elif target == "GlobalTemporalSplit":
+        hint = "the time cut keeps only test users and items seen before it; lower split.test_quantile or " \
+               "use split=random"
+    else:
+        hint = "use another split (conf/split: random, temporal, loo, global_temporal)"
+    return hint + "."
+
+
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+def check_model_settings(spec: RunSpec, model_info: registry.PluginInfo) -> None:
+    """Before any data is loaded: the model's hyper-parameters pass its constructor's checks (e.g. a negative
+    learning rate is refused there), and a Lightning model's trainer asks for hardware this machine has (e.g.
+    ``trainer=gpu`` needs torch to see a GPU). Models that do not train with Lightning ignore the trainer."""
+    model_info.build(spec.model.params)  # constructors only check and store settings: cheap, no data
+    if model_info.meta.get("training") != "lightning":
+        return
+    trainer = spec.resolved.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    if accelerator not in GPU_ACCELERATORS:
+        return
+    import torch
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    devices = trainer.get("devices", 1)
+    want = have if devices in ("auto", -1, "-1") else (len(devices) if isinstance(devices, (list, tuple))
+                                                      else int(devices))
+    if have == 0 or want > have:
+        raise ConfigError(
+            f"trainer.accelerator={trainer.get('accelerator')} asks for {want or 'a'} GPU(s), but torch sees "
+            f"{have} on this machine (torch {torch.__version__}, CUDA {torch.version.cuda or 'not built'}). Use "
+            "trainer=cpu, or run where a GPU is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)."
+        )
+
+
+def actual_device(spec: RunSpec, model_info: registry.PluginInfo) -> dict[str, Any]:
+    """Where the model was fitted and scored: Lightning models on the trainer's accelerator (checked by
+    check_model_settings; ``auto`` resolved as Lightning does: a GPU when torch sees one), every other model on the
+    CPU whatever the trainer says (``trainer_used`` false)."""
+    if model_info.meta.get("training") != "lightning":
+        return {"accelerator": "cpu", "devices": 1, "trainer_used": False}
+    trainer = spec.resolved.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    import torch
+
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    out: dict[str, Any] = {"accelerator": "gpu" if accelerator in GPU_ACCELERATORS else accelerator,
+                           "devices": trainer.get("devices", 1), "trainer_used": True}
+    if out["accelerator"] == "gpu":
+        out["name"] = torch.cuda.get_device_name(0)
+    return out
 
 
 def write_split(data: PreparedData, art: RunArtifacts) -> None:
@@ -412,7 +551,8 @@ def results_record(spec: RunSpec, ident: RunIdentity, model_info: registry.Plugi
         valid_metrics=best_validation(fitted),
         users={"evaluated": report.n_evaluated,
                "excluded_empty_test": int(dataset.n_users - len(data.test_users)) + report.n_excluded_empty},
-        timing=run_timing, peak_memory_mb=round(peak_memory_mb(), 1), versions=library_versions(),
+        timing=run_timing, device=actual_device(spec, model_info), peak_memory_mb=round(peak_memory_mb(), 1),
+        versions=library_versions(),
         config=spec.resolved,
         files={"per_user_metrics": "per_user_metrics.parquet", "recommendations": "recommendations.parquet",
                "split": "split/"},

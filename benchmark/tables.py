@@ -6,6 +6,11 @@ Used by the ``files`` dataset and by ``recux-evaluate``. Separator rule (the onl
 2. otherwise the extension decides: ``.csv`` -> ``,``; ``.tsv`` and ``.tab`` -> tab; ``.parquet``/``.pq`` are Parquet;
 3. any other extension is refused with an error asking for the separator (nothing is guessed from the content).
 
+A separator given as an escape (``'\\t'``, as ``dataset.separator='\\t'`` arrives from a shell) or as a name
+(``tab``) is decoded first. When a column is missing and the file came back as one column holding another
+separator, the error says the separator looks wrong and how to set it. A file read with ``has_header=false``
+whose first row looks like a header (non-numeric where every other row is numeric) is refused.
+
 Text files are read with every column as text (``infer=True`` lets polars type the columns, for feature files);
 blank lines are dropped; a ragged or badly quoted row is reported with its line number.
 """
@@ -22,24 +27,39 @@ from recux.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "\\s": " ", "space": " ", "comma": ",", "semicolon": ";", "pipe": "|"}
 Column = str | int
+
+
+def decode_separator(separator: str | None, setting: str = "dataset.separator") -> str | None:
+    """The one-character separator meant by ``separator``: itself, or the character an escape or name stands
+    for ('\\t' and 'tab' are a tab). Anything else longer than one character is refused, naming ``setting``."""
+    if separator is None:
+        return None
+    sep = SEPARATOR_NAMES.get(str(separator).lower(), str(separator))
+    if len(sep.encode()) != 1:
+        raise DataError(f"{setting}={separator!r} must be one character, e.g. {setting}=',' or {setting}='\\t' "
+                        "(tab); convert the file first if it uses a longer separator")
+    return sep
 
 
 class Table:
     """A file read as text columns, with a way back from a row index to the file's line number."""
 
-    def __init__(self, path: Path, df: pl.DataFrame, sep: str | None, has_header: bool) -> None:
+    def __init__(self, path: Path, df: pl.DataFrame, sep: str | None, has_header: bool,
+                 separator_setting: str = "dataset.separator") -> None:
         self.path, self.df, self.sep, self.has_header = path, df, sep, has_header
+        self.separator_setting = separator_setting
 
     @classmethod
     def read(cls, path_str: str | Path, separator: str | None = None, has_header: bool = True, infer: bool = False,
              *, path_setting: str = "dataset.path", separator_setting: str = "dataset.separator",
-             what: str = "data file") -> Table:
+             what: str = "data file", header_names: tuple[str, ...] = ()) -> Table:
         """Read ``path_str``; the separator follows the rule in the module docstring. ``path_setting`` and
         ``separator_setting`` name the settings that error messages tell the user to fix; ``what`` names the
-        file's role ("data file", "recommendations file", ...)."""
-        if separator is not None and len(separator.encode()) != 1:
-            raise DataError(f"{separator_setting}={separator!r} must be one character (e.g. ',' or '\\t')")
+        file's role ("data file", "recommendations file", ...). Without a header, a first row holding one of
+        ``header_names`` (or text above numbers) is refused as a header."""
+        separator = decode_separator(separator, separator_setting)
         path = Path(path_str).expanduser()
         if not path.exists():
             raise DataError(
@@ -84,7 +104,7 @@ class Table:
                     f"cannot parse {path} (separator {sep!r}): {str(exc).splitlines()[0]}. "
                     "Check the separator, quoting and encoding (UTF-8)."
                 ) from exc
-            table = cls(path, df, sep, has_header)
+            table = cls(path, df, sep, has_header, separator_setting)
             if df.height and df.null_count().sum_horizontal().item():
                 ragged = _find_ragged(path, sep)
                 if ragged is not None:
@@ -97,7 +117,34 @@ class Table:
             table.df = table.df.with_row_index("__row")
         if table.df.height == 0:
             raise DataError(f"{what} {path} has no data rows (only a header?). Add rows to it.")
+        if not table.has_header:
+            table.refuse_header_row(header_names)
         return table
+
+    def refuse_header_row(self, names: tuple[str, ...] = ()) -> None:
+        """Refuse a file read without a header whose first row is one: it holds one of ``names`` (column names
+        such as user_id), or none of its values is a number while some column is all numbers below it."""
+        if self.df.height == 0:
+            return
+        first = [v for c, v in self.df.row(0, named=True).items() if c != "__row"]
+        texts = [str(v).strip() for v in first if isinstance(v, str)]
+        looks = any(t.lower() in {n.lower() for n in names} for t in texts)
+        all_text = len(texts) == len(first) and not any(_numeric(t) for t in texts)
+        if not looks and all_text and self.df.height > 1:
+            for c in self.columns:
+                col = self.df[c]
+                if col.dtype != pl.String or col[0] is None or _numeric(str(col[0]).strip()):
+                    continue
+                rest = col[1:].drop_nulls().str.strip_chars()
+                if rest.len() and rest.cast(pl.Float64, strict=False).null_count() == 0:
+                    looks = True
+                    break
+        if looks:
+            raise DataError(
+                f"{self.path}, line 1 looks like a header ({', '.join(repr(t) for t in texts)}) but the file is "
+                "read with has_header=false, so it would load as an interaction. Set dataset.has_header=true "
+                "(and name the columns, e.g. dataset.user_col=user_id), or remove that line."
+            )
 
     @property
     def columns(self) -> list[str]:
@@ -121,11 +168,29 @@ class Table:
                 )
             elif all(_numeric(c) for c in cols):
                 hint = " The header looks like data: set has_header=false and use 0-based column positions."
+            other = self._other_separator()
+            if other is not None:
+                raise DataError(
+                    f"column '{col}' ({setting}) is not in {self.path}: read with separator {self.sep!r} it has "
+                    f"{len(cols)} column(s) ({', '.join(repr(c) for c in cols)}), whose header holds {other!r}. "
+                    f"The separator looks wrong: set {self.separator_setting}={_shown(other)}."
+                )
             raise DataError(
                 f"column '{col}' ({setting}) is not in {self.path}; columns found: "
                 f"{', '.join(repr(c) for c in cols)}. Set {setting} to one of them.{hint}"
             )
         return self.df[col]
+
+    def _other_separator(self) -> str | None:
+        """A common separator other than the one used, found in every header name of a text file read as
+        one or two columns (a tab-separated file named .csv), else None."""
+        cols = self.columns
+        if self.sep is None or len(cols) > 2:
+            return None
+        for cand in ("\t", ";", "|", ",", " "):
+            if cand != self.sep and any(cand in c for c in cols):
+                return cand
+        return None
 
     def where(self, row: int) -> str:
         """'line N' for text files (1-based, as an editor shows it), 'row N' for Parquet."""
@@ -178,10 +243,33 @@ class Table:
             )
         return out
 
-    def timestamps(self, col: Column, setting: str) -> pl.Series:
+    def timestamps(self, col: Column, setting: str, drop_setting: str | None = None) -> pl.Series:
+        """Unix seconds (Int64) of column ``col``: numbers >= 0, or dates. A missing, non-numeric, infinite or
+        negative (sentinel) value is refused with its count and first line; ``drop_setting`` names the setting
+        that drops such rows instead (see ``invalid_timestamps``)."""
+        s, out, bad = self._timestamp_values(col, setting)
+        if bad.any():
+            drop = f"set {drop_setting}=drop to drop those rows, " if drop_setting else ""
+            self.fail(
+                s,
+                bad,
+                setting,
+                "a unix timestamp (seconds since 1970, >= 0)",
+                f"Timestamps must be numbers >= 0 or all dates; fix those rows, {drop}or set {setting}=null to "
+                "load without time.",
+            )
+        return out
+
+    def invalid_timestamps(self, col: Column, setting: str) -> pl.Series:
+        """Boolean mask of the rows whose timestamp ``timestamps`` would refuse."""
+        return self._timestamp_values(col, setting)[2]
+
+    def _timestamp_values(self, col: Column, setting: str) -> tuple[pl.Series, pl.Series, pl.Series]:
+        """(the column, its unix seconds as Int64 with nulls where invalid, the mask of invalid rows)."""
         s = self.column(col, setting)
         if s.dtype.is_temporal():
-            return _epoch_seconds(s)
+            out = _epoch_seconds(s)
+            return s, out, out.is_null()
         if s.dtype != pl.String:
             out = _cast_num(s)
         else:
@@ -190,18 +278,15 @@ class Table:
             if out.is_null().all() and s.is_not_null().any():  # dates written as text: parse them all or none
                 parsed = s.str.to_datetime(strict=False)
                 if parsed.null_count() == 0:
-                    return _epoch_seconds(parsed)
-        bad = out.is_null() | ~out.is_finite().fill_null(False)
-        if bad.any():
-            self.fail(
-                s,
-                bad,
-                setting,
-                "a unix timestamp",
-                "Timestamps must be numbers (seconds since 1970) or all dates; fix those rows or set "
-                f"{setting}=null to load without time.",
-            )
-        return out.floor().cast(pl.Int64)
+                    out = _epoch_seconds(parsed)
+                    return s, out, out.is_null()
+        bad = (out.is_null() | ~out.is_finite().fill_null(False) | (out < 0).fill_null(False)).fill_null(True)
+        return s, out.floor().cast(pl.Int64, strict=False), bad
+
+
+def _shown(sep: str) -> str:
+    """How to type ``sep`` on a command line."""
+    return "'\\t'" if sep == "\t" else repr(sep)
 
 
 def _cast_num(s: pl.Series) -> pl.Series:

@@ -1,7 +1,9 @@
 """Interactions from any CSV/TSV/Parquet file with configurable columns, plus optional feature files.
 
-Every input problem (missing file or column, non-numeric rating/timestamp, malformed row, empty file) is
-raised as a DataError that names the file, the line (or Parquet row) and the fix.
+Every input problem (missing file or column, non-numeric rating/timestamp, malformed row, empty file, a header
+row read as data, a wrong separator) is raised as a DataError that names the file, the line (or Parquet row) and
+the fix. Rows whose timestamp is missing, not a number or negative (a sentinel such as -5) are refused with their
+count and first line, or dropped with ``invalid_timestamps=drop`` (the count is recorded in the dataset info).
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import polars as pl
 
 from recux.data import Dataset
 from recux.download import sha256_file
-from recux.errors import DataError
+from recux.errors import ConfigError, DataError
 from recux.registry import register
-from recux.tables import Column, Table
+from recux.tables import Column, Table, decode_separator
+
+INVALID_TIMESTAMPS = ("error", "drop")
+# first-row values that mark a header when the file is read with has_header=false
+HEADER_NAMES = ("user", "item", "user_id", "item_id", "userid", "itemid", "rating", "timestamp", "time", "score")
 
 
-@register("dataset", "files")
+@register("dataset", "files", added_defaults={"invalid_timestamps": "error"})
 class FilesDataset:
     """Interactions from a CSV/TSV/Parquet file with configurable columns, plus optional feature files."""
 
@@ -37,11 +43,19 @@ class FilesDataset:
         user_features_path: str | None = None,
         user_id_col: Column = "user_id",
         display_name: str = "files",
+        invalid_timestamps: str = "error",
     ) -> None:
-        if separator is not None and len(separator.encode()) != 1:
-            raise ValueError(f"separator must be one character (got {separator!r}); convert the file first")
+        try:
+            separator = decode_separator(separator)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
         if user_col == item_col:
-            raise ValueError(f"user_col and item_col are both {user_col!r}; they must name different columns")
+            raise ConfigError(f"dataset.user_col and dataset.item_col are both {user_col!r}; they must name "
+                              "different columns")
+        if invalid_timestamps not in INVALID_TIMESTAMPS:
+            raise ConfigError(f"dataset.invalid_timestamps={invalid_timestamps!r}; use error (refuse the file) or "
+                              "drop (drop rows whose timestamp is missing, not a number or negative)")
+        self.invalid_timestamps = invalid_timestamps
         self.path = str(path)
         self.user_col, self.item_col = user_col, item_col
         self.rating_col, self.timestamp_col = rating_col, timestamp_col
@@ -55,7 +69,10 @@ class FilesDataset:
         self.name = display_name  # the dataset's name in results and leaderboards
 
     def load(self) -> Dataset:
-        table = Table.read(self.path, self.separator, self.has_header)
+        names = HEADER_NAMES + tuple(c for c in (self.user_col, self.item_col, self.rating_col,
+                                                 self.timestamp_col) if isinstance(c, str))
+        table = Table.read(self.path, self.separator, self.has_header, header_names=names)
+        dropped = self._drop_invalid_timestamps(table)
         cols: dict[str, pl.Series] = {
             "user_id": table.ids(self.user_col, "user_col"),
             "item_id": table.ids(self.item_col, "item_col"),
@@ -63,7 +80,7 @@ class FilesDataset:
         if self.rating_col is not None:
             cols["rating"] = table.floats(self.rating_col, "rating_col").cast(pl.Float32)
         if self.timestamp_col is not None:
-            cols["timestamp"] = table.timestamps(self.timestamp_col, "timestamp_col")
+            cols["timestamp"] = table.timestamps(self.timestamp_col, "timestamp_col", "dataset.invalid_timestamps")
         frame = pl.DataFrame(cols)
         info: dict[str, Any] = {
             "dataset": self.name,
@@ -78,6 +95,8 @@ class FilesDataset:
                 "timestamp": self.timestamp_col,
             },
         }
+        if dropped:
+            info["dropped_invalid_timestamps"] = dropped
         user_features = item_features = None
         if self.user_features_path:
             user_features = _features(
@@ -113,6 +132,19 @@ class FilesDataset:
                     .item()
                 )
         return ds
+
+    def _drop_invalid_timestamps(self, table: Table) -> int:
+        """With invalid_timestamps=drop, remove the rows whose timestamp is refused; returns how many."""
+        if self.timestamp_col is None or self.invalid_timestamps != "drop":
+            return 0
+        bad = table.invalid_timestamps(self.timestamp_col, "timestamp_col")
+        n_bad = int(bad.sum())
+        if n_bad == len(bad):
+            raise DataError(f"{table.path}: every row's timestamp is missing, not a number or negative, so "
+                            "invalid_timestamps=drop would drop them all. Fix the timestamp column (timestamp_col) "
+                            "or set dataset.timestamp_col=null.")
+        table.df = table.df.filter(~bad)
+        return n_bad
 
 
 def _features(

@@ -11,6 +11,7 @@ import numpy as np
 from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.lightning_model import LightningRecommender
+from recux.plugins.models._checks import check_rates
 from recux.sequences import windows
 
 
@@ -36,6 +37,7 @@ class SequentialRecommender(LightningRecommender):
                               f"{h['n_heads']}")
         if not (0.0 <= float(h["dropout"]) < 1.0 and 0.0 <= float(h["attn_dropout"]) < 1.0):
             raise ConfigError(f"{self.name}: dropout and attn_dropout must lie in [0, 1)")
+        check_rates(self.name, h["lr"], h.get("optimizer"), weight_decay=h["weight_decay"])
         if h["lr_schedule"] not in ("constant", "linear"):
             raise ConfigError(f"{self.name}: lr_schedule must be 'constant' or 'linear' (decay to 0 over "
                               f"max_epochs), got {h['lr_schedule']!r}")

@@ -8,6 +8,7 @@ from typing import Any
 from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.lightning_model import LightningRecommender
+from recux.plugins.models._checks import check_rates
 from recux.registry import register
 
 
@@ -48,6 +49,7 @@ class BPR(LightningRecommender):
             raise ConfigError(
                 "bpr: embedding_dim, batch_size, max_epochs, num_negatives and eval_every must be >= 1"
             )
+        check_rates("bpr", lr, optimizer, reg=reg, weight_decay=weight_decay)
         if sparse and weight_decay:
             raise ConfigError(
                 "bpr: weight_decay needs dense gradients; with sparse=true use reg (batch L2) instead"

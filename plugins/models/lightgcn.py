@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.lightning_model import LightningRecommender
+from recux.plugins.models._checks import check_rates
 from recux.registry import register
 
 
@@ -73,6 +74,7 @@ class LightGCN(LightningRecommender):
                 "lightgcn: embedding_dim, batch_size, max_epochs, num_negatives and eval_every must be >= 1 "
                 f"and n_layers >= 0 (got n_layers={n_layers}); fix conf/model/lightgcn.yaml or the override"
             )
+        check_rates("lightgcn", lr, optimizer, reg=reg)
         self.hparams: dict[str, Any] = dict(
             embedding_dim=int(embedding_dim), n_layers=int(n_layers), lr=float(lr), reg=float(reg),
             batch_size=int(batch_size), max_epochs=int(max_epochs), patience=int(patience),

@@ -12,6 +12,7 @@ from typing import Any
 from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.lightning_model import LightningRecommender
+from recux.plugins.models._checks import check_rates
 from recux.registry import register
 
 
@@ -54,6 +55,7 @@ class MultVAE(LightningRecommender):
                 f"multvae: need 0 <= dropout < 1, anneal_cap >= 0, total_anneal_steps >= 0 "
                 f"(got {dropout}, {anneal_cap}, {total_anneal_steps})"
             )
+        check_rates("multvae", lr, optimizer, weight_decay=weight_decay)
         self.hparams: dict[str, Any] = dict(
             hidden_dims=hidden, latent_dim=int(latent_dim), dropout=float(dropout), lr=float(lr),
             weight_decay=float(weight_decay), batch_size=int(batch_size),

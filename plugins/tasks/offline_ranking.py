@@ -27,6 +27,7 @@ class OfflineRanking(Task):
         stages.seed_everything(spec.seed)
         model_info = registry.get("model", spec.model.name)  # unknown names fail here, before any work
         check_finetune(model_info, registry.get("finetune", spec.finetune.name))  # e.g. lora on EASE: refused
+        stages.check_model_settings(spec, model_info)  # e.g. model.lr=-1, trainer=gpu without a GPU: refused
         from recux.evaluation import build_metrics
 
         metrics = build_metrics(spec.metric_specs)
