@@ -17,7 +17,7 @@ from typing import Any
 from recux.errors import ConfigError, PluginError, RecuxError
 
 ENTRY_POINT_GROUP = "recux.plugins"
-KINDS = ("dataset", "model", "finetune", "metric", "task")
+KINDS = ("dataset", "model", "finetune", "metric", "task", "encoder")
 
 # What a metric may need from the evaluation context.
 METRIC_NEEDS = frozenset({"topk", "ground_truth", "item_features", "train_popularity", "user_groups", "scores",

@@ -1,0 +1,3 @@
+"""Built-in text encoder plugins."""
+
+from recux.plugins.encoders import hf  # noqa: F401
