@@ -36,6 +36,11 @@ class FitContext:
     # weights to start from instead of a fresh initialisation (Lightning models): a state dict, or a file the
     # same model class saved; loaded before the fine-tuning strategy prepares the network
     init_from: str | Path | Mapping[str, Any] | None = None
+    # Text, for models registered with capability "text_encoder" (the pipeline fills these only for them):
+    encoder: Any = None  # a recux.encoder.TextEncoder (config group `encoder`)
+    item_texts: list[str] | None = None  # one text per item code, from the item-text template
+    # () -> (n_items, dim) float32 frozen embeddings of item_texts, cached on disk across runs
+    item_embeddings: Callable[[], np.ndarray] | None = None
 
 
 class Recommender(ABC):
