@@ -266,3 +266,59 @@ class GlobalTemporalSplit:
         part[cold] = 3  # in no part
         order = _time_order(inter, "split=global_temporal", seed)  # rows in time order: sequences agree
         return _make(inter, part, self.protocol, settings, order, self.time_ordered)
+
+
+@dataclass
+class ColdItemSplit:
+    """Cold-start items: a seeded share of the items is held out of training entirely.
+
+    ``cold_share`` of the items that occur in the interactions (rounded half up, at least one, never all) are
+    chosen by a seeded hash of their code (item codes are the sorted item ids, so the choice depends neither on
+    row order nor on how the data is stored); every interaction of a held-out item goes to test (the cold test
+    set). The remaining (warm) interactions are split per user by ``ratios`` as RandomSplit does (sizes from
+    ratio_sizes over each user's warm rows), into train, valid and the warm test set; the order within a user
+    is a seeded hash of (user, item), so the split is independent of row order (unlike RandomSplit's row
+    permutation). Validation therefore never holds a cold item: it is for model selection on what can be
+    trained. A user whose items are all cold has no training rows (only cold test rows).
+    """
+
+    cold_share: float = 0.2
+    ratios: Sequence[float] = (0.8, 0.1, 0.1)
+    time_ordered: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        self.ratios = _check_ratios(self.ratios, "split")
+        try:
+            self.cold_share = float(self.cold_share)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"split.cold_share={self.cold_share!r} must be a number in (0, 1), e.g. 0.2") from exc
+        if not 0 < self.cold_share < 1:
+            raise ConfigError(f"split.cold_share={self.cold_share} must be in (0, 1), e.g. split.cold_share=0.2")
+
+    @property
+    def protocol(self) -> str:
+        return f"cold_items_{_pct(self.cold_share)}_random_" + "_".join(_pct(r) for r in self.ratios)
+
+    def cold_items(self, inter: Interactions, seed: int) -> np.ndarray:
+        """Boolean mask over item codes: True for the held-out (cold) items under ``seed``."""
+        present = np.flatnonzero(np.bincount(inter.item, minlength=inter.n_items) > 0)
+        n_cold = int(np.floor(len(present) * self.cold_share + 0.5 + _EPS))
+        n_cold = min(max(n_cold, 1), len(present) - 1) if len(present) > 1 else 0
+        mix = np.uint64((int(seed) * GOLDEN + 0x1B873593C0FFEE11) & MASK64)
+        keys = splitmix64(present.astype(np.uint64) ^ mix)
+        mask = np.zeros(inter.n_items, dtype=bool)
+        mask[present[np.argsort(keys, kind="stable")[:n_cold]]] = True
+        return mask
+
+    def split(self, inter: Interactions, seed: int) -> Split:
+        cold = self.cold_items(inter, seed)
+        is_cold = cold[inter.item]
+        warm_rows = np.flatnonzero(~is_cold)
+        warm = inter.subset(warm_rows)
+        order = np.lexsort((np.arange(len(warm)), tie_key(warm.user, warm.item, seed), warm.user))
+        _, n_valid, n_test = ratio_sizes(warm.user_counts(), self.ratios)
+        part = np.full(len(inter), 2, dtype=np.int8)  # cold rows: test
+        part[warm_rows] = _assign(warm, order, n_valid, n_test)
+        settings = {"cold_share": self.cold_share, "ratios": list(self.ratios), "seed": int(seed),
+                    "n_cold_items": int(cold.sum()), "n_cold_test": int(is_cold.sum())}
+        return _make(inter, part, self.protocol, settings)

@@ -451,6 +451,35 @@ def rank(spec: RunSpec, model: Recommender, data: PreparedData) -> Ranking:
     return Ranking(data.test_users, topk, scores, time.perf_counter() - t0)
 
 
+def rank_among(spec: RunSpec, model: Recommender, data: PreparedData, users: np.ndarray,
+               allowed: np.ndarray) -> Ranking:
+    """Like ``rank`` for ``users``, but only items with ``allowed[item]`` true are candidates (e.g. the cold
+    items of a cold-start split); training (and validation) items are masked as in ``rank``."""
+    t0 = time.perf_counter()
+    model.condition_on(concat(data.split.train, data.split.valid))
+    exclude = (data.train_csr + data.valid_csr).tocsr() if spec.exclude_valid else data.train_csr
+    exclude.sort_indices()
+    banned = ~np.asarray(allowed, dtype=bool)
+
+    def score(batch: np.ndarray) -> np.ndarray:
+        from recux.ranking import to_numpy
+
+        block = np.array(to_numpy(model.score(batch)), dtype=np.float32, copy=True)
+        block[:, banned] = -np.inf
+        return block
+
+    topk, scores = rank_topk(score, users, max(spec.ks), exclude=exclude, batch_size=spec.batch_size)
+    return Ranking(np.asarray(users), topk, scores, time.perf_counter() - t0)
+
+
+def keep_items(matrix: sp.csr_matrix, items: np.ndarray) -> sp.csr_matrix:
+    """``matrix`` with only the columns where the boolean ``items`` is true (others dropped to zero)."""
+    out = (matrix @ sp.diags(np.asarray(items, dtype=matrix.dtype))).tocsr()
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
 def attach_grades(metrics: Any, data: PreparedData) -> None:
     """Grades (the test ratings) for graded metrics, only when one asks for them; a dataset without ratings
     fails here, before any fitting."""
@@ -461,14 +490,19 @@ def attach_grades(metrics: Any, data: PreparedData) -> None:
             data.test_users]
 
 
-def evaluate(spec: RunSpec, metrics: Any, ranking: Ranking, data: PreparedData) -> Any:
-    """Metric plugins over the ranking; returns the evaluation report."""
+def evaluate(spec: RunSpec, metrics: Any, ranking: Ranking, data: PreparedData,
+             truth: sp.csr_matrix | None = None, graded: sp.csr_matrix | None = None) -> Any:
+    """Metric plugins over the ranking; returns the evaluation report. ``truth`` (users x items, default the
+    test matrix) and ``graded`` (rows aligned with ``ranking.users``, default the test grades) let a task score
+    the same ranking against a part of the test set (e.g. only its cold items)."""
     from recux.evaluation import evaluate_topk
 
+    truth = data.test_csr if truth is None else truth
     return evaluate_topk(
-        ranking.topk, data.test_csr[ranking.users], metrics=metrics, ks=spec.ks, scores=ranking.scores,
+        ranking.topk, truth[ranking.users], metrics=metrics, ks=spec.ks, scores=ranking.scores,
         train=data.train_csr, users=ranking.users, n_items=data.dataset.n_items,
-        item_features=data.dataset.item_features, bootstrap=spec.bootstrap, graded_truth=data.graded_test,
+        item_features=data.dataset.item_features, bootstrap=spec.bootstrap,
+        graded_truth=data.graded_test if graded is None else graded,
     )
 
 

@@ -10,7 +10,7 @@ from recux.model import FitContext, Recommender
 from recux.registry import register
 
 
-@register("model", "random", training="none")
+@register("model", "random", training="none", capabilities={"scores_unseen_items"})
 class RandomModel(Recommender):
     """Uniform random scores in [0, 1), a deterministic function of (seed, user, item)."""
 
