@@ -66,7 +66,7 @@ def _app(cfg: DictConfig) -> float | None:
         return None
     metrics = results["metrics"]
     print(f"{results['label']} seed={results['seed']} on {results['dataset']['name']} ({results['protocol']}): "
-          + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.endswith("@10")))
+          + ", ".join(f"{k}={'null' if v is None else f'{v:.4f}'}" for k, v in metrics.items() if k.endswith("@10")))
     print(f"results: {Path(hc.runtime.output_dir) / 'results.json'}")
     return objective(results)
 

@@ -115,10 +115,11 @@ def group_reports(spec, metrics, ranking, model, data, cold: np.ndarray, can_sco
 def add_groups(record, report, groups: dict[str, Any], cold: np.ndarray, data: stages.PreparedData) -> None:
     """Each group's means, standard errors and directions under ``<group>/`` names; null means (and a note) for
     groups the model could not score."""
+    overall = list(report.means)
     for name in GROUPS:
         rep = groups[name]
         if rep is None:
-            record.metrics.update({f"{name}/{k}": None for k in report.means})
+            record.metrics.update({f"{name}/{k}": None for k in overall})
             continue
         record.metrics.update({f"{name}/{k}": v for k, v in rep.means.items()})
         record.metrics_stderr.update({f"{name}/{k}": v for k, v in (rep.stderr or {}).items()})
