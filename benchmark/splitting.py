@@ -320,5 +320,6 @@ class ColdItemSplit:
         part = np.full(len(inter), 2, dtype=np.int8)  # cold rows: test
         part[warm_rows] = _assign(warm, order, n_valid, n_test)
         settings = {"cold_share": self.cold_share, "ratios": list(self.ratios), "seed": int(seed),
-                    "n_cold_items": int(cold.sum()), "n_cold_test": int(is_cold.sum())}
+                    "n_cold_items": int(cold.sum()), "n_cold_test": int(is_cold.sum()),
+                    "users_without_train": int(((inter.user_counts() > 0) & (warm.user_counts() == 0)).sum())}
         return _make(inter, part, self.protocol, settings)

@@ -95,3 +95,19 @@ def test_yaml_builds_the_split_and_bad_shares_are_refused():
     for bad in (0, 1, -0.1, "x"):
         with pytest.raises(ConfigError, match="split.cold_share"):
             ColdItemSplit(cold_share=bad)
+
+
+def test_users_whose_items_are_all_cold_are_counted():
+    """A user with only cold items has no training rows; the split says how many such users there are."""
+    inter = world(8)
+    splitter = ColdItemSplit(cold_share=0.5)
+    cold = splitter.cold_items(inter, 0)
+    extra = np.flatnonzero(cold)[:3]  # one new user who only has cold items
+    user = np.concatenate([inter.user, np.full(3, inter.n_users)])
+    item = np.concatenate([inter.item, extra])
+    grown = Interactions(user=user, item=item, n_users=inter.n_users + 1, n_items=inter.n_items,
+                         rating=np.arange(len(user), dtype=np.float32), timestamp=None)
+    split = splitter.split(grown, 0)
+    trained = np.bincount(split.train.user, minlength=grown.n_users) > 0
+    assert not trained[inter.n_users]
+    assert split.settings["users_without_train"] == int((~trained & (grown.user_counts() > 0)).sum()) >= 1

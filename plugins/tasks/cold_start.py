@@ -13,7 +13,9 @@ Groups (each its own metric names in results.json and columns in per_user_metric
   model gives them (EASE and pop: zero; an untrained embedding: noise), so overall measures what a user of a
   catalogue with new items would see from it, and is comparable across every model of the section.
 
-A user counts in a group when they have test items of that group. Training and validation items are masked as
+A user counts in a group when they have test items of that group. Beyond-accuracy metrics keep their catalogue
+meaning in every group (e.g. ``cold/coverage@k`` is at most the cold share; ``cold/arp@k`` is 0, since cold items
+have no training popularity). Training and validation items are masked as
 in offline_ranking. A model without the ``scores_unseen_items`` capability (ID models: EASE, BPR, SASRec, itemknn,
 pop) has no representation of an unseen item: its cold groups are recorded as null (not zero) and the record's
 ``cold_items`` note says why; its warm and overall metrics are reported.
