@@ -12,7 +12,8 @@ A dataset plugin may declare ``added_defaults`` ({parameter: value}): parameters
 left out of the data hash while at that value (it reads the data as before), so earlier runs keep their hash.
 The variant hash covers the model, the fine-tuning strategy, the trainer settings (minus progress-bar display
 keys and keys set to null, which mean "not set", e.g. ``trainer.max_epochs: null``) and ``optimized_metric`` (it
-drives early stopping). Only models trained with Lightning (``training="lightning"``) use the trainer: for every
+drives early stopping); for models that use a text encoder (capability ``text_encoder``) also the ``encoder``
+group and ``item_text`` (the template), which other models ignore, so their hashes stay as published. Only models trained with Lightning (``training="lightning"``) use the trainer: for every
 other model the trainer settings are replaced by the default trainer's (``UNUSED_TRAINER``, what conf/trainer/cpu
 contributed to every earlier run), so ``trainer=gpu`` on EASE is the same variant as a default run, and existing
 hashes stay as they were. The device a run actually used is recorded in its results (``device``). Seeds,
@@ -35,6 +36,7 @@ DEFAULT_OPTIMIZED_METRIC = "ndcg@10"
 DISPLAY_KEYS = ("display_name",)  # dataset config keys that name the data without changing it
 _TRAINER_DISPLAY_KEYS = ("enable_progress_bar", "progress_refresh_rate")
 UNUSED_TRAINER = {"accelerator": "cpu", "devices": 1}  # stands for the trainer of a model that does not use one
+TEXT_CAPABILITY = "text_encoder"  # models declaring it also vary with the encoder and the item-text template
 
 
 def _plugin_meta(kind: str, name: Any) -> dict[str, Any] | None:
@@ -99,12 +101,16 @@ def variant_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     model_meta = _plugin_meta("model", (config.get("model") or {}).get("name"))
     if model_meta is not None and model_meta.get("training") != "lightning":
         trainer = dict(UNUSED_TRAINER)
-    return {
+    out = {
         "model": dict(config.get("model") or {}),
         "finetune": dict(config.get("finetune") or {}),
         "trainer": trainer,
         "optimized_metric": str(config.get("optimized_metric") or DEFAULT_OPTIMIZED_METRIC),
     }
+    if model_meta is not None and TEXT_CAPABILITY in model_meta.get("capabilities", ()):
+        out["encoder"] = dict(config.get("encoder") or {})
+        out["item_text"] = dict(config.get("item_text") or {})
+    return out
 
 
 def data_hash(config: Mapping[str, Any]) -> str:

@@ -123,7 +123,8 @@ def register(kind: str, name: str, **meta: Any) -> Callable[[Any], Any]:
     a variant's label names the strategy only when it is not the baseline.
     Dataset metadata: ``fetch_params`` (parameter names that say how to obtain the data, not which data, e.g.
     a download timeout): left out of the data hash that keys leaderboard sections; ``added_defaults``
-    ({parameter: value}): parameters added later, left out of the data hash while at that value.
+    ({parameter: value}): parameters added later, left out of the data hash while at that value;
+    ``item_text_template``: the item text of text models when ``item_text.template`` is null (recux.item_text).
     Task metadata: none (a task is a class with ``run(spec, cfg, run_dir)``; see recux.task).
     """
     if kind not in KINDS:

