@@ -49,6 +49,7 @@ def _app(cfg: DictConfig) -> float | None:
     if global_rank():  # a DDP worker re-running this command in rank 0's folder: rank 0 owns the folder
         return _ddp_worker(run_experiment, cfg, run_dir, overrides)
     claim_folder(run_dir)
+    _own_hydra_files(cfg, hc, run_dir)
     existing = _existing_results(resolved, run_dir, hc.sweep.dir if multirun else None)
     if existing is not None:
         sweep.note("skipped", run_dir)
@@ -62,6 +63,8 @@ def _app(cfg: DictConfig) -> float | None:
     except Exception as exc:
         return _job_failed(exc, run_dir, resolved, overrides, multirun)
     sweep.note("ok", run_dir)
+    if results.get("status") == "ok":
+        _own_hydra_files(cfg, hc, run_dir)  # this run published, so it owns the folder: its config stays there
     if results.get("status") != "ok":
         return None
     metrics = results["metrics"]
@@ -69,6 +72,19 @@ def _app(cfg: DictConfig) -> float | None:
           + ", ".join(f"{k}={'null' if v is None else f'{v:.4f}'}" for k, v in metrics.items() if k.endswith("@10")))
     print(f"results: {Path(hc.runtime.output_dir) / 'results.json'}")
     return objective(results)
+
+
+def _own_hydra_files(cfg: DictConfig, hc: Any, run_dir: Path) -> None:
+    """Rewrite Hydra's ``.hydra/`` files with this run's config right after claiming the folder. Hydra wrote
+    them before the claim, so with two runs started in one folder the owner (the last to claim) could
+    otherwise find the other run's overrides there; written again after publishing, which only the owner does."""
+    from omegaconf import OmegaConf
+
+    out = run_dir / str(hc.output_subdir or ".hydra")
+    if not hc.output_subdir or not out.is_dir():
+        return
+    OmegaConf.save(cfg, out / "config.yaml", resolve=False)
+    OmegaConf.save(OmegaConf.create(list(hc.overrides.task)), out / "overrides.yaml")
 
 
 def _job_failed(exc: Exception, run_dir: Path, resolved: dict[str, Any], overrides: list[str],
