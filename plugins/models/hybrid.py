@@ -106,6 +106,9 @@ class Hybrid(Recommender):
         self.member_histories: dict[str, list[dict[str, float]]] = {}
 
     def fit(self, ctx: FitContext) -> None:
+        if self.fixed is None and ctx.validate is None:  # refused before any member is fitted
+            raise ConfigError("hybrid chooses its weights on validation data and this split has no validation "
+                              "users; use a split with validation, or give model.weights=[...] (one per member)")
         self.n_users, self.n_items = ctx.split.train.n_users, ctx.split.train.n_items
         self.models = []
         for label, spec in zip(self.labels, self.specs, strict=True):
@@ -118,9 +121,6 @@ class Hybrid(Recommender):
         self.weights = self.fixed if self.fixed is not None else self._choose(ctx)
 
     def _choose(self, ctx: FitContext) -> tuple[float, ...]:
-        if ctx.validate is None:
-            raise ConfigError("hybrid chooses its weights on validation data and this split has no validation "
-                              "users; use a split with validation, or give model.weights=[...] (one per member)")
         cache: dict[bytes, np.ndarray] = {}
         budget = [self.cache_mb * 2**20]
         best, best_value = None, -np.inf
