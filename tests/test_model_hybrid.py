@@ -150,6 +150,13 @@ def test_no_validation_and_no_fixed_weights_is_refused(model_world):
         Hybrid(members=MEMBERS[:2]).fit(ctx)
 
 
+def test_sequential_member_on_an_unordered_split_is_refused(model_world):
+    ds, split = model_world
+    assert not split.time_ordered
+    with pytest.raises(ConfigError, match="sasrec.*time-ordered"):
+        Hybrid(members=[{"name": "ease"}, {"name": "sasrec"}]).fit(fit_context(ds, split))
+
+
 def test_config_matches_constructor_defaults():
     import inspect
 

@@ -109,6 +109,10 @@ class Hybrid(Recommender):
         if self.fixed is None and ctx.validate is None:  # refused before any member is fitted
             raise ConfigError("hybrid chooses its weights on validation data and this split has no validation "
                               "users; use a split with validation, or give model.weights=[...] (one per member)")
+        for spec in self.specs:
+            if registry.get("model", spec["name"]).meta["protocol"] == "sequential" and not ctx.split.time_ordered:
+                raise ConfigError(f"hybrid member '{spec['name']}' is sequential and this split is not time-ordered; "
+                                  "use a time-ordered split (e.g. split=loo) or drop that member")
         self.n_users, self.n_items = ctx.split.train.n_users, ctx.split.train.n_items
         self.models = []
         for label, spec in zip(self.labels, self.specs, strict=True):
