@@ -3,7 +3,9 @@
 from recux.plugins.models import (  # noqa: F401
     bert4rec,
     bpr,
+    content,
     ease,
+    hybrid,
     ials,
     itemknn,
     lightgcn,
