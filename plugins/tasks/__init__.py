@@ -1,3 +1,3 @@
 """Built-in task plugins (kinds of experiment)."""
 
-from recux.plugins.tasks import offline_ranking  # noqa: F401
+from recux.plugins.tasks import continual, offline_ranking  # noqa: F401
