@@ -64,7 +64,7 @@ def forgetting(acc: dict[tuple[int, int], float], s: int) -> float | None:
     """Average forgetting after stage s (Chaudhry et al. 2018): mean over j < s of max_{j<=l<s} R[l][j] - R[s][j]."""
     if s == 0:
         return None
-    return float(np.mean([max(acc[l, j] for l in range(j, s)) - acc[s, j] for j in range(s)]))
+    return float(np.mean([max(acc[m, j] for m in range(j, s)) - acc[s, j] for j in range(s)]))
 
 
 def _empty(inter: Interactions) -> Interactions:
