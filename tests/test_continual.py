@@ -39,7 +39,7 @@ def _log(n=4000, n_users=80, n_items=120, seed=0, span=10**5) -> Interactions:
 
 
 def _pairs(inter: Interactions) -> set[tuple[int, int]]:
-    return set(zip(inter.user.tolist(), inter.item.tolist()))
+    return set(zip(inter.user.tolist(), inter.item.tolist(), strict=True))
 
 
 @pytest.mark.parametrize("n_periods", [2, 3, 5])
