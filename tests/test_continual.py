@@ -171,3 +171,10 @@ def test_models_without_weights_run_as_retrain_only(tmp_path):
 def test_bad_settings_are_refused_naming_the_setting(tmp_path, bad, setting):
     with pytest.raises(ConfigError, match=setting):
         _run(tmp_path, "bad", BPR + [bad])
+
+
+def test_update_max_epochs_caps_only_the_continual_updates(tmp_path):
+    result = _run(tmp_path, "capped", BPR + ["task.update_max_epochs=1"])
+    assert [r["epochs"] for r in result["continual"]["periods"]] == [3, 1]  # stage 0 keeps the model's budget
+    result = _run(tmp_path, "retrain", BPR + ["task.update_max_epochs=1", "task.mode=retrain"])
+    assert [r["epochs"] for r in result["continual"]["periods"]] == [3, 3]  # the baseline retrains in full

@@ -82,7 +82,7 @@ class Continual(Task):
     baseline)."""
 
     def __init__(self, n_periods: int = 4, mode: str = "continual", update_data: str = "all",
-                 test_share: float = 0.5, valid_share: float = 0.1) -> None:
+                 test_share: float = 0.5, valid_share: float = 0.1, update_max_epochs: int | None = None) -> None:
         if mode not in MODES:
             raise ConfigError(f"task.mode={mode!r} must be one of {', '.join(MODES)} (continual: each update "
                               "starts from the previous weights; retrain: from scratch, the baseline).")
@@ -93,12 +93,17 @@ class Continual(Task):
             raise ConfigError(f"task.n_periods={n_periods} must be at least 2 (period 0 trains, later ones "
                               "arrive as updates); e.g. 4.")
         check_shares(test_share, valid_share)
+        if update_max_epochs is not None and int(update_max_epochs) < 1:
+            raise ConfigError(f"task.update_max_epochs={update_max_epochs} must be a positive number of epochs "
+                              "(the budget of each continual update) or null (the model's own max_epochs).")
+        self.update_max_epochs = None if update_max_epochs is None else int(update_max_epochs)
         self.n_periods, self.mode, self.update_data = int(n_periods), mode, update_data
         self.test_share, self.valid_share = float(test_share), float(valid_share)
 
     def settings(self) -> dict[str, Any]:
         return {"n_periods": self.n_periods, "mode": self.mode, "update_data": self.update_data,
-                "test_share": self.test_share, "valid_share": self.valid_share}
+                "test_share": self.test_share, "valid_share": self.valid_share,
+                "update_max_epochs": self.update_max_epochs}
 
     def run(self, spec: stages.RunSpec, run_dir: Path) -> dict[str, Any]:
         t_start = time.perf_counter()
@@ -149,8 +154,7 @@ class Continual(Task):
         rows, per_user = [], []
         state, fitted, report = None, None, None
         for t, st in enumerate(plan):
-            init = state if self.mode == "continual" and t > 0 else spec.init_from
-            fitted = stages.fit(dataclasses.replace(spec, init_from=init), model_info, fit_parts[t], None)
+            fitted = stages.fit(self._stage_spec(spec, t, state), model_info, fit_parts[t], None)
             if self.mode == "continual" and model_info.meta.get("training") == "lightning":
                 state = _net_state(fitted.model)
             t_eval = time.perf_counter()
@@ -170,6 +174,19 @@ class Continual(Task):
         art.set_results(record)
         return record
 
+    def _stage_spec(self, spec: stages.RunSpec, t: int, state: Any) -> stages.RunSpec:
+        """The run settings of stage t: its starting weights, and a continual update's epoch budget."""
+        if self.mode != "continual" or t == 0:
+            return spec
+        resolved = spec.resolved
+        if self.update_max_epochs is not None:  # a trainer max_epochs only lowers the model's own budget
+            trainer = dict(resolved.get("trainer") or {})
+            cap = trainer.get("max_epochs")
+            trainer["max_epochs"] = self.update_max_epochs if cap in (None, -1) else min(int(cap),
+                                                                                          self.update_max_epochs)
+            resolved = {**resolved, "trainer": trainer}
+        return dataclasses.replace(spec, init_from=state, resolved=resolved)
+
     def _row(self, spec, st: Stage, fit_part, test_part, fitted, acc, t: int, eval_seconds: float) -> dict:
         timing = stages.timing(fit_part, fitted, eval_seconds, time.perf_counter())
         key = spec.optimized.name
@@ -181,6 +198,7 @@ class Continual(Task):
             "test_users": int(len(test_part.test_users)),
             "fit_seconds": timing["fit_seconds"], "epochs": timing["epochs"],
             "best_epoch": getattr(getattr(fitted.model, "summary", None), "best_epoch", None),
+            "train_seconds": round(sum(h.get("epoch_seconds", 0.0) for h in fitted.ctx.history), 4),
             "seconds_per_epoch": timing["seconds_per_epoch"], "eval_seconds": round(eval_seconds, 4),
             **diag,
             f"avg_{key}": float(np.mean([acc[t, j][key] for j in range(t + 1)])),
