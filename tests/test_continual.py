@@ -178,3 +178,24 @@ def test_update_max_epochs_caps_only_the_continual_updates(tmp_path):
     assert [r["epochs"] for r in result["continual"]["periods"]] == [3, 1]  # stage 0 keeps the model's budget
     result = _run(tmp_path, "retrain", BPR + ["task.update_max_epochs=1", "task.mode=retrain"])
     assert [r["epochs"] for r in result["continual"]["periods"]] == [3, 3]  # the baseline retrains in full
+
+
+def test_mode_and_update_data_are_variant_settings_and_the_periods_are_data():
+    from recux import identity
+
+    def hashes(extra):
+        cfg = stages_config(WORLD + BPR + extra)
+        return identity.data_hash(cfg), identity.variant_hash(cfg)
+
+    base = hashes([])
+    for variant in (["task.mode=retrain"], ["task.update_data=new"], ["task.update_max_epochs=5"]):
+        data, var = hashes(variant)
+        assert data == base[0] and var != base[1]  # same section of the leaderboard, another row
+    for data_change in (["task.n_periods=4"], ["task.test_share=0.3"], ["task.valid_share=0.2"]):
+        assert hashes(data_change)[0] != base[0]
+
+
+def stages_config(overrides):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(compose_cfg(overrides), resolve=True)

@@ -76,7 +76,7 @@ def _net_state(model: Any) -> dict[str, Any]:
     return {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
 
 
-@register("task", "continual")
+@register("task", "continual", variant_params=("mode", "update_data", "update_max_epochs"))
 class Continual(Task):
     """Continual updates over time periods: per-period accuracy, forgetting and update cost (or the retrain
     baseline)."""
