@@ -117,8 +117,16 @@ def _same(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("model", [BPR, ["model=sasrec", "model.max_epochs=2", "model.hidden_size=16",
-                                         "model.inner_size=16", "model.max_len=10"]])
+SMALL_MODELS = [
+    BPR,
+    ["model=sasrec", "model.max_epochs=2", "model.hidden_size=16", "model.inner_size=16", "model.max_len=10"],
+    ["model=lightgcn", "model.max_epochs=2", "model.embedding_dim=8", "model.n_layers=1", "model.num_threads=1"],
+    ["model=multvae", "model.max_epochs=2", "model.hidden_dims=[16]", "model.latent_dim=8", "model.num_threads=1"],
+    ["model=bert4rec", "model.max_epochs=2", "model.hidden_size=16", "model.inner_size=16", "model.max_len=10"],
+]
+
+
+@pytest.mark.parametrize("model", SMALL_MODELS, ids=lambda m: m[0].split("=")[1])
 def test_a_continual_stage_starts_from_the_previous_stage_final_weights_and_a_retrain_does_not(
         tmp_path, monkeypatch, model):
     name = model[0].split("=")[1]
