@@ -5,8 +5,12 @@ its end) and is tested on held-out interactions of returning users in period t+1
 
 ``mode=continual``: stage t's network starts from stage t-1's final weights (``FitContext.init_from`` with the
 previous net's state dict, loaded before the fine-tuning strategy prepares the net; the optimiser state is not
-carried, each update starts a fresh optimiser). ``mode=retrain`` (the baseline): every stage trains from a fresh
-initialisation. ``update_data``: ``all`` (every row so far) or ``new`` (the rows since the previous update).
+carried, each update starts a fresh optimiser; ``update_max_epochs`` caps the epochs of each update after stage
+0). ``mode=retrain`` (the baseline): every stage trains from a fresh initialisation (the same seeded one), with
+the model's full budget. Stage 0 is the same run in both modes. ``update_data``: ``all`` (every row so far) or
+``new`` (the rows since the previous update). With ``new``, models that score from their training rows (MultVAE's
+input vectors, LightGCN's propagation graph) and SASRec's validation sequences see only those rows; test ranking
+always conditions on the whole history before the test period.
 
 Code space: the catalogue and the user table are the whole (preprocessed) log's, fixed for every stage, so
 weights carry over row for row. A user or item not seen yet has a row from the start: its initialisation (the
@@ -67,6 +71,11 @@ def forgetting(acc: dict[tuple[int, int], float], s: int) -> float | None:
     return float(np.mean([max(acc[m, j] for m in range(j, s)) - acc[s, j] for j in range(s)]))
 
 
+def _has_weights(model_info: Any) -> bool:
+    return (model_info.meta.get("training") == "lightning"
+            and "torch_module" in (model_info.meta.get("capabilities") or ()))
+
+
 def _empty(inter: Interactions) -> Interactions:
     return inter.subset(np.zeros(0, dtype=np.int64))
 
@@ -111,7 +120,7 @@ class Continual(Task):
         model_info = registry.get("model", spec.model.name)
         check_finetune(model_info, registry.get("finetune", spec.finetune.name))
         stages.check_model_settings(spec, model_info)
-        if self.mode == "continual" and model_info.meta.get("training") != "lightning":
+        if self.mode == "continual" and not _has_weights(model_info):
             raise ConfigError(
                 f"task.mode=continual carries a network's weights from one period to the next, and model "
                 f"'{spec.model.name}' ({model_info.meta.get('training')}) has none. Use task.mode=retrain (it "
@@ -155,7 +164,7 @@ class Continual(Task):
         state, fitted, report = None, None, None
         for t, st in enumerate(plan):
             fitted = stages.fit(self._stage_spec(spec, t, state), model_info, fit_parts[t], None)
-            if self.mode == "continual" and model_info.meta.get("training") == "lightning":
+            if self.mode == "continual":
                 state = _net_state(fitted.model)
             t_eval = time.perf_counter()
             for j in range(t + 1):
