@@ -218,7 +218,8 @@ class Continual(Task):
     def _record(self, spec, model_info, dataset, labels, plan, test_parts, fitted, report, acc, rows,
                 data_seconds, t_start) -> dict[str, Any]:
         ident = stages.RunIdentity.of(spec)
-        ident = dataclasses.replace(ident, label=f"{ident.label}[{self.mode}:{self.update_data}]")
+        cap = f",update_max_epochs={self.update_max_epochs}" if self.update_max_epochs and self.mode == "continual" else ""
+        ident = dataclasses.replace(ident, label=f"{ident.label}[{self.mode}:{self.update_data}{cap}]")
         last = test_parts[-1]
         run_timing = {"data_seconds": round(data_seconds, 4),
                       "fit_seconds": round(sum(r["fit_seconds"] for r in rows), 4),
