@@ -6,7 +6,8 @@ only there; within a section rows are variants. The data hash covers
   - the dataset config, minus ``name``-like display settings (``display_name``) and the parameters its plugin
     declares as ``fetch_params`` (how to obtain the data, e.g. a download timeout),
   - the preprocessing config, the split config, the evaluation mask (``eval.exclude_valid``),
-  - the task config (another kind of experiment is another table).
+  - the task config (another kind of experiment is another table), less the settings its plugin declares as
+    ``variant_params`` (how the model is trained, e.g. the continual task's mode: part of the variant hash).
 The metric cut-offs (``metrics``) are not data: they choose which columns exist, not what the values are.
 A dataset plugin may declare ``added_defaults`` ({parameter: value}): parameters added after runs were published,
 left out of the data hash while at that value (it reads the data as before), so earlier runs keep their hash.
@@ -77,12 +78,23 @@ def data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     for key in (*DISPLAY_KEYS, *_fetch_params(dataset.get("name")), *_added_defaults(dataset)):
         dataset.pop(key, None)
     return {
-        "task": dict(config.get("task") or {"name": DEFAULT_TASK}),
+        "task": {k: v for k, v in _task(config).items() if k not in _task_variant_params(config)},
         "dataset": dataset,
         "preprocess": _by_class_name(config.get("preprocess")),
         "split": _by_class_name(config.get("split")),
         "eval": {"exclude_valid": bool((config.get("eval") or {}).get("exclude_valid", True))},
     }
+
+
+def _task(config: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(config.get("task") or {"name": DEFAULT_TASK})
+
+
+def _task_variant_params(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """Task settings that choose how the model is trained, not the data (a task plugin's ``variant_params``,
+    e.g. the continual task's mode): they belong to the variant, so e.g. continual and retrain runs share a
+    section."""
+    return tuple((_plugin_meta("task", _task(config).get("name")) or {}).get("variant_params", ()))
 
 
 def _by_class_name(node: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -101,7 +113,9 @@ def variant_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     model_meta = _plugin_meta("model", (config.get("model") or {}).get("name"))
     if model_meta is not None and model_meta.get("training") != "lightning":
         trainer = dict(UNUSED_TRAINER)
+    task = {k: v for k, v in _task(config).items() if k in _task_variant_params(config)}
     out = {
+        **({"task": task} if task else {}),  # only tasks that declare variant_params: other hashes unchanged
         "model": dict(config.get("model") or {}),
         "finetune": dict(config.get("finetune") or {}),
         "trainer": trainer,

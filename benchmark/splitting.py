@@ -323,3 +323,20 @@ class ColdItemSplit:
                     "n_cold_items": int(cold.sum()), "n_cold_test": int(is_cold.sum()),
                     "users_without_train": int(((inter.user_counts() > 0) & (warm.user_counts() == 0)).sum())}
         return _make(inter, part, self.protocol, settings)
+
+
+def time_periods(timestamps: np.ndarray, n_periods: int) -> tuple[np.ndarray, list[int]]:
+    """Period of each row under ``n_periods`` global time cuts (the continual task's periods), and the cut times.
+
+    Cut p (p = 1..n_periods-1) is the timestamp at the p/n_periods quantile of all rows (as GlobalTemporalSplit
+    cuts); rows at a cut time go to the later period, so same-second events never straddle a cut. Periods are
+    contiguous in time, disjoint, and cover every row; with heavy ties a period can be empty.
+    """
+    if int(n_periods) < 2:
+        raise ConfigError(f"task.n_periods={n_periods} must be at least 2 (period 0 trains, later ones arrive).")
+    ts = np.sort(np.asarray(timestamps))
+    n = len(ts)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), []
+    cuts = [int(ts[min(n - 1, int(np.floor(n * p / n_periods)))]) for p in range(1, int(n_periods))]
+    return np.searchsorted(np.asarray(cuts), np.asarray(timestamps), side="right").astype(np.int64), cuts

@@ -195,6 +195,20 @@ def prepare_data(spec: RunSpec) -> PreparedData:
     )
 
 
+def prepared_from_split(dataset: Dataset, split: Split, seconds: float = 0.0,
+                        mask: Interactions | None = None) -> PreparedData:
+    """PreparedData for a split built by a task itself (e.g. one stage of the continual task). ``mask``: the
+    interactions masked as "already seen" when validating and ranking (``train_csr``), when they are more than
+    ``split.train`` (e.g. earlier periods a model update does not train on again); default ``split.train``."""
+    train_csr = (split.train if mask is None else mask).csr()
+    valid_csr, test_csr = split.valid.csr(), split.test.csr()
+    return PreparedData(
+        dataset, split, train_csr, valid_csr, test_csr,
+        valid_users=np.flatnonzero(np.diff(valid_csr.indptr) > 0),
+        test_users=np.flatnonzero(np.diff(test_csr.indptr) > 0), seconds=seconds,
+    )
+
+
 def check_protocol(spec: RunSpec, model_info: registry.PluginInfo, data: PreparedData) -> None:
     """Refuse a run whose split, cut-offs or test set cannot give meaningful numbers, before any fitting.
 

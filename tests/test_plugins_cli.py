@@ -20,7 +20,7 @@ def test_listing_does_not_import_heavy_libraries():
     data = json.loads(listing)
     assert set(data) == {"dataset", "model", "finetune", "metric", "task", "encoder"}
     assert [p["name"] for p in data["encoder"]] == ["hf"]
-    assert {"offline_ranking", "cold_start"} <= {p["name"] for p in data["task"]}
+    assert {"offline_ranking", "cold_start", "continual"} <= {p["name"] for p in data["task"]}
     bpr = next(p for p in data["model"] if p["name"] == "bpr")
     assert bpr["meta"]["training"] == "lightning" and bpr["description"]
     arp = next(p for p in data["metric"] if p["name"] == "arp")

@@ -1,6 +1,7 @@
 """Built-in task plugins (kinds of experiment)."""
 
-from recux.plugins.tasks import (
-    cold_start,  # noqa: F401
-    offline_ranking,  # noqa: F401
+from recux.plugins.tasks import (  # noqa: F401
+    cold_start,
+    continual,
+    offline_ranking,
 )
