@@ -1,6 +1,6 @@
 """LM-SASRec check: frozen / LoRA / full (and optionally AdaLoRA) for a few epochs on ML-100K
 leave-last-one-out, on CPU and on a GPU; prints seconds per epoch and per step, trainable parameters and
-test NDCG@10 / Recall@10 for each strategy and device (early stopping off: every run trains --epochs).
+test NDCG@10 for each strategy and device (early stopping off: every run trains --epochs).
 
     python scripts/gpu_check_lm.py                                  # frozen,lora,full; 3 epochs; cpu + cuda
     python scripts/gpu_check_lm.py --devices cuda --epochs 5        # GPU only
@@ -63,7 +63,7 @@ def test_metrics(model: Any, data: Any) -> dict[str, float]:
 
 
 def run_one(strategy: str, device: str, epochs: int, data: Any, texts: list[str], encoder_src: str | None,
-            seed: int, dry: bool, threads: int | None = None) -> dict[str, Any]:
+            seed: int, dry: bool, threads: int | None = None, patience: int | None = None) -> dict[str, Any]:
     from recux import registry
     from recux.evaluation import Validator
     from recux.model import FitContext
@@ -74,7 +74,7 @@ def run_one(strategy: str, device: str, epochs: int, data: Any, texts: list[str]
     t0 = time.perf_counter()
     cached = encoder.embed(texts)
     embed_s = time.perf_counter() - t0
-    model = LMSASRec(**(DRY if dry else {}), max_epochs=epochs, patience=epochs + 1,
+    model = LMSASRec(**(DRY if dry else {}), max_epochs=epochs, patience=patience or epochs + 1,
                      num_threads=threads if device == "cpu" else None)
     validator = Validator(data.valid_users, data.train_csr, data.valid_csr, k=10)
     accel = "gpu" if device.startswith("cuda") else "cpu"
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoder", default=None, help="HF name or folder (default: packaged all-MiniLM-L6-v2)")
     ap.add_argument("--devices", default=None, help="comma list of cpu, cuda (default: cpu,cuda)")
     ap.add_argument("--against", default=None, help="cpu: compare CPU with itself (no GPU needed)")
+    ap.add_argument("--patience", type=int, default=None, help="early stopping (default: off, every epoch runs)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: all)")
     ap.add_argument("--dry-run", action="store_true", help="tiny model settings, for a quick test of the script")
     args = ap.parse_args(argv)
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         for device in devices:
             epochs = args.cpu_epochs if (device == "cpu" and args.cpu_epochs) else args.epochs
             rows.append(run_one(strategy, device, epochs, data, texts, args.encoder, args.seed, args.dry_run,
-                                args.threads))
+                                args.threads, args.patience))
             r = rows[-1]
             print(f"  done {strategy} on {device}: {r['fit_s']:.1f} s, ndcg@10 {r['ndcg@10']:.4f}", flush=True)
     print(f"\n{'strategy':<9} {'device':<7} {'epochs':>6} {'s/epoch':>8} {'s/step':>7} {'trainable':>10} "

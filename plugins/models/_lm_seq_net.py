@@ -99,6 +99,15 @@ class LMSASRecNet(RecuxModule):
         return loss if reg is None else loss + reg
 
     def on_train_start(self) -> None:
+        if self.encoder is not None:
+            where = next(self.encoder.parameters()).device.type
+            wanted = torch.device(getattr(self.text, "device", where)).type
+            if where != wanted:
+                from recux.errors import ConfigError
+
+                raise ConfigError(f"the text encoder runs its inputs on {wanted!r} but the network trains on "
+                                  f"{where!r}: set encoder.device to match the trainer (e.g. encoder.device=cuda "
+                                  "with trainer=gpu)")
         hook = getattr(self.finetune, "on_fit_start", None)
         if hook is not None:
             hook(self, int(self.trainer.estimated_stepping_batches))
