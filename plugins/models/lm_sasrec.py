@@ -140,7 +140,9 @@ class LMSASRec(SequentialRecommender):
         }
 
     def describe(self) -> dict[str, Any]:
-        """Trainable/total parameters (encoder and rest), seconds per epoch and step, peak memory, strategy."""
+        """Trainable/total parameters (encoder and rest), seconds per epoch (training steps plus the epoch's
+        validation, which Lightning runs before the module's epoch-end hook: for lora/adalora/full that
+        includes the catalogue re-encode) and per training step, peak memory, the strategy's settings."""
         return dict(self.cost)
 
     # -- save / load
