@@ -49,12 +49,13 @@ def resolve(spec: Mapping[str, Any], what: str) -> tuple[Callable[..., Any], dic
 
 
 def build_optimizer(spec: Mapping[str, Any], params: Iterable[Any]) -> Any:
-    """The optimiser of ``spec`` over ``params``. When the class takes ``fused`` and the spec does not set it,
+    """The optimiser of ``spec`` over ``params`` (tensors or torch param-group dicts: a group's own ``lr``
+    overrides the spec's, extra keys such as ``warmup_steps`` stay in the group). When the class takes ``fused`` and the spec does not set it,
     the fused kernel is tried first (the fastest on CPU with torch >= 2.4 and on GPU) and the plain one used
     where it is unsupported."""
     cls, kw = resolve(spec, "optimizer")
-    params = list(params)
-    if not params:
+    params = list(params)  # tensors, or param-group dicts ({"params": [...], "lr": ..., "warmup_steps": ...})
+    if not any(g["params"] if isinstance(g, Mapping) else True for g in params):
         raise ConfigError("the optimiser got no trainable parameters: the fine-tuning strategy froze them all; "
                           "check its trainable_parameters or the finetune config")
     if "fused" not in kw and _accepts(cls, "fused"):
@@ -93,3 +94,23 @@ def linear_decay(optimizer: Any, total_steps: int) -> Any:
 
     total = max(1, int(total_steps))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / total))
+
+
+def group_warmup(optimizer: Any, step: int) -> list[tuple[dict[str, Any], float]]:
+    """Per-group linear warm-up: a param group with ``warmup_steps`` w > 0 (a key a fine-tuning strategy's
+    ``trainable_parameters`` may set, e.g. the encoder group of ``full``) runs at min(1, (step + 1) / w) of
+    its rate. Scales each such group's ``lr`` in place for one optimiser step and returns what ``restore_lr``
+    needs, so the warm-up composes with any scheduler (which keeps owning ``lr``)."""
+    saved = []
+    for group in optimizer.param_groups:
+        w = int(group.get("warmup_steps") or 0)
+        if w > 0 and step < w:
+            saved.append((group, group["lr"]))
+            group["lr"] = group["lr"] * (step + 1) / w
+    return saved
+
+
+def restore_lr(saved: list[tuple[dict[str, Any], float]]) -> None:
+    """Undo ``group_warmup`` after the optimiser step."""
+    for group, lr in saved:
+        group["lr"] = lr

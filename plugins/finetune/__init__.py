@@ -1,3 +1,3 @@
 """Built-in finetune plugins."""
 
-from recux.plugins.finetune import scratch  # noqa: F401
+from recux.plugins.finetune import adalora, frozen, full, lora, scratch  # noqa: F401

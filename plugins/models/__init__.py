@@ -9,6 +9,7 @@ from recux.plugins.models import (  # noqa: F401
     ials,
     itemknn,
     lightgcn,
+    lm_sasrec,
     multvae,
     popularity,
     random,
