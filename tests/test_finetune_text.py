@@ -161,3 +161,16 @@ def test_bad_strategy_settings_are_refused():
         registry.build("finetune", "lora", {"target_modules": []})
     with pytest.raises(ConfigError, match="lr must be > 0"):
         registry.build("finetune", "full", {"lr": 0})
+
+
+@pytest.mark.parametrize("strategy", ["frozen", "lora", "adalora", "full"])
+@pytest.mark.parametrize("model", ["content", "hybrid"])
+def test_text_strategies_are_refused_for_text_models_without_a_network(model, strategy):
+    """content and hybrid read text (capability text_encoder) but train no torch network: an encoder strategy
+    has nothing to act on, so the pair is refused before any work."""
+    from recux import registry
+    from recux.errors import ConfigError
+    from recux.finetune import check_finetune
+
+    with pytest.raises(ConfigError, match=strategy):
+        check_finetune(registry.get("model", model), registry.get("finetune", strategy))

@@ -14,7 +14,7 @@ class TextStrategy(FineTuneStrategy):
     """Base of strategies over a text encoder. ``encoder_in_net``: the model must place a trainable copy of
     the encoder inside its network (attribute ``encoder``); False: it may use the cached frozen embeddings."""
 
-    requires = frozenset({"text_encoder"})
+    requires = frozenset({"torch_module", "text_encoder"})  # a trainable network that holds or uses text
     encoder_in_net = True
 
     def encoder_of(self, module: Any) -> Any:
