@@ -23,7 +23,6 @@ pop) has no representation of an unseen item: its cold groups are recorded as nu
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -60,31 +59,17 @@ class ColdStart(OfflineRanking):
     """Offline ranking on a cold-item split, reported on cold items (among cold items and among the whole
     catalogue), warm items and overall."""
 
-    @staticmethod
-    def _fit_and_evaluate(spec, model_info, metrics, data, ident, tracker, art, rank, t_start):
-        cold = cold_mask(spec, data)
-        if spec.save_split:
-            stages.write_split(data, art)
-        lightning = model_info.meta.get("training") == "lightning"
-        fitted = stages.fit(spec, model_info, data, art.stage,
-                            lightning_logger=tracker.lightning_logger() if lightning else None)
-        if rank:
-            art.cancel()
-            return None
-        t0 = time.perf_counter()
-        ranking = stages.rank(spec, fitted.model, data)
-        report = stages.evaluate(spec, metrics, ranking, data)
-        groups = group_reports(spec, metrics, ranking, fitted.model, data, cold, scores_unseen(model_info))
-        eval_seconds = time.perf_counter() - t0
+    def _before_fit(self, spec, data) -> np.ndarray:
+        return cold_mask(spec, data)  # refuses a split without cold items before any fitting
+
+    def _evaluate_more(self, spec, metrics, ranking, fitted, model_info, data, cold) -> dict[str, Any]:
+        return group_reports(spec, metrics, ranking, fitted.model, data, cold, scores_unseen(model_info))
+
+    def _write_per_user(self, report, groups, data, art) -> None:
         write_per_user(report, groups, data, art)
-        stages.write_recommendations(ranking, data.dataset, art)
-        if spec.save_model:
-            fitted.model.save(art.path("model.pkl"))
-        record = stages.results_record(spec, ident, model_info, data, fitted, report,
-                                       stages.timing(data, fitted, eval_seconds, t_start))
+
+    def _add_to_record(self, record, report, groups, data, cold) -> None:
         add_groups(record, report, groups, cold, data)
-        art.set_results(record.to_dict())
-        return record
 
 
 def _rows(ranking: stages.Ranking, users: np.ndarray) -> stages.Ranking:

@@ -57,9 +57,10 @@ class OfflineRanking(Task):
         log.info("results written to %s", run_dir / "results.json")
         return record.to_dict()
 
-    @staticmethod
-    def _fit_and_evaluate(spec, model_info, metrics, data, ident, tracker, art, rank, t_start):
-        """fit -> rank -> evaluate -> write, inside the staging folder; None on a non-zero DDP rank."""
+    def _fit_and_evaluate(self, spec, model_info, metrics, data, ident, tracker, art, rank, t_start):
+        """fit -> rank -> evaluate -> write, inside the staging folder; None on a non-zero DDP rank. Tasks that
+        report more (e.g. per item group) override the three hooks below, not this sequence."""
+        state = self._before_fit(spec, data)
         if spec.save_split:
             stages.write_split(data, art)
         lightning = model_info.meta.get("training") == "lightning"
@@ -74,12 +75,29 @@ class OfflineRanking(Task):
         t0 = time.perf_counter()
         ranking = stages.rank(spec, fitted.model, data)
         report = stages.evaluate(spec, metrics, ranking, data)
+        more = self._evaluate_more(spec, metrics, ranking, fitted, model_info, data, state)
         eval_seconds = time.perf_counter() - t0
-        stages.write_per_user(report, data.dataset, art)
+        self._write_per_user(report, more, data, art)
         stages.write_recommendations(ranking, data.dataset, art)
         if spec.save_model:
             fitted.model.save(art.path("model.pkl"))
         record = stages.results_record(spec, ident, model_info, data, fitted, report,
                                        stages.timing(data, fitted, eval_seconds, t_start))
+        self._add_to_record(record, report, more, data, state)
         art.set_results(record.to_dict())
         return record
+
+    # -- hooks (defaults: plain offline ranking)
+    def _before_fit(self, spec, data) -> Any:
+        """Checks and state a task needs before any fitting (refuse early)."""
+        return None
+
+    def _evaluate_more(self, spec, metrics, ranking, fitted, model_info, data, state) -> Any:
+        """Further evaluation beyond the overall report (timed with it)."""
+        return None
+
+    def _write_per_user(self, report, more, data, art) -> None:
+        stages.write_per_user(report, data.dataset, art)
+
+    def _add_to_record(self, record, report, more, data, state) -> None:
+        return None
