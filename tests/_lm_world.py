@@ -9,6 +9,10 @@ from pathlib import Path
 from recux.model import FitContext
 from tests._seq_world import seq_context
 
+# small LM-SASRec settings for fast tests
+FAST = dict(max_len=8, hidden_size=16, inner_size=32, n_layers=1, n_heads=2, batch_size=32, max_epochs=2,
+            patience=2, encode_per_step=16, lr=5e-3, num_threads=1)
+
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
 
@@ -40,3 +44,4 @@ def lm_context(ds, split, encoder, finetune, seed: int = 0, **kw) -> FitContext:
     ctx.finetune, ctx.encoder, ctx.item_texts = finetune, encoder, texts
     ctx.item_embeddings = lambda: encoder.embed(texts)
     return ctx
+

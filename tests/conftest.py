@@ -120,3 +120,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
         if not torch.cuda.is_available():
             pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    """The hf encoder plugin over a tiny random BERT folder (text-model tests)."""
+    from recux.plugins.encoders.hf import HFEncoder
+    from tests._lm_world import tiny_bert_folder
+
+    return HFEncoder(model=str(tiny_bert_folder(tmp_path_factory.mktemp("bert"))), max_length=16)
+
+
+@pytest.fixture(scope="module")
+def small_world():
+    """A small sequential world (text-model tests)."""
+    from tests._seq_world import make_seq_world
+
+    return make_seq_world(n_users=60, n_items=30)

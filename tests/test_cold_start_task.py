@@ -10,22 +10,16 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
-from hydra import compose, initialize_config_module
 
 from recux import identity, registry, stages
-from recux.cli.run import CONFIG_MODULE
 from recux.errors import ConfigError
 from recux.pipeline import run_experiment
 from recux.plugins.models.random import RandomModel
 from recux.plugins.tasks.cold_start import NOT_SCORED, SCORES_UNSEEN, cold_mask
+from tests._compose import compose_cfg
 
 FAST = ["experiment=cold_start", "dataset=synthetic", "dataset.n_users=150", "dataset.n_items=120",
         "logger=none", "metrics.ks=[5,10]"]
-
-
-def compose_cfg(overrides: list[str]):
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 def ndcg(ranked: np.ndarray, truth: set[int], k: int) -> float:

@@ -10,24 +10,18 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 from recux import registry
-from recux.cli.run import CONFIG_MODULE
 from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.pipeline import run_experiment
 from recux.plugins.tasks._periods import build_stages, label_periods
 from recux.splitting import time_periods
+from tests._compose import compose_cfg
 
 WORLD = ["dataset=synthetic", "dataset.n_users=150", "dataset.n_items=60", "logger=none",
          "trainer.enable_progress_bar=false", "task=continual", "task.n_periods=3"]
 BPR = ["model=bpr", "model.max_epochs=3", "model.num_threads=1", "model.embedding_dim=8"]
-
-
-def compose_cfg(overrides):
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 def _log(n=4000, n_users=80, n_items=120, seed=0, span=10**5) -> Interactions:

@@ -9,18 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from recux import identity, registry
-from recux.cli.run import CONFIG_MODULE
 from recux.errors import ConfigError, DataError
 from recux.pipeline import run_experiment
-
-
-def compose_cfg(overrides: list[str]):
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose("config", overrides=overrides)
+from tests._compose import compose_cfg
 
 
 def run(tmp_path: Path, overrides: list[str], name: str = "run") -> tuple[dict, Path]:

@@ -15,25 +15,9 @@ from recux import registry  # noqa: E402
 from recux.errors import ConfigError  # noqa: E402
 from recux.finetune import check_finetune  # noqa: E402
 from recux.optim import group_warmup, restore_lr  # noqa: E402
-from recux.plugins.encoders.hf import HFEncoder  # noqa: E402
 from recux.plugins.finetune.frozen import Frozen  # noqa: E402
 from recux.plugins.models.lm_sasrec import LMSASRec  # noqa: E402
-from tests._lm_world import lm_context, tiny_bert_folder  # noqa: E402
-
-FAST = dict(max_len=8, hidden_size=16, inner_size=32, n_layers=1, n_heads=2, batch_size=32, max_epochs=2,
-            patience=2, encode_per_step=16, lr=5e-3, num_threads=1)
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    return HFEncoder(model=str(tiny_bert_folder(tmp_path_factory.mktemp("bert"))), max_length=16)
-
-
-@pytest.fixture(scope="module")
-def small_world():
-    from tests._seq_world import make_seq_world
-
-    return make_seq_world(n_users=60, n_items=30)
+from tests._lm_world import FAST, lm_context  # noqa: E402
 
 
 def pretrained_state(encoder):

@@ -16,23 +16,8 @@ from recux.plugins.encoders.hf import HFEncoder  # noqa: E402
 from recux.plugins.finetune.frozen import Frozen  # noqa: E402
 from recux.plugins.models.lm_sasrec import LMSASRec  # noqa: E402
 from recux.plugins.models.random import RandomModel  # noqa: E402
-from tests._lm_world import item_texts, lm_context, tiny_bert_folder  # noqa: E402
+from tests._lm_world import FAST, item_texts, lm_context  # noqa: E402
 from tests._seq_world import loo_test_ndcg, seq_context  # noqa: E402
-
-FAST = dict(max_len=8, hidden_size=16, inner_size=32, n_layers=1, n_heads=2, batch_size=32, max_epochs=2,
-            patience=2, encode_per_step=16, lr=5e-3, num_threads=1)
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    return HFEncoder(model=str(tiny_bert_folder(tmp_path_factory.mktemp("bert"))), max_length=16)
-
-
-@pytest.fixture(scope="module")
-def small_world():
-    from tests._seq_world import make_seq_world
-
-    return make_seq_world(n_users=60, n_items=30)
 
 
 def test_identical_texts_score_identically_without_id_embeddings(small_world, encoder):

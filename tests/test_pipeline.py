@@ -9,19 +9,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from hydra import compose, initialize_config_module
 
-from recux.cli.run import CONF_DIR, CONFIG_MODULE
+from recux.cli.run import CONF_DIR
 from recux.errors import ConfigError, PluginError
 from recux.pipeline import build_label, run_experiment
+from tests._compose import compose_cfg
 from tests._scripts import load_script
 
 FAST = ["dataset=synthetic", "logger=none", "model=itemknn"]
-
-
-def compose_cfg(overrides: list[str]):
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 def run(tmp_path: Path, overrides: list[str], name: str = "run") -> tuple[dict, Path]:

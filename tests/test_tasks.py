@@ -8,22 +8,17 @@ from importlib.metadata import entry_points
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
 
 from recux import registry, stages
-from recux.cli.run import CONFIG_MODULE, objective
+from recux.cli.run import objective
 from recux.data import Interactions, Split
 from recux.errors import ConfigError, PluginError
 from recux.pipeline import run_experiment
 from recux.splitting import GlobalTemporalSplit, LeaveLastOut, RandomSplit, TemporalSplit
 from recux.task import Task
+from tests._compose import compose_cfg
 
 FAST = ["dataset=synthetic", "dataset.n_users=120", "dataset.n_items=80", "logger=none", "model=pop"]
-
-
-def compose_cfg(overrides: list[str]):
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 def test_task_kind_is_registered_and_found_through_its_entry_point():
