@@ -193,6 +193,7 @@ _NEED_ARG = {
     "user_groups": ("user_groups", "user_groups=<(n,) group label per row>"),
     "graded_truth": ("graded_truth", "graded_truth=<CSR like ground_truth with each pair's grade, e.g. the "
                                      "rating, as data> (recux-evaluate: --relevance-col)"),
+    "history": ("history", "history=<CSR whose row r holds the training items of topk row r's user>"),
 }
 
 
@@ -229,6 +230,7 @@ def evaluate_topk(
     user_groups: np.ndarray | None = None,
     bootstrap: int = 0,
     graded_truth: Any = None,
+    history: Any = None,
 ) -> EvalReport:
     """Evaluate (n x K) top-k item codes (best first, -1 padding) against ground truth whose row r belongs to
     the same user as ``topk[r]``.
@@ -241,7 +243,8 @@ def evaluate_topk(
     ``graded_truth``: a sparse matrix with the
     same rows as ``ground_truth`` holding each held-out pair's grade (e.g. its rating), for graded metrics
     (``ndcg_graded``, ``ndcg_burges``; see ``recux.relevance.align_relevance``). A row of ``topk`` that lists
-    an item twice is refused.
+    an item twice is refused. ``history``: a sparse matrix whose row r holds the training items of
+    ``topk[r]``'s user (e.g. ``train_csr[users]``), for metrics that compare a list with the user's history.
     """
     t0 = time.perf_counter()
     topk = _checked_topk(topk)
@@ -261,18 +264,20 @@ def evaluate_topk(
             raise ConfigError(f"{name} has {len(arr)} rows but topk has {n}; they must be aligned row by row")
     provided = {"train_popularity": train is not None, "scores": scores is not None,
                 "item_features": item_features is not None, "user_groups": user_groups is not None,
-                "graded_truth": graded_truth is not None}
+                "graded_truth": graded_truth is not None, "history": history is not None}
     active, skipped = _select_metrics(metrics, provided)
 
     # Drop users with an empty ground truth: their rows hold no indices, so gt_indices stays as it is.
     nonempty = np.diff(gt_indptr) > 0
     n_excluded = int(n - nonempty.sum())
+    hist = None if history is None else _history_rows(history, n)
     if n_excluded:
         topk = np.ascontiguousarray(topk[nonempty])
         gt_indptr = np.concatenate([gt_indptr[:1], gt_indptr[1:][nonempty]])
         row_ids = row_ids[nonempty]
         scores = None if scores is None else np.asarray(scores)[nonempty]
         user_groups = None if user_groups is None else np.asarray(user_groups)[nonempty]
+        hist = None if hist is None else hist[np.flatnonzero(nonempty)]
     if n == n_excluded:
         raise DataError(
             f"no user has ground truth: all {n} rows are empty. Check that the ground truth rows match the "
@@ -284,6 +289,8 @@ def evaluate_topk(
         topk=topk, gt_indptr=gt_indptr, gt_indices=gt_indices, n_items=n_items, ks=kk, users=row_ids,
         scores=scores, train_item_counts=item_counts, n_train_users=n_train_users,
         item_features=item_features, user_groups=user_groups, gt_relevance=gt_relevance,
+        history_indptr=None if hist is None else hist.indptr.astype(np.int64),
+        history_indices=None if hist is None else hist.indices.astype(np.int32),
     )
     means, directions, columns = _compute(active, ctx, n - n_excluded)
     per_user = pl.DataFrame({"user": row_ids, **columns})
@@ -291,6 +298,18 @@ def evaluate_topk(
     return EvalReport(means=means, per_user=per_user, n_evaluated=n - n_excluded, n_excluded_empty=n_excluded,
                       directions=directions, seconds=time.perf_counter() - t0, ks=kk, skipped=skipped,
                       stderr=stderr, ci=ci, ci_level=None if ci is None else 0.95)
+
+
+def _history_rows(history: Any, n_rows: int) -> sp.csr_matrix:
+    """The users' training items as a canonical CSR with one row per top-k row."""
+    if not sp.issparse(history):
+        raise ConfigError(f"history must be a scipy sparse matrix (row r = training items of topk row r's user), "
+                          f"got {type(history).__name__}")
+    m = _canonical_csr(history)
+    if m.shape[0] != n_rows:
+        raise DataError(f"history has {m.shape[0]} rows but topk has {n_rows}; pass train_csr[users] with topk "
+                        "ranked for those users")
+    return m
 
 
 def _checked_topk(topk: Any) -> np.ndarray:

@@ -26,6 +26,10 @@ class EvalContext:
     item_features: Any = None  # polars DataFrame, row i = item code i
     user_groups: np.ndarray | None = None  # (n,) group label per evaluated user
     gt_relevance: np.ndarray | None = None  # float64 grade of each gt_indices entry (graded metrics)
+    # Training history of row r's user: history_indices[history_indptr[r]:history_indptr[r+1]], int32 item
+    # codes sorted within each row (need "history"; None when evaluate_topk got no ``history``).
+    history_indptr: np.ndarray | None = None
+    history_indices: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

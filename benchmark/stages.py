@@ -518,7 +518,7 @@ def evaluate(spec: RunSpec, metrics: Any, ranking: Ranking, data: PreparedData,
         ranking.topk, truth[ranking.users], metrics=metrics, ks=spec.ks, scores=ranking.scores,
         train=data.train_csr, users=ranking.users, n_items=data.dataset.n_items,
         item_features=data.dataset.item_features, bootstrap=spec.bootstrap,
-        graded_truth=data.graded_test if graded is None else graded,
+        graded_truth=data.graded_test if graded is None else graded, history=data.train_csr[ranking.users],
     )
 
 

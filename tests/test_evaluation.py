@@ -287,3 +287,31 @@ def test_graded_truth_csr_keeps_the_highest_rating_and_refuses_implicit_data():
     np.testing.assert_array_equal(m.toarray(), [[0, 5, 4], [1, 0, 0]])
     with pytest.raises(DataError, match="need ratings.*has none"):
         graded_truth_csr(Interactions(user=np.array([0]), item=np.array([0]), n_users=1, n_items=1))
+
+
+def test_history_reaches_metrics_row_aligned_after_empty_rows_drop():
+    """Row r of EvalContext's history is the history given for the r-th kept top-k row (a user with no ground
+    truth is dropped from both), as a plain CSR slice says."""
+    from recux.metric import Metric, MetricResult
+
+    seen = {}
+
+    class Probe(Metric):
+        def compute(self, ctx: EvalContext) -> MetricResult:
+            seen["rows"] = [ctx.history_indices[a:b].tolist()
+                            for a, b in zip(ctx.history_indptr[:-1], ctx.history_indptr[1:], strict=True)]
+            return MetricResult(per_user={"probe": np.zeros(len(ctx.topk))})
+
+    rng = np.random.default_rng(3)
+    history = sp.random(6, 30, density=0.2, format="csr", random_state=4)
+    truth = sp.csr_matrix(([1.0] * 4, ([0, 2, 3, 5], [1, 2, 3, 4])), shape=(6, 30))
+    topk = np.stack([rng.permutation(30)[:5] for _ in range(6)]).astype(np.int32)
+    info = registry.PluginInfo("metric", "probe", Probe, "probe", {"needs": {"topk", "history"}})
+    evaluate_topk(topk, truth, metrics=[(info, Probe())], ks=[5], history=history)
+    assert seen["rows"] == [sorted(history[r].indices.tolist()) for r in (0, 2, 3, 5)]
+
+
+def test_history_with_wrong_row_count_is_refused():
+    with pytest.raises(DataError, match="history has 2 rows but topk has 3"):
+        evaluate_topk(np.zeros((3, 2), np.int32) + [[0, 1]], sp.eye(3, 4, format="csr"), ks=[1],
+                      history=sp.csr_matrix((2, 4)))
