@@ -194,6 +194,9 @@ _NEED_ARG = {
     "graded_truth": ("graded_truth", "graded_truth=<CSR like ground_truth with each pair's grade, e.g. the "
                                      "rating, as data> (recux-evaluate: --relevance-col)"),
     "history": ("history", "history=<CSR whose row r holds the training items of topk row r's user>"),
+    "item_embeddings": ("item_embeddings", "item_embeddings=<(n_items, d) array of item embeddings, e.g. a text "
+                                           "encoder's, or a zero-argument callable returning it> (a run: the "
+                                           "`encoder` config group over the dataset's item texts)"),
 }
 
 
@@ -231,6 +234,7 @@ def evaluate_topk(
     bootstrap: int = 0,
     graded_truth: Any = None,
     history: Any = None,
+    item_embeddings: Any = None,
 ) -> EvalReport:
     """Evaluate (n x K) top-k item codes (best first, -1 padding) against ground truth whose row r belongs to
     the same user as ``topk[r]``.
@@ -245,6 +249,8 @@ def evaluate_topk(
     (``ndcg_graded``, ``ndcg_burges``; see ``recux.relevance.align_relevance``). A row of ``topk`` that lists
     an item twice is refused. ``history``: a sparse matrix whose row r holds the training items of
     ``topk[r]``'s user (e.g. ``train_csr[users]``), for metrics that compare a list with the user's history.
+    ``item_embeddings``: an (n_items, d) array (row i = item code i), or a zero-argument callable returning one,
+    called only when a selected metric needs embeddings; its rows are L2-normalised once (zero rows stay zero).
     """
     t0 = time.perf_counter()
     topk = _checked_topk(topk)
@@ -264,7 +270,8 @@ def evaluate_topk(
             raise ConfigError(f"{name} has {len(arr)} rows but topk has {n}; they must be aligned row by row")
     provided = {"train_popularity": train is not None, "scores": scores is not None,
                 "item_features": item_features is not None, "user_groups": user_groups is not None,
-                "graded_truth": graded_truth is not None, "history": history is not None}
+                "graded_truth": graded_truth is not None, "history": history is not None,
+                "item_embeddings": item_embeddings is not None}
     active, skipped = _select_metrics(metrics, provided)
 
     # Drop users with an empty ground truth: their rows hold no indices, so gt_indices stays as it is.
@@ -285,12 +292,13 @@ def evaluate_topk(
         )
 
     item_counts, n_train_users = (None, None) if train is None else train_popularity(train, n_items)
+    emb = _metric_embeddings(item_embeddings, active, n_items)
     ctx = EvalContext(
         topk=topk, gt_indptr=gt_indptr, gt_indices=gt_indices, n_items=n_items, ks=kk, users=row_ids,
         scores=scores, train_item_counts=item_counts, n_train_users=n_train_users,
         item_features=item_features, user_groups=user_groups, gt_relevance=gt_relevance,
         history_indptr=None if hist is None else hist.indptr.astype(np.int64),
-        history_indices=None if hist is None else hist.indices.astype(np.int32),
+        history_indices=None if hist is None else hist.indices.astype(np.int32), item_embeddings=emb,
     )
     means, directions, columns = _compute(active, ctx, n - n_excluded)
     per_user = pl.DataFrame({"user": row_ids, **columns})
@@ -310,6 +318,20 @@ def _history_rows(history: Any, n_rows: int) -> sp.csr_matrix:
         raise DataError(f"history has {m.shape[0]} rows but topk has {n_rows}; pass train_csr[users] with topk "
                         "ranked for those users")
     return m
+
+
+def _metric_embeddings(source: Any, active: list[BuiltMetric], n_items: int) -> np.ndarray | None:
+    """The item embeddings with unit rows, resolved (a callable is called) only when an active metric needs
+    them; None otherwise."""
+    users = [info.name for info, _ in active if "item_embeddings" in info.meta.get("needs", ())]
+    if not users or source is None:
+        return None
+    matrix = np.asarray(source() if callable(source) else source, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != n_items:
+        raise DataError(f"item_embeddings for metric(s) {', '.join(users)} has shape {matrix.shape}; expected "
+                        f"({n_items}, d): one row per item code")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.ascontiguousarray(matrix / np.where(norms > 0, norms, 1.0), dtype=np.float32)
 
 
 def _checked_topk(topk: Any) -> np.ndarray:

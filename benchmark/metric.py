@@ -30,6 +30,9 @@ class EvalContext:
     # codes sorted within each row (need "history"; None when evaluate_topk got no ``history``).
     history_indptr: np.ndarray | None = None
     history_indices: np.ndarray | None = None
+    # (n_items, d) float32 language-model item embeddings with unit rows (need "item_embeddings"; None unless an
+    # active metric needs them: evaluate_topk resolves a lazy source and normalises the rows once).
+    item_embeddings: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -167,6 +167,7 @@ class PreparedData:
     test_users: np.ndarray  # user codes with test items
     seconds: float
     graded_test: sp.csr_matrix | None = None  # test users' grades (ratings), only when a metric needs them
+    metric_embeddings: Any = None  # () -> item embeddings for the metrics that need them (see evaluate)
 
 
 def load_dataset(spec: RunSpec) -> Dataset:
@@ -506,6 +507,30 @@ def attach_grades(metrics: Any, data: PreparedData) -> None:
             data.test_users]
 
 
+def check_metric_texts(spec: RunSpec, metrics: Any, data: PreparedData) -> None:
+    """Metrics that need item embeddings need item texts: a dataset without them fails here, before any
+    fitting (the texts are rendered; no encoder is built)."""
+    from recux.text_context import embedding_metric_names, metric_item_texts
+
+    names = embedding_metric_names(metrics)
+    if names:
+        metric_item_texts(spec.resolved, data.dataset, names)
+
+
+def metric_embeddings(spec: RunSpec, metrics: Any, data: PreparedData) -> Any:
+    """A lazy source of item embeddings (recux.text_context.metric_embeddings, kept on ``data`` so the
+    evaluations of one run share it) when a metric needs them, else None."""
+    from recux.text_context import embedding_metric_names
+    from recux.text_context import metric_embeddings as source
+
+    names = embedding_metric_names(metrics)
+    if not names:
+        return None
+    if data.metric_embeddings is None:
+        data.metric_embeddings = source(spec.resolved, data.dataset, names)
+    return data.metric_embeddings
+
+
 def evaluate(spec: RunSpec, metrics: Any, ranking: Ranking, data: PreparedData,
              truth: sp.csr_matrix | None = None, graded: sp.csr_matrix | None = None) -> Any:
     """Metric plugins over the ranking; returns the evaluation report. ``truth`` (users x items, default the
@@ -519,6 +544,7 @@ def evaluate(spec: RunSpec, metrics: Any, ranking: Ranking, data: PreparedData,
         train=data.train_csr, users=ranking.users, n_items=data.dataset.n_items,
         item_features=data.dataset.item_features, bootstrap=spec.bootstrap,
         graded_truth=data.graded_test if graded is None else graded, history=data.train_csr[ranking.users],
+        item_embeddings=metric_embeddings(spec, metrics, data),
     )
 
 

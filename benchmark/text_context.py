@@ -4,12 +4,14 @@ For such models only, the fit stage builds the encoder from the top-level ``enco
 item texts with ``item_text.template`` (recux.item_text) in item-code order, and gives a callable returning the
 frozen embedding matrix from the on-disk cache (recux.embedding_cache); FitContext carries all three. Every other
 model gets none of them, and nothing heavy (torch, transformers) is imported for it.
+
+Metrics that need item embeddings (``metric_embeddings``) get the same cached frozen embeddings, for any model.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from recux import registry
@@ -66,3 +68,50 @@ def text_record(resolved: Mapping[str, Any], ctx: Any) -> dict[str, Any]:
     texts = ctx.item_texts or []
     return {"text": {"encoder": ctx.encoder.identity(), "template": item_text_template(resolved),
                      "n_items": len(texts), "examples": texts[:3]}}
+
+
+# Metrics that compare items by the embeddings of their texts (need "item_embeddings": semantic ILD,
+# unexpectedness) get the same frozen embeddings for every model of a run, text model or not: the ``encoder``
+# config group over the dataset's item texts, through the on-disk cache. Nothing is built until a metric asks.
+
+EMBEDDING_NEED = "item_embeddings"
+
+
+def embedding_metric_names(metrics: Any) -> list[str]:
+    """Names of the built metrics (``recux.evaluation.build_metrics`` output) that need item embeddings."""
+    return [info.name for info, _ in (metrics or ()) if EMBEDDING_NEED in info.meta.get("needs", ())]
+
+
+def metric_item_texts(resolved: Mapping[str, Any], dataset: Dataset, names: list[str]) -> tuple[list[str], str]:
+    """(item texts in item-code order, template) for the embedding metrics ``names``, or a ConfigError naming
+    them and the fix when the dataset has no item text."""
+    from recux.item_text import render_item_texts
+
+    what = f"metric{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    if dataset.item_features is None:
+        raise ConfigError(
+            f"{what} compare items by language-model embeddings of their texts, but dataset '{dataset.name}' has "
+            "no item features, so its items have no text. Use a dataset with item text (ml-100k, synthetic; the "
+            "files dataset: dataset.item_text_path or dataset.item_features_path with dataset.item_text_col), or "
+            f"drop {', '.join(names)} from metrics.plugins."
+        )
+    template = item_text_template(resolved)
+    try:
+        return render_item_texts(dataset.item_features, template, dataset.n_items, f"dataset '{dataset.name}'"), template
+    except ConfigError as exc:
+        raise ConfigError(f"{what} embed the item texts: {exc}") from None
+
+
+def metric_embeddings(resolved: Mapping[str, Any], dataset: Dataset, names: list[str],
+                      cache_root: Any = None) -> Callable[[], Any]:
+    """A zero-argument callable (evaluated once) returning the (n_items, dim) frozen embeddings of the item
+    texts by the ``encoder`` config group, for the embedding metrics ``names``. Building it loads nothing."""
+
+    @functools.cache
+    def item_embeddings() -> Any:
+        from recux.embedding_cache import cached_embeddings
+
+        texts, template = metric_item_texts(resolved, dataset, names)
+        return cached_embeddings(build_encoder(resolved), texts, template, cache_root)
+
+    return item_embeddings

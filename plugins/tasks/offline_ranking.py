@@ -34,6 +34,7 @@ class OfflineRanking(Task):
         data = stages.prepare_data(spec)
         stages.check_protocol(spec, model_info, data)
         stages.attach_grades(metrics, data)
+        stages.check_metric_texts(spec, metrics, data)
         ident = stages.RunIdentity.of(spec)
         rank = stages.global_rank()
         # only rank 0 tracks, evaluates and writes: it ranks every test user itself (no per-rank metric shards)
