@@ -141,7 +141,8 @@ class Continual(Task):
         for part in test_parts:  # every test task is scoreable, before any fitting
             stages.check_protocol(spec, model_info, part)
             stages.attach_grades(metrics, part)
-        stages.check_metric_texts(spec, metrics, test_parts[0])  # one dataset: its texts are checked once
+        if test_parts:  # one dataset: its item texts are checked once
+            stages.check_metric_texts(spec, metrics, test_parts[0])
         with RunArtifacts(run_dir) as art:
             record = self._run_stages(spec, model_info, metrics, dataset, labels, plan, fit_parts, test_parts,
                                       art, data_seconds, t_start)
