@@ -287,3 +287,86 @@ def test_embeddings_are_normalised_and_resolved_only_when_a_metric_needs_them():
     assert calls == [1] and rep.per_user["semantic_ild@3"][0] == pytest.approx(want, abs=1e-6)
     with pytest.raises(DataError, match=r"semantic_ild has shape \(3, 6\); expected \(4, d\)"):
         _evaluate([[0, 1, 2]], ["semantic_ild"], item_embeddings=raw[:3], ks=[3])
+
+
+# ---------------------------------------------------------------- a run: embeddings from the encoder group
+
+SMALL = ["dataset=synthetic", "dataset.n_users=60", "dataset.n_items=80", "logger=none", "split=random",
+         "model=pop", "metrics.ks=[5,10]"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from tests._tiny_encoder import make_tiny_bert
+
+    return str(make_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
+
+
+@pytest.fixture
+def encoder_builds(monkeypatch):
+    """Counts the encoders the run builds (recux.text_context.build_encoder, wrapped, not replaced)."""
+    import recux.text_context as tc
+
+    calls = []
+    real = tc.build_encoder
+    monkeypatch.setattr(tc, "build_encoder", lambda resolved: calls.append(1) or real(resolved))
+    return calls
+
+
+def _run(tmp_path, name, overrides):
+    from recux.pipeline import run_experiment
+    from tests._compose import compose_cfg
+
+    return run_experiment(compose_cfg(overrides), tmp_path / name, overrides), tmp_path / name
+
+
+def _codes(ids: np.ndarray, of: np.ndarray) -> np.ndarray:
+    return np.array([{v: c for c, v in enumerate(ids.tolist())}[x] for x in of.tolist()])
+
+
+def test_a_run_scores_embedding_metrics_with_the_encoder_group(tmp_path, monkeypatch, tiny, encoder_builds):
+    from recux import registry
+    from recux.plugins.encoders.hf import HFEncoder
+
+    monkeypatch.setenv("RECUX_DATA", str(tmp_path / "cache"))
+    metrics = "metrics.plugins=[{name:ndcg},{name:semantic_ild},{name:unexpectedness}]"
+    results, run_dir = _run(tmp_path, "emb", [*SMALL, metrics, f"encoder.model={tiny}"])
+    assert len(encoder_builds) == 1  # one encoder for both metrics
+    dataset = registry.build("dataset", "synthetic", {"n_users": 60, "n_items": 80}).load()
+    emb = HFEncoder(model=tiny).embed(dataset.item_features["text"].to_list()).astype(np.float64)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    recs = pl.read_parquet(run_dir / "recommendations.parquet").sort("user_id", "rank")
+    train = pl.read_parquet(run_dir / "split" / "train.parquet")
+    sem, unexp = [], []
+    for (user,), rows in recs.group_by("user_id", maintain_order=True):
+        items = _codes(dataset.item_ids, rows["item_id"].to_numpy())[:10]
+        seen = _codes(dataset.item_ids, train.filter(pl.col("user_id") == user)["item_id"].to_numpy())
+        sem.append(np.mean([1 - emb[a] @ emb[b] for a, b in itertools.combinations(items, 2)]))
+        unexp.append(np.mean([1 - emb[i] @ emb[h] for i in items for h in seen]))
+    assert results["metrics"]["semantic_ild@10"] == pytest.approx(np.mean(sem), abs=1e-5)
+    assert results["metrics"]["unexpectedness@10"] == pytest.approx(np.mean(unexp), abs=1e-5)
+    assert results["directions"]["semantic_ild@10"] is True
+
+
+def test_a_run_without_embedding_metrics_builds_no_encoder(tmp_path, encoder_builds):
+    metrics = "metrics.plugins=[{name:ndcg},{name:ild},{name:miscalibration},{name:serendipity}]"
+    results, _ = _run(tmp_path, "plain", [*SMALL, metrics])
+    assert encoder_builds == [] and {"ild@10", "miscalibration@10", "serendipity@10"} <= set(results["metrics"])
+
+
+def test_an_embedding_metric_on_a_dataset_without_item_text_fails_before_fitting(tmp_path, monkeypatch,
+                                                                                 encoder_builds):
+    from recux import stages
+
+    fits = []
+    real_fit = stages.fit
+    monkeypatch.setattr(stages, "fit", lambda *a, **kw: fits.append(1) or real_fit(*a, **kw))
+    rng = np.random.default_rng(0)
+    rows = [f"{u},{i}" for u in range(1, 41) for i in rng.choice(np.arange(1, 31), 10, replace=False)]
+    (tmp_path / "log.csv").write_text("user_id,item_id\n" + "\n".join(rows) + "\n")
+    overrides = ["dataset=files", f"dataset.path={tmp_path / 'log.csv'}", "logger=none", "model=pop",
+                 "metrics.ks=[5]", "optimized_metric=ndcg@5", "metrics.plugins=[{name:ndcg},{name:semantic_ild}]"]
+    with pytest.raises(ConfigError, match=r"metric semantic_ild .*has no item features.*drop semantic_ild"):
+        _run(tmp_path, "files", overrides)
+    assert fits == [] and encoder_builds == [] and not (tmp_path / "files" / "results.json").exists()
