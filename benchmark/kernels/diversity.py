@@ -19,6 +19,8 @@ import numpy as np
 
 # Above this much scratch memory over all blocks, use one block per thread.
 _MAX_SCRATCH_BYTES = 256 * 2**20
+# Reassociation lets LLVM vectorise the float sums over embedding dimensions (no NaN/inf assumptions).
+_REASSOC = {"reassoc", "contract"}
 
 
 @nb.njit(parallel=True, cache=True)
@@ -59,11 +61,14 @@ def ild_cosine_kernel(topk, ks, cat_indptr, cat_indices, n_cats, out, n_chunks):
                 if p + 1 == ks[j]:
                     out[j, u] = 1.0 - 2.0 * pair / (m * (m - 1.0)) if m >= 2 else np.nan
                     j += 1
-            for p in range(kmax):
-                item = topk[u, p]
-                if item >= 0:
-                    for t in range(cat_indptr[item], cat_indptr[item + 1]):
-                        s[cat_indices[t]] = 0.0
+            if n_cats <= 64:
+                s[:] = 0.0
+            else:
+                for p in range(kmax):
+                    item = topk[u, p]
+                    if item >= 0:
+                        for t in range(cat_indptr[item], cat_indptr[item + 1]):
+                            s[cat_indices[t]] = 0.0
 
 
 @nb.njit(cache=True)
@@ -110,15 +115,15 @@ def ild_jaccard_kernel(topk, ks, cat_indptr, cat_indices, out):
                 j += 1
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, fastmath=_REASSOC)
 def semantic_ild_kernel(topk, ks, emb, out, n_chunks):
     """Semantic ILD@k: mean cosine distance over the m(m-1)/2 pairs of real items among the first k, with unit
     item embeddings e_i: 1 - (2 / (m (m - 1))) sum_{i<j} e_i . e_j; NaN when m < 2.
 
-    For unit vectors sum_{i != j} e_i . e_j = ||sum_i e_i||^2 - m, so the pair sum needs only the running sum s
-    of the vectors seen: each new item adds e_p . s. O(k d) per user and an O(d) buffer per block: no
-    users x k x k x d (nor k x k) array is built. Semantic (embedding) ILD as in Ziegler et al. 2005 with
-    content-embedding distance (Kaminskas & Bridge, ACM TiiS 7(1), 2016, Sec. 3).
+    For unit vectors sum_{i != j} e_i . e_j = ||s||^2 - m with s = sum_i e_i, so
+    ILD@k = 1 - (||s||^2 - m) / (m (m - 1)): the running sum s (O(d) per block) and one squared norm per
+    cut-off, O(k d) per user; no users x k x k x d (nor k x k) array is built. Semantic ILD: Ziegler et al.
+    2005's ILD with the cosine distance of content embeddings (Kaminskas & Bridge, ACM TiiS 7(1), 2016, Sec. 3).
     """
     n = topk.shape[0]
     nk = ks.shape[0]
@@ -128,31 +133,32 @@ def semantic_ild_kernel(topk, ks, emb, out, n_chunks):
     for c in nb.prange(n_chunks):
         s = np.zeros(d, dtype=np.float64)
         for u in range(c * chunk, min(n, (c + 1) * chunk)):
-            pair = 0.0
             m = 0
             j = 0
             for p in range(kmax):
                 item = topk[u, p]
                 if item >= 0:
-                    dot = 0.0
-                    for t in range(d):
-                        dot += emb[item, t] * s[t]
-                    pair += dot
                     for t in range(d):
                         s[t] += emb[item, t]
                     m += 1
                 if p + 1 == ks[j]:
-                    out[j, u] = 1.0 - 2.0 * pair / (m * (m - 1.0)) if m >= 2 else np.nan
+                    if m >= 2:
+                        sq = 0.0
+                        for t in range(d):
+                            sq += s[t] * s[t]
+                        out[j, u] = 1.0 - (sq - m) / (m * (m - 1.0))
+                    else:
+                        out[j, u] = np.nan
                     j += 1
             s[:] = 0.0
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, fastmath=_REASSOC)
 def unexpectedness_kernel(topk, ks, emb, h_indptr, h_indices, out, n_chunks):
     """Unexpectedness@k: mean over the real items i among the first k of their mean cosine distance to the
-    user's training items H:  (1/m) sum_i (1/|H|) sum_{h in H} (1 - e_i . e_h) = (1/m) sum_i (1 - e_i . c),
-    c = (1/|H|) sum_h e_h (the mean, not re-normalised, of the unit history embeddings), so O((|H| + k) d) per
-    user. NaN when the user has no history or the first k hold no real item.
+    user's training items H:  (1/m) sum_i (1/|H|) sum_{h in H} (1 - e_i . e_h) = 1 - (s . c) / m, with
+    s = sum_i e_i over the list and c = (1/|H|) sum_h e_h (the mean, not re-normalised, of the unit history
+    embeddings): O((|H| + k) d) per user. NaN when the user has no history or the first k hold no real item.
     The distance-from-profile definition of unexpectedness (Kaminskas & Bridge, "Diversity, serendipity,
     novelty, and coverage", ACM TiiS 7(1), 2016; Vargas & Castells, RecSys 2011).
     """
@@ -175,8 +181,6 @@ def unexpectedness_kernel(topk, ks, emb, h_indptr, h_indices, out, n_chunks):
                 h = h_indices[t]
                 for x in range(d):
                     centre[x] += emb[h, x]
-            for x in range(d):
-                centre[x] /= hi - lo
             total = 0.0
             m = 0
             j = 0
@@ -186,10 +190,10 @@ def unexpectedness_kernel(topk, ks, emb, h_indptr, h_indices, out, n_chunks):
                     dot = 0.0
                     for x in range(d):
                         dot += emb[item, x] * centre[x]
-                    total += 1.0 - dot
+                    total += dot
                     m += 1
                 if p + 1 == ks[j]:
-                    out[j, u] = total / m if m > 0 else np.nan
+                    out[j, u] = 1.0 - total / ((hi - lo) * m) if m > 0 else np.nan
                     j += 1
 
 
@@ -268,6 +272,7 @@ def miscalibration_kernel(topk, ks, cat_indptr, cat_indices, n_cats, h_indptr, h
     n = topk.shape[0]
     nk = ks.shape[0]
     kmax = ks[nk - 1]
+    log_alpha = np.log(alpha)
     chunk = (n + n_chunks - 1) // n_chunks
     for c in nb.prange(n_chunks):
         pu = np.zeros(n_cats, dtype=np.float64)
@@ -308,8 +313,10 @@ def miscalibration_kernel(topk, ks, cat_indptr, cat_indices, n_cats, h_indptr, h
                     kl = 0.0
                     for x in range(n_supp):
                         g = support[x]
-                        q = qu[g] / m if m > 0 else 0.0
-                        kl += pu[g] * np.log(pu[g] / ((1.0 - alpha) * q + alpha * pu[g]))
+                        if qu[g] > 0.0:
+                            kl += pu[g] * np.log(pu[g] / ((1.0 - alpha) * qu[g] / m + alpha * pu[g]))
+                        else:  # q~ = alpha p: the term is -p log(alpha), no log to take
+                            kl -= pu[g] * log_alpha
                     out[j, u] = kl
                     j += 1
             for x in range(n_supp):
