@@ -120,9 +120,10 @@ def semantic_ild_kernel(topk, ks, emb, out, n_chunks):
     """Semantic ILD@k: mean cosine distance over the m(m-1)/2 pairs of real items among the first k, with unit
     item embeddings e_i: 1 - (2 / (m (m - 1))) sum_{i<j} e_i . e_j; NaN when m < 2.
 
-    For unit vectors sum_{i != j} e_i . e_j = ||s||^2 - m with s = sum_i e_i, so
-    ILD@k = 1 - (||s||^2 - m) / (m (m - 1)): the running sum s (O(d) per block) and one squared norm per
-    cut-off, O(k d) per user; no users x k x k x d (nor k x k) array is built. Semantic ILD: Ziegler et al.
+    sum_{i != j} e_i . e_j = ||s||^2 - sum_i ||e_i||^2 with s = sum_i e_i (= ||s||^2 - m for unit vectors; the
+    kernel subtracts the actual squared norms, so float32 rounding of "unit" rows does not leak in), so
+    ILD@k = 1 - (||s||^2 - sum_i ||e_i||^2) / (m (m - 1)): a running sum s (O(d) per block) and one squared
+    norm per cut-off, O(k d) per user; no users x k x k x d (nor k x k) array is built. Semantic ILD: Ziegler et al.
     2005's ILD with the cosine distance of content embeddings (Kaminskas & Bridge, ACM TiiS 7(1), 2016, Sec. 3).
     """
     n = topk.shape[0]
@@ -134,19 +135,22 @@ def semantic_ild_kernel(topk, ks, emb, out, n_chunks):
         s = np.zeros(d, dtype=np.float64)
         for u in range(c * chunk, min(n, (c + 1) * chunk)):
             m = 0
+            self_sq = 0.0
             j = 0
             for p in range(kmax):
                 item = topk[u, p]
                 if item >= 0:
                     for t in range(d):
-                        s[t] += emb[item, t]
+                        x = np.float64(emb[item, t])
+                        s[t] += x
+                        self_sq += x * x
                     m += 1
                 if p + 1 == ks[j]:
                     if m >= 2:
                         sq = 0.0
                         for t in range(d):
                             sq += s[t] * s[t]
-                        out[j, u] = 1.0 - (sq - m) / (m * (m - 1.0))
+                        out[j, u] = 1.0 - (sq - self_sq) / (m * (m - 1.0))
                     else:
                         out[j, u] = np.nan
                     j += 1
