@@ -167,7 +167,7 @@ class PreparedData:
     test_users: np.ndarray  # user codes with test items
     seconds: float
     graded_test: sp.csr_matrix | None = None  # test users' grades (ratings), only when a metric needs them
-    metric_embeddings: Any = None  # () -> item embeddings for the metrics that need them (see evaluate)
+    metric_embeddings: Any = None  # a MetricEmbeddings for the metrics that need item embeddings (see evaluate)
 
 
 def load_dataset(spec: RunSpec) -> Dataset:
@@ -518,16 +518,15 @@ def check_metric_texts(spec: RunSpec, metrics: Any, data: PreparedData) -> None:
 
 
 def metric_embeddings(spec: RunSpec, metrics: Any, data: PreparedData) -> Any:
-    """A lazy source of item embeddings (recux.text_context.metric_embeddings, kept on ``data`` so the
+    """A lazy source of item embeddings (recux.text_context.MetricEmbeddings, kept on ``data`` so the
     evaluations of one run share it) when a metric needs them, else None."""
-    from recux.text_context import embedding_metric_names
-    from recux.text_context import metric_embeddings as source
+    from recux.text_context import MetricEmbeddings, embedding_metric_names
 
     names = embedding_metric_names(metrics)
     if not names:
         return None
     if data.metric_embeddings is None:
-        data.metric_embeddings = source(spec.resolved, data.dataset, names)
+        data.metric_embeddings = MetricEmbeddings(spec.resolved, data.dataset, names)
     return data.metric_embeddings
 
 
@@ -633,5 +632,12 @@ def results_record(spec: RunSpec, ident: RunIdentity, model_info: registry.Plugi
         config=spec.resolved,
         files={"per_user_metrics": "per_user_metrics.parquet", "recommendations": "recommendations.parquet",
                "split": "split/"},
-        extra=text_record(spec.resolved, fitted.ctx),
+        extra={**text_record(spec.resolved, fitted.ctx), **metric_embeddings_record(data)},
     )
+
+
+def metric_embeddings_record(data: PreparedData) -> dict[str, Any]:
+    """``metric_embeddings`` in results.json when metrics used item embeddings: which metrics, which encoder
+    (its identity) and which item-text template produced them; {} otherwise."""
+    described = data.metric_embeddings.describe() if data.metric_embeddings is not None else {}
+    return {"metric_embeddings": described} if described else {}

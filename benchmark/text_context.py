@@ -11,7 +11,7 @@ Metrics that need item embeddings (``metric_embeddings``) get the same cached fr
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from recux import registry
@@ -102,16 +102,28 @@ def metric_item_texts(resolved: Mapping[str, Any], dataset: Dataset, names: list
         raise ConfigError(f"{what} embed the item texts: {exc}") from None
 
 
-def metric_embeddings(resolved: Mapping[str, Any], dataset: Dataset, names: list[str],
-                      cache_root: Any = None) -> Callable[[], Any]:
-    """A zero-argument callable (evaluated once) returning the (n_items, dim) frozen embeddings of the item
-    texts by the ``encoder`` config group, for the embedding metrics ``names``. Building it loads nothing."""
+class MetricEmbeddings:
+    """A zero-argument callable returning the (n_items, dim) frozen embeddings of the item texts by the
+    ``encoder`` config group, for the embedding metrics ``names``; computed (or read from the cache) on the first
+    call, never when no metric asks. ``describe()`` is what results.json records about them."""
 
-    @functools.cache
-    def item_embeddings() -> Any:
-        from recux.embedding_cache import cached_embeddings
+    def __init__(self, resolved: Mapping[str, Any], dataset: Dataset, names: list[str], cache_root: Any = None):
+        self.resolved, self.dataset, self.names, self.cache_root = resolved, dataset, list(names), cache_root
+        self._matrix: Any = None
+        self._encoder: Any = None
 
-        texts, template = metric_item_texts(resolved, dataset, names)
-        return cached_embeddings(build_encoder(resolved), texts, template, cache_root)
+    def __call__(self) -> Any:
+        if self._matrix is None:
+            from recux.embedding_cache import cached_embeddings
 
-    return item_embeddings
+            texts, template = metric_item_texts(self.resolved, self.dataset, self.names)
+            self._encoder = build_encoder(self.resolved)
+            self._matrix = cached_embeddings(self._encoder, texts, template, self.cache_root)
+        return self._matrix
+
+    def describe(self) -> dict[str, Any]:
+        """{} until the embeddings were used; then the metrics, the encoder identity and the template."""
+        if self._matrix is None:
+            return {}
+        return {"metrics": self.names, "encoder": self._encoder.identity(),
+                "template": item_text_template(self.resolved), "dim": int(self._matrix.shape[1])}

@@ -5,6 +5,7 @@ hand-computed cases, and the metric plugins through evaluate_topk."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -347,12 +348,16 @@ def test_a_run_scores_embedding_metrics_with_the_encoder_group(tmp_path, monkeyp
     assert results["metrics"]["semantic_ild@10"] == pytest.approx(np.mean(sem), abs=1e-5)
     assert results["metrics"]["unexpectedness@10"] == pytest.approx(np.mean(unexp), abs=1e-5)
     assert results["directions"]["semantic_ild@10"] is True
+    recorded = json.loads((run_dir / "results.json").read_text())["metric_embeddings"]
+    assert recorded == {"metrics": ["semantic_ild", "unexpectedness"], "encoder": HFEncoder(model=tiny).identity(),
+                        "template": "{text}", "dim": emb.shape[1]}
 
 
 def test_a_run_without_embedding_metrics_builds_no_encoder(tmp_path, encoder_builds):
     metrics = "metrics.plugins=[{name:ndcg},{name:ild},{name:miscalibration},{name:serendipity}]"
     results, _ = _run(tmp_path, "plain", [*SMALL, metrics])
     assert encoder_builds == [] and {"ild@10", "miscalibration@10", "serendipity@10"} <= set(results["metrics"])
+    assert "metric_embeddings" not in results
 
 
 def test_an_embedding_metric_on_a_dataset_without_item_text_fails_before_fitting(tmp_path, monkeypatch,
