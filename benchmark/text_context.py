@@ -78,8 +78,11 @@ EMBEDDING_NEED = "item_embeddings"
 
 
 def embedding_metric_names(metrics: Any) -> list[str]:
-    """Names of the built metrics (``recux.evaluation.build_metrics`` output) that need item embeddings."""
-    return [info.name for info, _ in (metrics or ()) if EMBEDDING_NEED in info.meta.get("needs", ())]
+    """Names of the metrics (specs or ``recux.evaluation.build_metrics`` output; None = the default set, which
+    has none) that need item embeddings."""
+    from recux.evaluation import build_metrics
+
+    return [info.name for info, _ in build_metrics(metrics or ()) if EMBEDDING_NEED in info.meta.get("needs", ())]
 
 
 def metric_item_texts(resolved: Mapping[str, Any], dataset: Dataset, names: list[str]) -> tuple[list[str], str]:
