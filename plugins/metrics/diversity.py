@@ -39,13 +39,14 @@ def item_categories(item_features: Any, column: str, n_items: int, metric: str
     if isinstance(frame.schema["cat"], pl.List):
         frame = frame.explode("cat")
     frame = frame.drop_nulls("cat")
-    names, codes = np.unique(frame["cat"].cast(pl.String).to_numpy().astype(str), return_inverse=True)
-    rows = frame["row"].to_numpy()
-    pairs = np.unique(rows * max(len(names), 1) + codes)  # sorted by (row, code), duplicates dropped
-    rows, codes = pairs // max(len(names), 1), pairs % max(len(names), 1)
+    codes = (frame["cat"].cast(pl.String).rank("dense").to_numpy().astype(np.int64) - 1) if frame.height \
+        else np.zeros(0, dtype=np.int64)  # category code = rank of its value in sorted order
+    n_cats = int(codes.max()) + 1 if len(codes) else 0
+    pairs = np.unique(frame["row"].to_numpy() * max(n_cats, 1) + codes)  # sorted by (row, code), no repeats
+    rows, codes = pairs // max(n_cats, 1), pairs % max(n_cats, 1)
     indptr = np.zeros(n_items + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_items), out=indptr[1:])
-    return indptr, codes.astype(np.int32), len(names)
+    return indptr, codes.astype(np.int32), n_cats
 
 
 def _categories(ctx: EvalContext, column: str, metric: str) -> tuple[np.ndarray, np.ndarray, int]:
