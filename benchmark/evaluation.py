@@ -323,12 +323,12 @@ def _history_rows(history: Any, n_rows: int) -> sp.csr_matrix:
 def _metric_embeddings(source: Any, active: list[BuiltMetric], n_items: int) -> np.ndarray | None:
     """The item embeddings with unit rows, resolved (a callable is called) only when an active metric needs
     them; None otherwise."""
-    users = [info.name for info, _ in active if "item_embeddings" in info.meta.get("needs", ())]
-    if not users or source is None:
+    names = [info.name for info, _ in active if "item_embeddings" in info.meta.get("needs", ())]
+    if not names or source is None:
         return None
     matrix = np.asarray(source() if callable(source) else source, dtype=np.float32)
     if matrix.ndim != 2 or matrix.shape[0] != n_items:
-        raise DataError(f"item_embeddings for metric(s) {', '.join(users)} has shape {matrix.shape}; expected "
+        raise DataError(f"item_embeddings for metric(s) {', '.join(names)} has shape {matrix.shape}; expected "
                         f"({n_items}, d): one row per item code")
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return np.ascontiguousarray(matrix / np.where(norms > 0, norms, 1.0), dtype=np.float32)

@@ -5,8 +5,8 @@ Flat inputs, as in recux.kernels.accuracy: ``topk`` (n x K int32 item codes, bes
 (sorted unique cut-offs, int64), per-user CSR rows (``indptr`` int64, ``indices`` int32 sorted within rows) for
 the ground truth and the training history, item categories as an items x categories CSR (``cat_indptr``,
 ``cat_indices``; an item's categories are unique), and item embeddings as an (n_items, d) float32 matrix with
-unit rows. Every kernel fills ``out[j, u]`` (value at ``ks[j]`` for user row u) in one pass over the list,
-recording at each cut-off; sums run in float64. Padding is never an item: list means run over the real items.
+unit rows. Every kernel fills ``out[j, u]`` (value at ``ks[j]`` for user row u), reading each list once where
+the value can be updated item by item and recorded at each cut-off; sums run in float64. Padding is never an item: list means run over the real items.
 Users are split into ``n_chunks`` blocks, each owning its scratch buffers (reset after each user).
 """
 
