@@ -19,8 +19,9 @@ DEFAULT_METRICS = (
     "ndcg@10", "recall@10", "precision@10", "mrr@10", "map@10",
     "hit@10", "coverage@10", "arp@10", "gini@10", "novelty@10",
 )  # fmt: skip
-# Used only when no results.json states a metric's direction: base names (before "@") where lower is better.
-LOWER_IS_BETTER = frozenset({"arp", "gini"})
+# Used only when no results.json states a metric's direction: base names (before "@") where lower is better,
+# and the user-group fairness keys "fairness/<group>/gap/<metric>" (lower) and ".../ratio/..." (higher).
+LOWER_IS_BETTER = frozenset({"arp", "gini", "miscalibration", "pop_lift"})
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,15 @@ class Leaderboard:
         return None
 
     def higher_is_better(self, metric: str) -> bool:
-        return self.directions.get(metric, metric.split("@")[0].lower() not in LOWER_IS_BETTER)
+        return self.directions.get(metric, default_higher_is_better(metric))
+
+
+def default_higher_is_better(metric: str) -> bool:
+    """A metric's direction when no run records it (see LOWER_IS_BETTER)."""
+    parts = metric.split("/")
+    if len(parts) >= 4 and parts[0] == "fairness" and parts[2] in ("gap", "ratio"):
+        return parts[2] == "ratio"
+    return metric.split("@")[0].lower() not in LOWER_IS_BETTER
 
 
 def _directions(runs: Sequence[Run]) -> dict[str, bool]:
