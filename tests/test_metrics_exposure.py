@@ -16,6 +16,7 @@ from scipy.stats import entropy
 
 from recux.errors import ConfigError
 from recux.evaluation import evaluate_topk
+from recux.kernels.beyond import exposure_counts
 from recux.kernels.exposure import (
     GROUPS,
     HEAD,
@@ -155,21 +156,26 @@ def personalisation_all_pairs(topk: np.ndarray, k: int) -> float:
 def test_personalisation_matches_all_pairs(case):
     topk, ks, n_items, _, _ = case
     got = personalisation(topk, ks, n_items)
+    # with the exposure counts, full lists take the integer path c_i (c_i - 1) / (2 k)
+    got_counts = personalisation(topk, ks, n_items, exposure_counts(topk, ks, n_items))
     for k in set(ks):
         want = personalisation_all_pairs(topk, k)
-        if math.isnan(want):
-            assert math.isnan(got[f"personalisation@{k}"])
-        else:
-            assert got[f"personalisation@{k}"] == pytest.approx(want, abs=1e-9)
+        for value in (got[f"personalisation@{k}"], got_counts[f"personalisation@{k}"]):
+            if math.isnan(want):
+                assert math.isnan(value)
+            else:
+                assert value == pytest.approx(want, abs=1e-9)
 
 
 def test_personalisation_of_full_lists_is_one_minus_mean_overlap_over_k():
     rng = np.random.default_rng(5)
     topk = np.stack([rng.permutation(12)[:4] for _ in range(30)]).astype(np.int32)
     overlaps = [len(set(a) & set(b)) / 4 for a, b in combinations(topk.tolist(), 2)]
-    assert personalisation(topk, [4], 12)["personalisation@4"] == pytest.approx(1 - np.mean(overlaps), abs=1e-12)
+    for counts in (None, exposure_counts(topk, [4], 12)):
+        got = personalisation(topk, [4], 12, counts)["personalisation@4"]
+        assert got == pytest.approx(1 - np.mean(overlaps), abs=1e-12)
     same = np.tile(topk[:1], (5, 1))
-    assert personalisation(same, [4], 12)["personalisation@4"] == pytest.approx(0.0, abs=1e-12)
+    assert personalisation(same, [4], 12, exposure_counts(same, [4], 12))["personalisation@4"] == 0.0
 
 
 def test_personalisation_single_buffer_path_agrees(monkeypatch):

@@ -198,7 +198,8 @@ def member_share(topk: np.ndarray, ks: Iterable[int], member: np.ndarray) -> dic
     return {int(k): out[j] for j, k in enumerate(kk)}
 
 
-def personalisation(topk: np.ndarray, ks: Iterable[int], n_items: int) -> dict[str, float]:
+def personalisation(topk: np.ndarray, ks: Iterable[int], n_items: int,
+                    counts: dict[int, np.ndarray] | None = None) -> dict[str, float]:
     """``{"personalisation@k": value}``: 1 - the mean cosine similarity of two users' top-k lists.
 
     personalisation@k = 1 - (2 / (n (n - 1))) * sum_{u < v} |L_u ∩ L_v| / sqrt(|L_u| |L_v|)
@@ -208,10 +209,29 @@ def personalisation(topk: np.ndarray, ks: Iterable[int], n_items: int) -> dict[s
     personalisation of binary list vectors). Exact without an all-pairs loop: a pair (u, v) shares item i
     iff both lists hold it, so with w_u = 1 / sqrt(|L_u|), S_i = sum_{u ∋ i} w_u and Q_i = sum_{u ∋ i} w_u^2,
     sum_{u < v} |L_u ∩ L_v| w_u w_v = sum_i sum_{u < v, both ∋ i} w_u w_v = sum_i (S_i^2 - Q_i) / 2;
-    O(n K) time and O(n_items) memory per cut-off. NaN with fewer than two such lists.
+    O(n K) time and O(n_items) memory per cut-off. When every list is full within k this is
+    sum_i c_i (c_i - 1) / (2 k), c_i = the number of lists holding item i, summed in integers from
+    ``counts`` (``{k: c}`` of ``recux.kernels.beyond.exposure_counts``) when given. NaN with fewer than two
+    such lists. Rows must not repeat an item (evaluate_topk refuses them).
     """
     topk = _check_topk(topk, n_items)
     kk = normalize_ks(ks, topk.shape[1])
+    full = [bool((topk[:, :k] >= 0).all()) for k in kk]
+    out: dict[str, float] = {}
+    n = topk.shape[0]
+    for j, k in enumerate(kk):
+        if full[j] and counts is not None:
+            c = counts[int(k)].astype(np.int64)
+            pair_sim = int((c * (c - 1) // 2).sum()) / int(k)
+            out[f"personalisation@{int(k)}"] = 1.0 - pair_sim / (n * (n - 1) / 2.0) if n >= 2 else float("nan")
+    rest = [int(k) for k in kk if f"personalisation@{int(k)}" not in out]
+    if rest:
+        out.update(_personalisation_weighted(topk, normalize_ks(rest, topk.shape[1]), n_items))
+    return {f"personalisation@{int(k)}": out[f"personalisation@{int(k)}"] for k in kk}
+
+
+def _personalisation_weighted(topk: np.ndarray, kk: np.ndarray, n_items: int) -> dict[str, float]:
+    """The general form of ``personalisation`` (lists of any length) through ``cosine_mass_kernel``."""
     n_chunks = max(1, min(nb.get_num_threads(), topk.shape[0]))
     if n_chunks * len(kk) * n_items * 16 > _MAX_PARTIAL_BYTES:
         n_chunks = 1

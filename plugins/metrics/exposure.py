@@ -146,7 +146,7 @@ class Personalisation(Metric):
     def compute(self, ctx: EvalContext) -> MetricResult:
         from recux.kernels.exposure import personalisation
 
-        return MetricResult(aggregate=personalisation(ctx.topk, ctx.ks, ctx.n_items))
+        return MetricResult(aggregate=personalisation(ctx.topk, ctx.ks, ctx.n_items, _exposure_counts(ctx)))
 
 
 class _GroupExposure(Metric):
@@ -211,7 +211,9 @@ class _ExposureRelevance(_GroupExposure):
         from recux.kernels.exposure import group_shares
 
         code, groups = self._code_groups(ctx)
-        relevant = np.bincount(ctx.gt_indices, minlength=ctx.n_items)
+        relevant = ctx.extra.get("relevant_counts")
+        if relevant is None:  # how many evaluated users hold each item in their ground truth
+            relevant = ctx.extra["relevant_counts"] = np.bincount(ctx.gt_indices, minlength=ctx.n_items)
         rel_share = float(group_shares(relevant, groups)[code])
         out = {f"exposure_relevance_{self.group}@{k}": (share / rel_share if rel_share > 0 else math.nan)
                for k, share in self._exposure_shares(ctx).items()}
