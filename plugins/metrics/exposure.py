@@ -6,8 +6,8 @@ Popularity is the number of training users per item (``EvalContext.train_item_co
 tail partition (``popularity_groups``) is computed once per context and setting (cached in ``ctx.extra``):
 - aplt and ltc use a two-way split with ``tail_share`` = 0.8 by default: the long tail is the least popular
   items that together make the bottom 80% of training interactions, i.e. everything outside the short head of
-  the most popular items that make the top 20% (issue 10; the short head / long tail split of Abdollahpouri
-  et al. 2017);
+  the most popular items that make the top 20% (issue 10's suggestion, a short head / long tail split as in
+  Abdollahpouri et al. 2017); ``tail_share`` = 0.2 gives the 3-group tail below instead;
 - exposure_share_* and exposure_relevance_* use three groups, ``head_share`` = ``tail_share`` = 0.2 by
   default (Abdollahpouri et al. 2019): head = the most popular items making 20% of the interactions, tail =
   the least popular making 20%, mid = the rest.
