@@ -292,3 +292,14 @@ def test_bad_settings_and_missing_inputs_are_refused():
         evaluate_topk(topk, truth, metrics=["pop_lift"], ks=[2], train=train)
     with pytest.raises(ConfigError, match="needs train_popularity"):
         evaluate_topk(topk, truth, metrics=["ltc"], ks=[2])
+
+
+def test_undefined_values_are_nan_not_errors():
+    """One user with an all-padding list, an empty history and no training interactions: the per-user values,
+    entropy, personalisation (one list) and every share are undefined; nothing of the long tail is covered."""
+    report = evaluate_topk(np.array([[-1, -1]], np.int32), sp.csr_matrix(np.array([[1.0, 0]])), metrics=ALL,
+                           ks=[2], train=sp.csr_matrix((1, 2)), history=sp.csr_matrix((1, 2)), n_items=2)
+    means = report.means
+    assert means["ltc@2"] == 0.0 and means["catalogue_share_tail@2"] == 1.0
+    defined = {"ltc@2", "catalogue_share_head@2", "catalogue_share_mid@2", "catalogue_share_tail@2"}
+    assert all(math.isnan(v) for name, v in means.items() if name not in defined)
