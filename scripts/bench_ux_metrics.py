@@ -11,7 +11,7 @@ Both timings are of ``recux.evaluation.evaluate_topk`` end to end (input checks,
 standard errors): the accuracy run with precision, recall, ndcg, mrr, map, hit; the UX run with the metric
 list of --metrics (a metric-set YAML, default conf/metrics/ux.yaml) or of --names, given train, history,
 item_features and, when evaluate_topk accepts it, item_embeddings. Metric names that are not registered are
-left out and listed. One warm-up run of each first (numba compilation), then the median of --repeats runs.
+left out and listed. One warm-up run of each first (numba compilation), then the median of --repeats runs (the two alternate).
 Each metric's own compute time (median, in suite order) and the rest of evaluate_topk are printed too.
 
     .venv/bin/python scripts/bench_ux_metrics.py
@@ -135,6 +135,7 @@ class _Timed:
         from recux.metric import Metric
 
         self.times: dict[str, list[float]] = {}
+        self.totals: list[float] = []
         sink = self.times
 
         class Probe(Metric):
@@ -149,16 +150,27 @@ class _Timed:
 
         self.metrics = [(info, Probe(info.name, m)) for info, m in build_metrics(specs)]
 
-    def run(self, fn, repeats: int) -> tuple[float, dict[str, float], Any]:
-        """(median total seconds, median compute seconds per metric, last report) after one warm-up run."""
-        fn(self.metrics)  # warm-up: numba compilation, caches
-        self.times.clear()
-        totals = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            report = fn(self.metrics)
-            totals.append(time.perf_counter() - t0)
-        return statistics.median(totals), {n: statistics.median(t) for n, t in self.times.items()}, report
+    def once(self, fn) -> Any:
+        t0 = time.perf_counter()
+        report = fn(self.metrics)
+        self.totals.append(time.perf_counter() - t0)
+        return report
+
+    def medians(self) -> tuple[float, dict[str, float]]:
+        """(median total seconds, median compute seconds per metric) of the runs since the warm-up."""
+        return statistics.median(self.totals), {n: statistics.median(t) for n, t in self.times.items()}
+
+
+def time_both(acc: _Timed, acc_fn, ux: _Timed, ux_fn, repeats: int) -> Any:
+    """One warm-up run of each (numba compilation, caches), then ``repeats`` alternating runs (a change of
+    machine load during the benchmark hits both alike). Returns the last UX report."""
+    for timed, fn in ((acc, acc_fn), (ux, ux_fn)):
+        fn(timed.metrics)
+        timed.times.clear()
+    for _ in range(repeats):
+        acc.once(acc_fn)
+        report = ux.once(ux_fn)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.repeats < 1 or args.users < 2 or args.items < args.k:
+        ap.error("--repeats must be >= 1, --users >= 2 and --items >= --k")
 
     from recux.evaluation import ACCURACY_METRICS, evaluate_topk
 
@@ -196,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     def run(**kw):
         return lambda built: evaluate_topk(topk, truth, metrics=built, ks=ks, n_items=args.items, **kw)
 
-    acc_s, acc_parts, _ = _Timed(list(ACCURACY_METRICS)).run(run(), args.repeats)
-    ux_s, ux_parts, report = _Timed(specs).run(run(**extra), args.repeats)
+    acc, ux = _Timed(list(ACCURACY_METRICS)), _Timed(specs)
+    report = time_both(acc, run(), ux, run(**extra), args.repeats)
+    (acc_s, acc_parts), (ux_s, ux_parts) = acc.medians(), ux.medians()
     print(f"accuracy_seconds: {acc_s:.6f} (median of {args.repeats}: {','.join(ACCURACY_METRICS)})")
     print(f"ux_seconds: {ux_s:.6f} (median of {args.repeats})")
     print(f"ratio_ux_over_accuracy: {ux_s / acc_s:.4f}")
