@@ -21,7 +21,7 @@ KINDS = ("dataset", "model", "finetune", "metric", "task", "encoder")
 
 # What a metric may need from the evaluation context.
 METRIC_NEEDS = frozenset({"topk", "ground_truth", "item_features", "train_popularity", "user_groups", "scores",
-                          "graded_truth"})
+                          "graded_truth", "history"})
 # How a model fits: "lightning" (a Lightning Trainer: the run's logger and trainer settings apply), "closed_form"
 # (one solve), "iterative" (its own loop, e.g. ALS sweeps), "none" (nothing to learn).
 MODEL_TRAINING = frozenset({"lightning", "closed_form", "iterative", "none"})

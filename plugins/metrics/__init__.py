@@ -1,3 +1,4 @@
-"""Built-in metrics plugins: top-k accuracy and beyond-accuracy (coverage, popularity, Gini, novelty)."""
+"""Built-in metrics plugins: top-k accuracy, beyond-accuracy (coverage, popularity, Gini, novelty), and
+popularity bias / long tail / personalisation / item-side exposure (exposure)."""
 
-from recux.plugins.metrics import accuracy, beyond  # noqa: F401  (importing registers the plugins)
+from recux.plugins.metrics import accuracy, beyond, exposure  # noqa: F401  (importing registers the plugins)
