@@ -31,13 +31,14 @@ class Stat:
     mean: float
     std: float
     n: int
+    not_scored: int = 0  # runs that recorded the metric as null (the model cannot score it, e.g. cold items)
 
     @staticmethod
-    def of(values: Iterable[float | None]) -> Stat:
+    def of(values: Iterable[float | None], not_scored: int = 0) -> Stat:
         v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
         if v.size == 0:
-            return Stat(math.nan, math.nan, 0)
-        return Stat(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size))
+            return Stat(math.nan, math.nan, 0, not_scored)
+        return Stat(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size), not_scored)
 
 
 @dataclass
@@ -179,7 +180,9 @@ def _variant_rows(group: Sequence[Run], all_metrics: Sequence[str]) -> list[Row]
                 finetune=newest.finetune,
                 display=names[h],
                 runs=vruns,
-                stats={m: Stat.of(r.metrics.get(m) for r in vruns) for m in all_metrics},
+                stats={m: Stat.of((r.metrics.get(m) for r in vruns),
+                                  not_scored=sum(m in r.not_scored for r in vruns))
+                       for m in all_metrics},
                 fit_seconds=Stat.of(r.timing("fit_seconds") for r in vruns),
                 seconds_per_epoch=Stat.of(r.timing("seconds_per_epoch") for r in vruns),
             )

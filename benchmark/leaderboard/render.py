@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from recux.identity import describe_settings
-from recux.leaderboard.aggregate import Leaderboard, Row
+from recux.leaderboard.aggregate import Leaderboard, Row, Stat
 from recux.leaderboard.collect import FailedRun, _seed_key
 from recux.leaderboard.pairing import CI_LEVEL, SIGNIFICANCE_SEED
 from recux.leaderboard.ux import UxConfig, has_ux_view, pareto_table, ux_columns
@@ -98,7 +98,7 @@ def render_table(board: Leaderboard) -> str:
             mean = _fmt(s.mean)
             if _is_best(s.mean, col_values[m], board.higher_is_better(m)):
                 mean = f"**{mean}**"
-            cell = mean if math.isnan(s.mean) else f"{mean} ± {_fmt(s.std)}"
+            cell = _empty(s) if math.isnan(s.mean) else f"{mean} ± {_fmt(s.std)}"
             if m == board.primary and best is not None and row is not best:
                 cell += _significance_marks(row, board.alpha)
             cells.append(cell)
@@ -124,7 +124,20 @@ def _stat_cell(board: Leaderboard, metric: str, row: Row) -> str:
     mean = _fmt(s.mean)
     if _is_best(s.mean, [r.stats[metric].mean for r in board.rows], board.higher_is_better(metric)):
         mean = f"**{mean}**"
-    return mean if math.isnan(s.mean) else f"{mean} ± {_fmt(s.std)}"
+    return _empty(s) if math.isnan(s.mean) else f"{mean} ± {_fmt(s.std)}"
+
+
+NOT_SCORED = "not scored"
+
+
+def _empty(s: Stat) -> str:
+    """The cell of a metric without a value: "not scored" when its runs recorded it as null (the model
+    cannot score it), else "—" (the runs do not have it)."""
+    return NOT_SCORED if s.not_scored else "—"
+
+
+def _has_not_scored(board: Leaderboard) -> bool:
+    return any(math.isnan(st.mean) and st.not_scored for r in board.rows for st in r.stats.values())
 
 
 def render_ux_table(board: Leaderboard, config: UxConfig) -> str:
@@ -196,6 +209,9 @@ def render_legend(board: Leaderboard) -> str:
             f"bootstrap CI (paired: users resampled; not corrected for multiplicity); bootstrap and permutation "
             f"use {N_RESAMPLES} draws, seed {SIGNIFICANCE_SEED}. n/a = no per-user values to pair (see notes)."
         )
+    if _has_not_scored(board):
+        parts.append(f"{NOT_SCORED} = the runs recorded no value: the model cannot score it (e.g. an ID model "
+                     "has no representation of cold items), which is not a score of zero.")
     return "\n\n".join(parts)
 
 
