@@ -75,11 +75,11 @@ def test_gap_tests_p_values_are_scipys_and_holm_is_the_plain_step_down():
         v = table[t.metric].to_numpy()
         parts = {lv: v[(labels == lv) & np.isfinite(v)] for lv in set(labels)}
         assert t.p_welch == pytest.approx(stats.ttest_ind(parts[t.best], parts[t.worst], equal_var=False).pvalue,
-                                          rel=1e-9)
-        assert t.p_kruskal == pytest.approx(stats.kruskal(*parts.values()).pvalue, rel=1e-9)
+                                          rel=1e-9, abs=0)
+        assert t.p_kruskal == pytest.approx(stats.kruskal(*parts.values()).pvalue, rel=1e-9, abs=0)
     for name in ("p_welch", "p_kruskal"):
         expect = _plain_holm([getattr(t, name) for t in tests])
-        assert [getattr(t, f"{name}_holm") for t in tests] == pytest.approx(expect, rel=1e-12)
+        assert [getattr(t, f"{name}_holm") for t in tests] == pytest.approx(expect, rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("sizes", [(5, 7), (30, 200), (2, 2), (50, 3)])
@@ -89,14 +89,14 @@ def test_welch_matches_scipy_p_value_and_interval(sizes):
     ours = welch(a, b)
     ref = stats.ttest_ind(a, b, equal_var=False)
     lo, hi = ref.confidence_interval(0.95)
-    assert (ours.p, ours.t, ours.df) == pytest.approx((ref.pvalue, ref.statistic, ref.df), rel=1e-9)
-    assert (ours.ci_low, ours.ci_high) == pytest.approx((lo, hi), rel=1e-9)
+    assert (ours.p, ours.t, ours.df) == pytest.approx((ref.pvalue, ref.statistic, ref.df), rel=1e-9, abs=0)
+    assert (ours.ci_low, ours.ci_high) == pytest.approx((lo, hi), rel=1e-9, abs=0)
 
 
 def test_kruskal_matches_scipy_with_ties_and_mean_ci_matches_the_t_interval():
     rng = np.random.default_rng(3)
     groups = [rng.integers(0, 5, n).astype(float) for n in (10, 25, 4, 60)]  # many ties
-    assert kruskal(groups) == pytest.approx(stats.kruskal(*groups).pvalue, rel=1e-9)
+    assert kruskal(groups) == pytest.approx(stats.kruskal(*groups).pvalue, rel=1e-9, abs=0)
     assert math.isnan(kruskal([groups[0]]))
     x = rng.normal(size=40)
     n, m, lo, hi = mean_ci(x)
@@ -164,8 +164,8 @@ def test_a_run_records_gaps_and_ratios_that_match_its_per_user_file(tmp_path):
         best, worst = (means[metric].max(), means[metric].min()) if higher else (means[metric].min(),
                                                                                 means[metric].max())
         key = f"fairness/favourite_genre/gap/{metric}"
-        assert rec["metrics"][key] == pytest.approx(abs(best - worst), rel=1e-9)
-        assert saved["metrics"][key] == pytest.approx(abs(best - worst), rel=1e-9)
+        assert rec["metrics"][key] == pytest.approx(abs(best - worst), rel=1e-9, abs=0)
+        assert saved["metrics"][key] == pytest.approx(abs(best - worst), rel=1e-9, abs=0)
         assert saved["directions"][key] is False
         assert saved["directions"][f"fairness/favourite_genre/ratio/{metric}"] is True
         assert f"fairness/activity/gap/{metric}" in saved["metrics"]
