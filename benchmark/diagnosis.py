@@ -115,8 +115,8 @@ def test_popularity(data: Any, users: np.ndarray) -> np.ndarray:
     """Mean training popularity (distinct training users) of each user's test items."""
     pop = np.bincount(data.train_csr.indices, minlength=data.dataset.n_items).astype(np.float64)
     test = data.test_csr[users]
-    sums = np.add.reduceat(pop[test.indices], test.indptr[:-1]) if test.nnz else np.zeros(len(users))
     counts = np.diff(test.indptr)
+    sums = np.bincount(np.repeat(np.arange(len(users)), counts), weights=pop[test.indices], minlength=len(users))
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 

@@ -180,3 +180,12 @@ def test_in_run_diagnosis_logs_its_segment_table_to_wandb(monkeypatch, tmp_path)
                if ln.startswith("| ") and "=" in ln.split("|")[1]]
     assert [f"{r[1]}={r[2]}" for r in logged.data] == [ln.split("|")[1].strip() for ln in md_rows]
     assert all(v is None or v == v for row in logged.data for v in row)  # NaN cells sent as None
+
+
+@pytest.mark.parametrize("value", ["[bogus@10]", "[ndcg@7]", "maybe"])
+def test_a_bad_diagnose_setting_is_refused_before_the_run(tmp_path, value):
+    from recux.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"metrics.diagnose=.* must be true, false or a list"):
+        run_experiment(compose_cfg(FAST + ["model=pop", f"metrics.diagnose={value}"]), tmp_path / "r")
+    assert not (tmp_path / "r" / "results.json").exists()
