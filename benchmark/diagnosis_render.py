@@ -27,14 +27,14 @@ def _ci(lo: float, hi: float) -> str:
 
 
 def _pct(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"{100 * x:+.1f}%"
+    return "–" if not math.isfinite(x) else f"{100 * x:.1f}%"
 
 
 def describe(row: SegmentRow, diag: Diagnosis) -> str:
     """One line of the ranked list."""
     overall = diag.overall[row.metric][1]
     return (f"**{row.name}** ({row.metric}, n = {row.n}): mean {_f(row.mean)} vs overall {_f(overall)}, gap "
-            f"{row.gap:+.4f} {_ci(*row.gap_ci)} ({_pct(-row.relative_shortfall)} of the overall mean), "
+            f"{row.gap:+.4f} {_ci(*row.gap_ci)} (shortfall {_pct(row.relative_shortfall)} of the overall mean), "
             f"p = {_p(row.p)}, Holm p = {_p(row.p_holm)}")
 
 
