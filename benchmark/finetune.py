@@ -38,9 +38,11 @@ class FineTuneStrategy:
     def prepare(self, module: Any, ctx: Any = None) -> None:
         """Change ``module`` in place (freeze, add adapters, load pretrained sub-module weights) and return None.
 
-        Called with a freshly built network, after any ``FitContext.init_from`` weights were loaded into it,
-        with the FitContext; and on ``load`` with ``ctx=None`` before the saved weights load (then only
-        restructure the module: the weights that follow overwrite any loaded here)."""
+        Called with a freshly built network and the FitContext, BEFORE any ``FitContext.init_from`` weights
+        load (so a network saved with adapters, e.g. a continual stage under LoRA, restarts with its adapters,
+        and starting weights saved without them, e.g. a frozen-encoder run, load around fresh adapters: weights
+        under the network's ``pretrained_prefixes`` may be absent from init_from); and on ``load`` with
+        ``ctx=None`` before the saved weights load. Either way the weights that follow overwrite any set here."""
         return None
 
     def trainable_parameters(self, module: Any) -> list[Any]:

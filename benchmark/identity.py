@@ -124,7 +124,33 @@ def variant_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     if model_meta is not None and TEXT_CAPABILITY in model_meta.get("capabilities", ()):
         out["encoder"] = dict(config.get("encoder") or {})
         out["item_text"] = dict(config.get("item_text") or {})
+    run = dict(config.get("run") or {})
+    if run.get("init_from") is not None:  # starting weights change the variant; the seed's own file does not
+        out["init_from"] = run.get("init_from_variant") or str(run["init_from"])
     return out
+
+
+def init_from_source(path: str) -> dict[str, str]:
+    """What a run's starting weights are, independent of the seed: the variant hash and label of the run that
+    saved them (its results.json beside the file), so the seeds of "LoRA from the frozen run of seed s" are one
+    variant; a file outside a run folder is identified by its content (SHA-256)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    results = file.parent / "results.json"
+    if results.is_file():
+        rec = json.loads(results.read_text())
+        if rec.get("variant_hash"):
+            return {"init_from_variant": f"variant:{rec['variant_hash']}", "init_from_label": str(rec.get("label"))}
+    if not file.is_file():
+        from recux.errors import ConfigError
+
+        raise ConfigError(f"run.init_from={path}: no such file; give a model file saved by a run with "
+                          "run.save_model=true (<run folder>/model.pkl)")
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+    return {"init_from_variant": f"sha256:{digest}", "init_from_label": file.name}
 
 
 def data_hash(config: Mapping[str, Any]) -> str:

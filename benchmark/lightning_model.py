@@ -89,9 +89,9 @@ class LightningRecommender(Recommender):
             self._remember(train)
             seed_everything(ctx.seed)
             net = self._build_net(ctx.finetune)
-            if ctx.init_from is not None:
-                self._load_weights(net, ctx.init_from)
             prepare_in_place(ctx.finetune, net, ctx)
+            if ctx.init_from is not None:  # after prepare: a stage saved with adapters restarts with them
+                self._load_weights(net, ctx.init_from)
             self.finetune = ctx.finetune
             batches = self._batches(net, train, ctx.seed)
             self.summary = fit_lightning(net, ctx, batches, max_epochs=h["max_epochs"], patience=h["patience"],
@@ -113,13 +113,20 @@ class LightningRecommender(Recommender):
             else:
                 state = blob
         try:
-            net.load_state_dict(state)
+            missing, unexpected = net.load_state_dict(state, strict=False)
         except (RuntimeError, KeyError) as exc:
+            missing, unexpected = [str(exc)], []
+        pretrained = tuple(getattr(net, "pretrained_prefixes", ()))
+        missing = [k for k in missing if not (pretrained and k.startswith(pretrained))]
+        if missing or unexpected:
             raise ConfigError(
-                f"init_from weights do not fit the {type(net).__name__} built for this run: {exc}. They must "
-                "come from the same model with the same architecture settings and code space (dataset, "
-                "preprocessing and split), before any fine-tuning adapters were added."
-            ) from exc
+                f"init_from weights do not fit the {type(net).__name__} built for this run (missing "
+                f"{_few(missing)}; unexpected {_few(unexpected)}). They must come from the same model with the "
+                "same architecture settings and code space (dataset, preprocessing and split), saved under the "
+                "same fine-tuning strategy or under one that adds no weights (scratch/frozen)."
+                + (f" Only weights under {list(pretrained)} may be absent (they keep their pretrained values)."
+                   if pretrained else "")
+            )
 
     def score(self, users: np.ndarray) -> np.ndarray:
         if self.net is None:
@@ -160,6 +167,10 @@ class LightningRecommender(Recommender):
         model._restore_net(net, blob)
         model.net = net.eval()
         return model
+
+
+def _few(keys: list[str], n: int = 4) -> str:
+    return "none" if not keys else ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
 def _rebuild_strategy(record: Mapping[str, Any] | None) -> FineTuneStrategy | None:

@@ -116,6 +116,8 @@ class RunSpec:
         resolved: dict[str, Any] = (OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig)
                                     else dict(cfg))  # type: ignore[assignment]
         run, ev = resolved.get("run", {}) or {}, resolved.get("eval", {}) or {}
+        if run.get("init_from") is not None and not run.get("init_from_variant"):
+            run.update(identity.init_from_source(str(run["init_from"])))  # stored with the config
         ks, bootstrap = _checked_metrics(resolved["metrics"])
         return cls(
             resolved=resolved, seed=int(resolved["seed"]),
@@ -143,7 +145,7 @@ def build_label(model_name: str, finetune_name: str | None, overrides: list[str]
     """Display name of a variant: the model, its fine-tuning strategy (None for the baseline strategy, see the
     finetune registry's ``baseline`` metadata) and the other overrides that change the variant."""
     skip = ("seed=", "model=", "finetune=", "experiment=", "hparams_search=", "logger", "trainer", "dataset", "split",
-            "hydra", "eval.batch_size", "run.", "task", "preprocess", "eval.exclude_valid")
+            "hydra", "eval.batch_size", "run.", "task", "preprocess", "eval.exclude_valid", "metrics")
     extra = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(skip)]
     extra = [o[len("model."):] if o.startswith("model.") else o for o in extra]
     label = model_name if finetune_name is None else f"{model_name}+{finetune_name}"
@@ -595,7 +597,9 @@ class RunIdentity:
     @classmethod
     def of(cls, spec: RunSpec) -> RunIdentity:
         baseline = bool(registry.get("finetune", spec.finetune.name).meta.get("baseline", False))
-        label = build_label(spec.model.name, None if baseline else spec.finetune.name, spec.overrides)
+        source = (spec.resolved.get("run") or {}).get("init_from_label")
+        extra = [f"from={source}"] if spec.init_from is not None and source else []
+        label = build_label(spec.model.name, None if baseline else spec.finetune.name, spec.overrides + extra)
         return cls(label, identity.variant_hash(spec.resolved), identity.data_hash(spec.resolved), baseline)
 
 

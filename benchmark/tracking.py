@@ -42,6 +42,9 @@ class Tracker:
     def summary(self, values: Mapping[str, Any]) -> None:
         pass
 
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        pass
+
     def finish(self, exit_code: int = 0) -> None:
         pass
 
@@ -74,6 +77,11 @@ class WandbTracker(Tracker):
     def summary(self, values: Mapping[str, Any]) -> None:
         for k, v in values.items():
             self.run.summary[k] = v
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """A wandb.Table (NaN cells as None)."""
+        clean = [[None if isinstance(v, float) and v != v else v for v in row] for row in rows]
+        self.run.log({key: self._wandb.Table(columns=list(columns), data=clean)})
 
     def finish(self, exit_code: int = 0) -> None:
         try:

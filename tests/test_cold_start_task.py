@@ -103,3 +103,22 @@ def test_cold_start_runs_have_their_own_data_hash():
     other_share = compose_cfg([*FAST, "model=pop", "split.cold_share=0.3"])
     hashes = {identity.data_hash(stages.RunSpec.from_config(c).resolved) for c in (base, cold, other_share)}
     assert len(hashes) == 3
+
+
+def test_the_leaderboard_says_not_scored_for_cold_metrics_an_id_model_cannot_score(tmp_path):
+    """pop (an ID model) records its cold metrics as null: its leaderboard cells say "not scored", random's
+    hold values, and a column a run simply lacks still shows "—"."""
+    from recux.cli.leaderboard import main
+
+    for model in ("pop", "random"):
+        run(tmp_path / "runs", model)
+    out = tmp_path / "board"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--no-wandb", "--no-plots",
+                 "--metrics", "ndcg@10,cold/ndcg@10,warm/ndcg@10"]) == 0
+    md = next(out.glob("*.md")).read_text().split("### UX view")[0]  # the accuracy table
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:6]]
+            for line in md.splitlines() if line.startswith("| ") and ("pop" in line or "random" in line)}
+    assert rows["pop"][1] == "not scored" and rows["pop"][2] != "not scored"
+    assert rows["random"][1] not in ("not scored", "—")
+    assert "not scored = the runs recorded no value" in md
+    assert "| — |" in md.replace("| — | best |", "")  # pop's s/epoch: a value the run simply lacks

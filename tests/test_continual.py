@@ -83,18 +83,18 @@ def _run(tmp_path, name, overrides):
 
 
 class _WeightSpy:
-    """Records the network's weights when the strategy prepares it (after init_from loaded, before training)
-    and after each fit ends."""
+    """Records the network's weights when training starts (after the strategy prepared it and init_from
+    loaded) and after each fit ends."""
 
     def __init__(self, monkeypatch, model_name):
-        self.before, self.after = [], []
-        scratch = registry.get("finetune", "scratch").obj
-        prepare = scratch.prepare
+        from recux import training
 
-        def spy_prepare(strategy, module, ctx=None):
-            if ctx is not None:
-                self.before.append({k: v.detach().clone() for k, v in module.state_dict().items()})
-            return prepare(strategy, module, ctx)
+        self.before, self.after = [], []
+        fit_lightning = training.fit_lightning
+
+        def spy_fit_lightning(net, *args, **kwargs):
+            self.before.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+            return fit_lightning(net, *args, **kwargs)
 
         model_cls = registry.get("model", model_name).obj
         fit = model_cls.fit
@@ -103,7 +103,7 @@ class _WeightSpy:
             fit(model, ctx)
             self.after.append({k: v.detach().clone() for k, v in model.net.state_dict().items()})
 
-        monkeypatch.setattr(scratch, "prepare", spy_prepare)
+        monkeypatch.setattr(training, "fit_lightning", spy_fit_lightning)
         monkeypatch.setattr(model_cls, "fit", spy_fit)
 
 
@@ -134,6 +134,22 @@ def test_a_continual_stage_starts_from_the_previous_stage_final_weights_and_a_re
     _run(tmp_path, "retrain", model + ["task.mode=retrain"])
     assert not _same(spy.before[1], spy.after[0])  # a retrain starts afresh: the same seeded init as stage 0
     assert _same(spy.before[1], spy.before[0])
+
+
+def test_a_lora_continual_stage_starts_from_the_previous_stage_adapters(tmp_path, monkeypatch):
+    """LM-SASRec under LoRA: stage 1 starts from stage 0's final weights, adapters included (they are added
+    before the weights load), and those adapters had trained away from their zero start."""
+    from tests._lm_world import tiny_bert_folder
+
+    tiny = tiny_bert_folder(tmp_path / "bert")
+    spy = _WeightSpy(monkeypatch, "lm_sasrec")
+    _run(tmp_path, "lora", ["model=lm_sasrec", "split=loo", "finetune=lora", "finetune.r=2", f"encoder.model={tiny}",
+                            "encoder.max_length=16", "model.max_epochs=1", "model.hidden_size=16",
+                            "model.inner_size=16", "model.max_len=8", "model.encode_per_step=8"])
+    assert len(spy.before) == len(spy.after) == 2
+    adapters = [k for k in spy.after[0] if "lora_B" in k]
+    assert adapters and _same(spy.before[1], spy.after[0])
+    assert any(spy.after[0][k].abs().sum() > 0 for k in adapters)  # B starts at zero: these trained
 
 
 def test_forgetting_and_backward_transfer_follow_their_definitions_on_the_recorded_numbers(tmp_path):

@@ -18,6 +18,7 @@ from recux.optim import group_warmup, restore_lr  # noqa: E402
 from recux.plugins.finetune.frozen import Frozen  # noqa: E402
 from recux.plugins.models.lm_sasrec import LMSASRec  # noqa: E402
 from tests._lm_world import FAST, lm_context  # noqa: E402
+from tests._seq_world import CPU_TRAINER  # noqa: E402
 
 
 def pretrained_state(encoder):
@@ -158,3 +159,32 @@ def test_text_strategies_are_refused_for_text_models_without_a_network(model, st
 
     with pytest.raises(ConfigError, match=strategy):
         check_finetune(registry.get("model", model), registry.get("finetune", strategy))
+
+
+def test_lora_starts_from_a_frozen_run_weights_with_fresh_adapters(small_world, encoder, tmp_path):
+    """Two-stage fine-tuning: a frozen-encoder model's weights (no encoder in them) load into a LoRA network
+    around fresh adapters (B = 0, so the encoder still computes the pretrained function); with no training
+    epoch the LoRA model scores as the frozen model does, and without init_from it does not."""
+    ds, split = small_world
+    frozen = fit(small_world, encoder, Frozen())
+    frozen.save(tmp_path / "frozen.pt")
+    users = np.arange(split.n_users)
+    zero = dict(CPU_TRAINER, max_epochs=0)
+    for init in (tmp_path / "frozen.pt", None):
+        model = LMSASRec(**FAST)
+        ctx = lm_context(ds, split, encoder, registry.build("finetune", "lora", {"r": 2}), trainer=zero)
+        ctx.init_from = init
+        model.fit(ctx)
+        assert any("lora_B" in k for k in model.net.state_dict())
+        close = np.allclose(model.score(users), frozen.score(users), atol=1e-4)
+        assert close == (init is not None)
+
+
+def test_init_from_with_a_foreign_weight_is_refused_naming_it(small_world, encoder, tmp_path):
+    ds, split = small_world
+    frozen = fit(small_world, encoder, Frozen())
+    state = {**frozen.net.state_dict(), "stray.weight": torch.zeros(2)}
+    ctx = lm_context(ds, split, encoder, Frozen(), trainer=dict(CPU_TRAINER, max_epochs=0))
+    ctx.init_from = state
+    with pytest.raises(ConfigError, match="unexpected stray.weight"):
+        LMSASRec(**FAST).fit(ctx)

@@ -12,6 +12,9 @@ from recux.leaderboard import (
     DEFAULT_METRICS,
     DEFAULT_PRIMARY,
     DEFAULT_ROOTS,
+    DEFAULT_UX_METRICS,
+    DEFAULT_UX_PARETO,
+    UxConfig,
     build_leaderboards,
     find_results,
     load_results,
@@ -70,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics", default=None,
         help=f"comma-separated table columns (default: those of {','.join(DEFAULT_METRICS)} that exist)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ux", action=argparse.BooleanOptionalAction, default=True,
+        help="add a UX view (accuracy next to the UX measures, Pareto plots) to every section whose runs have a "
+        "UX metric its accuracy table does not show",
+    )  # fmt: skip
+    p.add_argument(
+        "--ux-metrics", default=None,
+        help="comma-separated columns of the UX view, the first the accuracy the others are set against "
+        f"(default: {','.join(DEFAULT_UX_METRICS)}); a column appears where a run of the section has it",
+    )  # fmt: skip
+    p.add_argument(
+        "--ux-pareto", default=None,
+        help="the Pareto plots' x-axes, comma-separated, alternatives within one joined by '|' (the first "
+        f"present is drawn; default: {','.join('|'.join(c) for c in DEFAULT_UX_PARETO)})",
     )  # fmt: skip
     p.add_argument(
         "--alpha", type=float, default=0.05, help="significance level after Holm correction (0.05)"
@@ -136,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recux-leaderboard: --alpha must be between 0 and 1, got {args.alpha}", file=sys.stderr)
         return 2
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    try:
+        ux = UxConfig.from_options(args.ux_metrics, args.ux_pareto) if args.ux else None
+    except ValueError as e:
+        print(f"recux-leaderboard: {e}", file=sys.stderr)
+        return 2
 
     roots = args.roots or list(DEFAULT_ROOTS)
     for root in args.roots:  # only warn for roots the user named
@@ -177,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         for note in b.notes:
             log.warning("%s/%s/%s: %s", b.dataset, b.protocol, b.data_hash[:8], note)
     command = shlex.join(["recux-leaderboard", *argv])
-    rendered = render_files(boards, command, plots=args.plots, failed=failed)
+    rendered = render_files(boards, command, plots=args.plots, failed=failed, ux=ux)
     mode = "merge" if args.merge else "replace" if args.replace else "exact"
     try:
         target = "--publish" if args.publish else f"--out {out}"
@@ -193,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     written = write_files(rendered, out, command, roots=list(dict.fromkeys(resolved_roots)))
     if args.wandb:
         try:
+            ux_plots = {(d.dataset, *key): out / name for d in rendered for key, name in d.ux_plots.items()}
             run_dir = log_to_wandb(
-                boards, out / ".wandb", config={"roots": [str(r) for r in roots], "metric": args.metric}
-            )
+                boards, out / ".wandb", config={"roots": [str(r) for r in roots], "metric": args.metric},
+                ux=ux, ux_plots=ux_plots,
+            )  # fmt: skip
             log.info("W&B run (tables) written to %s", run_dir)
         except Exception as e:  # noqa: BLE001 - the files are the record; W&B is a convenience
             log.warning(

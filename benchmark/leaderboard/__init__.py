@@ -4,7 +4,8 @@ best one on paired per-user values, and render Markdown / CSV / plots / a W&B ta
 One module per job: ``collect`` (runs from results.json files), ``aggregate`` (sections, rows, stats over
 seeds), ``pairing`` (per-user pairing and significance tests), ``render`` (Markdown / CSV), ``files`` (the
 files and plots on disk), ``manifest`` (the runs each leaderboard was built from; the rebuild check),
-``wandb_table`` (the W&B table). Every public name is re-exported here."""
+``wandb_table`` (the W&B table), ``ux`` (the UX view: its configured columns and Pareto panels) and ``pareto``
+(Pareto optimality). Every public name is re-exported here."""
 
 from __future__ import annotations
 
@@ -35,12 +36,14 @@ from recux.leaderboard.files import (
     DatasetFiles,
     plot_primary,
     plot_tradeoff,
+    plot_ux_pareto,
     render_files,
     write_files,
     write_leaderboards,
 )
 from recux.leaderboard.manifest import MANIFEST_SUFFIX, ManifestError, check_rebuild, read_manifest
 from recux.leaderboard.pairing import CI_LEVEL, SIGNIFICANCE_SEED, add_significance, paired_values
+from recux.leaderboard.pareto import pareto_optimal
 from recux.leaderboard.render import (
     board_records,
     render_csv,
@@ -48,8 +51,11 @@ from recux.leaderboard.render import (
     render_legend,
     render_markdown,
     render_table,
+    render_ux_section,
     sanitize_filename,
+    ux_records,
 )
+from recux.leaderboard.ux import DEFAULT_UX_METRICS, DEFAULT_UX_PARETO, UxConfig, has_ux_view, ux_columns
 from recux.leaderboard.wandb_table import WANDB_DIR_VARS, log_to_wandb
 
 log = logging.getLogger("recux.leaderboard")
@@ -59,6 +65,8 @@ __all__ = [
     "DEFAULT_METRICS",
     "DEFAULT_PRIMARY",
     "DEFAULT_ROOTS",
+    "DEFAULT_UX_METRICS",
+    "DEFAULT_UX_PARETO",
     "FAILED_STATUSES",
     "LOWER_IS_BETTER",
     "MANIFEST_SUFFIX",
@@ -73,18 +81,22 @@ __all__ = [
     "Row",
     "Run",
     "Stat",
+    "UxConfig",
     "add_significance",
     "board_records",
     "build_leaderboards",
     "check_rebuild",
     "deduplicate",
     "find_results",
+    "has_ux_view",
     "load_results",
     "load_runs",
     "log_to_wandb",
     "paired_values",
+    "pareto_optimal",
     "plot_primary",
     "plot_tradeoff",
+    "plot_ux_pareto",
     "read_manifest",
     "render_csv",
     "render_failed",
@@ -92,7 +104,10 @@ __all__ = [
     "render_legend",
     "render_markdown",
     "render_table",
+    "render_ux_section",
     "sanitize_filename",
+    "ux_columns",
+    "ux_records",
     "write_files",
     "write_leaderboards",
 ]

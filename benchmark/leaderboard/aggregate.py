@@ -19,8 +19,9 @@ DEFAULT_METRICS = (
     "ndcg@10", "recall@10", "precision@10", "mrr@10", "map@10",
     "hit@10", "coverage@10", "arp@10", "gini@10", "novelty@10",
 )  # fmt: skip
-# Used only when no results.json states a metric's direction: base names (before "@") where lower is better.
-LOWER_IS_BETTER = frozenset({"arp", "gini"})
+# Used only when no results.json states a metric's direction: base names (before "@") where lower is better,
+# and the user-group fairness keys "fairness/<group>/gap/<metric>" (lower) and ".../ratio/..." (higher).
+LOWER_IS_BETTER = frozenset({"arp", "gini", "miscalibration", "pop_lift"})
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,14 @@ class Stat:
     mean: float
     std: float
     n: int
+    not_scored: int = 0  # runs that recorded the metric as null (the model cannot score it, e.g. cold items)
 
     @staticmethod
-    def of(values: Iterable[float | None]) -> Stat:
+    def of(values: Iterable[float | None], not_scored: int = 0) -> Stat:
         v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
         if v.size == 0:
-            return Stat(math.nan, math.nan, 0)
-        return Stat(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size))
+            return Stat(math.nan, math.nan, 0, not_scored)
+        return Stat(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size), not_scored)
 
 
 @dataclass
@@ -96,7 +98,15 @@ class Leaderboard:
         return None
 
     def higher_is_better(self, metric: str) -> bool:
-        return self.directions.get(metric, metric.split("@")[0].lower() not in LOWER_IS_BETTER)
+        return self.directions.get(metric, default_higher_is_better(metric))
+
+
+def default_higher_is_better(metric: str) -> bool:
+    """A metric's direction when no run records it (see LOWER_IS_BETTER)."""
+    parts = metric.split("/")
+    if len(parts) >= 4 and parts[0] == "fairness" and parts[2] in ("gap", "ratio"):
+        return parts[2] == "ratio"
+    return metric.split("@")[0].lower() not in LOWER_IS_BETTER
 
 
 def _directions(runs: Sequence[Run]) -> dict[str, bool]:
@@ -170,7 +180,9 @@ def _variant_rows(group: Sequence[Run], all_metrics: Sequence[str]) -> list[Row]
                 finetune=newest.finetune,
                 display=names[h],
                 runs=vruns,
-                stats={m: Stat.of(r.metrics.get(m) for r in vruns) for m in all_metrics},
+                stats={m: Stat.of((r.metrics.get(m) for r in vruns),
+                                  not_scored=sum(m in r.not_scored for r in vruns))
+                       for m in all_metrics},
                 fit_seconds=Stat.of(r.timing("fit_seconds") for r in vruns),
                 seconds_per_epoch=Stat.of(r.timing("seconds_per_epoch") for r in vruns),
             )

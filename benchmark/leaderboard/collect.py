@@ -91,6 +91,11 @@ class Run:
         m = self.record.metrics or {}
         return {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
+    @property
+    def not_scored(self) -> set[str]:
+        """Metrics the run recorded as null: the model cannot score them (e.g. an ID model on cold items)."""
+        return {k for k, v in (self.record.metrics or {}).items() if v is None}
+
     def timing(self, key: str) -> float | None:
         v = (self.record.timing or {}).get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None

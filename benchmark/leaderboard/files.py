@@ -1,5 +1,6 @@
 """Files: write each dataset's Markdown, CSV and (optionally) PNG plots (primary metric per variant, accuracy vs
-popularity bias) to the output folder."""
+popularity bias, and per section with a UX view the Pareto plots of accuracy against the UX measures) to the
+output folder."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from recux.leaderboard.render import (
     render_markdown,
     sanitize_filename,
 )
+from recux.leaderboard.ux import UxConfig, finite_pairs, has_ux_view, pareto_table
 from recux.results import atomic_write
 
 
@@ -81,6 +83,48 @@ def plot_tradeoff(dataset: str, boards: Sequence[Leaderboard], acc: str, bias: s
     return _png(fig)
 
 
+def plot_ux_pareto(dataset: str, board: Leaderboard, config: UxConfig) -> bytes:
+    """One section's Pareto plots: accuracy (y) against each drawable UX panel's metric (x), one subplot each;
+    every variant a labelled point with std error bars, the Pareto-optimal ones filled and joined by a line."""
+    from matplotlib.figure import Figure
+
+    acc, fronts = config.accuracy, pareto_table(board, config)
+    fig = Figure(figsize=(5.5 * len(fronts), 4.8))
+    axes = fig.subplots(1, len(fronts), squeeze=False)[0]
+    for ax, (metric, flags) in zip(axes, fronts.items(), strict=True):
+        rows = finite_pairs(board, (acc, metric))
+        for i in rows:
+            xs, ys, best = board.rows[i].stats[metric], board.rows[i].stats[acc], flags[i]
+            ax.errorbar(xs.mean, ys.mean, xerr=np.nan_to_num(xs.std), yerr=np.nan_to_num(ys.std), fmt="o",
+                        capsize=3, color="tab:red" if best else "tab:blue", mfc="tab:red" if best else "white")  # fmt: skip
+            ax.annotate(board.rows[i].display, (xs.mean, ys.mean), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)  # fmt: skip
+        front = sorted((board.rows[i].stats[metric].mean, board.rows[i].stats[acc].mean) for i in rows if flags[i])
+        if len(front) > 1:
+            ax.plot(*zip(*front, strict=True), color="tab:red", alpha=0.5, linewidth=1, zorder=0)
+        ax.set_xlabel(f"{metric} {'↑' if board.higher_is_better(metric) else '↓'}")
+        ax.set_ylabel(f"{acc} {'↑' if board.higher_is_better(acc) else '↓'}")
+        ax.set_title(f"{acc} vs {metric} (filled: Pareto-optimal)", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{dataset} — {board.protocol} — data {board.data_hash[:8]}", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def ux_plot_name(stem: str, board: Leaderboard) -> str:
+    """The file name of a section's UX Pareto plot."""
+    return f"{stem}_ux_{sanitize_filename(board.protocol)}_{board.data_hash[:8]}.png"
+
+
+def _ux_plots(dataset: str, stem: str, dboards: Sequence[Leaderboard], config: UxConfig) -> dict[str, bytes]:
+    """The Pareto plot of every section of a dataset that has a UX view and at least one drawable panel."""
+    return {
+        ux_plot_name(stem, b): plot_ux_pareto(dataset, b, config)
+        for b in dboards
+        if has_ux_view(b, config) and pareto_table(b, config)
+    }
+
+
 def _plots(dataset: str, stem: str, dboards: Sequence[Leaderboard]) -> dict[str, bytes]:
     """The PNG plots of one dataset: primary metric per variant, and accuracy vs popularity bias at its k."""
     files = {}
@@ -107,6 +151,7 @@ class DatasetFiles:
     stem: str
     files: dict[str, bytes]
     entries: list[dict]
+    ux_plots: dict[tuple[str, str], str] = field(default_factory=dict)  # (protocol, data hash) -> file name
 
     def manifest(self, command: str, roots: Sequence[str], built: datetime) -> dict:
         return build_manifest(self.dataset, self.entries, self.files, command, roots, built.isoformat())
@@ -118,8 +163,10 @@ def render_files(
     plots: bool = True,
     built: datetime | None = None,
     failed: Sequence[FailedRun] = (),
+    ux: UxConfig | None = None,
 ) -> list[DatasetFiles]:
-    """Render every dataset's Markdown, CSV and (optionally) PNG plots in memory, without writing."""
+    """Render every dataset's Markdown, CSV and (optionally) PNG plots in memory, without writing; with ``ux``,
+    the UX view of every section that has UX metrics (and, with plots, its Pareto plot)."""
     built = built or datetime.now(timezone.utc)
     by_dataset: dict[str, list[Leaderboard]] = {}
     for b in boards:
@@ -132,14 +179,19 @@ def render_files(
     out = []
     for dataset, dboards in sorted(by_dataset.items()):
         stem, dfailed = stems[dataset], failed_by.get(dataset, [])
+        ux_files = _ux_plots(dataset, stem, dboards, ux) if plots and ux is not None else {}
+        names = {(b.protocol, b.data_hash): ux_plot_name(stem, b) for b in dboards}
+        ux_plots = {key: name for key, name in names.items() if name in ux_files}
+        md = render_markdown(dataset, dboards, command, built, dfailed, ux=ux, ux_plots=ux_plots)
         files = {
-            f"{stem}.md": render_markdown(dataset, dboards, command, built, dfailed).encode("utf-8"),
+            f"{stem}.md": md.encode("utf-8"),
             f"{stem}.csv": render_csv([rec for b in dboards for rec in board_records(b)]).encode("utf-8"),
         }
         if plots:
             files.update(_plots(dataset, stem, dboards))
+            files.update(ux_files)
         entries = [run_entry(r) for b in dboards for row in b.rows for r in row.runs]
-        out.append(DatasetFiles(dataset, stem, files, entries + [run_entry(f) for f in dfailed]))
+        out.append(DatasetFiles(dataset, stem, files, entries + [run_entry(f) for f in dfailed], ux_plots))
     return out
 
 
@@ -169,8 +221,9 @@ def write_leaderboards(
     built: datetime | None = None,
     failed: Sequence[FailedRun] = (),
     roots: Sequence[str] = (),
+    ux: UxConfig | None = None,
 ) -> list[Path]:
     """Write ``<dataset>.md``, ``<dataset>.csv``, the PNG plots (optional) and ``<dataset>.manifest.json`` for
     every dataset, unchecked (the CLI checks existing manifests first); return the paths."""
     built = built or datetime.now(timezone.utc)
-    return write_files(render_files(boards, command, plots, built, failed), out, command, roots, built)
+    return write_files(render_files(boards, command, plots, built, failed, ux), out, command, roots, built)

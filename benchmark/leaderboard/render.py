@@ -8,14 +8,15 @@ import hashlib
 import io
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from recux.identity import describe_settings
-from recux.leaderboard.aggregate import Leaderboard, Row
+from recux.leaderboard.aggregate import Leaderboard, Row, Stat
 from recux.leaderboard.collect import FailedRun, _seed_key
 from recux.leaderboard.pairing import CI_LEVEL, SIGNIFICANCE_SEED
+from recux.leaderboard.ux import UxConfig, has_ux_view, pareto_table, ux_columns
 from recux.significance import N_RESAMPLES, PairedTest
 
 
@@ -97,7 +98,7 @@ def render_table(board: Leaderboard) -> str:
             mean = _fmt(s.mean)
             if _is_best(s.mean, col_values[m], board.higher_is_better(m)):
                 mean = f"**{mean}**"
-            cell = mean if math.isnan(s.mean) else f"{mean} ± {_fmt(s.std)}"
+            cell = _empty(s) if math.isnan(s.mean) else f"{mean} ± {_fmt(s.std)}"
             if m == board.primary and best is not None and row is not best:
                 cell += _significance_marks(row, board.alpha)
             cells.append(cell)
@@ -115,6 +116,78 @@ def render_table(board: Leaderboard) -> str:
             cells.append(" / ".join(_fmt_p(p) for p in ps))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _stat_cell(board: Leaderboard, metric: str, row: Row) -> str:
+    """``mean ± std`` of one metric of one row, the mean in bold where it is the column's best."""
+    s = row.stats[metric]
+    mean = _fmt(s.mean)
+    if _is_best(s.mean, [r.stats[metric].mean for r in board.rows], board.higher_is_better(metric)):
+        mean = f"**{mean}**"
+    return _empty(s) if math.isnan(s.mean) else f"{mean} ± {_fmt(s.std)}"
+
+
+NOT_SCORED = "not scored"
+
+
+def _empty(s: Stat) -> str:
+    """The cell of a metric without a value: "not scored" when its runs recorded it as null (the model
+    cannot score it), else "—" (the runs do not have it)."""
+    return NOT_SCORED if s.not_scored else "—"
+
+
+def _has_not_scored(board: Leaderboard) -> bool:
+    return any(math.isnan(st.mean) and st.not_scored for r in board.rows for st in r.stats.values())
+
+
+def render_ux_table(board: Leaderboard, config: UxConfig) -> str:
+    """The UX view's Markdown table: the section's UX columns per variant (rows in the accuracy table's order),
+    best value per column in bold, and the Pareto panels on which each variant is optimal."""
+    cols, fronts = ux_columns(board, config), pareto_table(board, config)
+    header = ["#", "Variant"] + [f"{m} {'↑' if board.higher_is_better(m) else '↓'}" for m in cols]
+    header += ["n seeds"] + ([f"Pareto-optimal ({config.accuracy} vs)"] if fronts else [])
+    lines = [
+        "| " + " | ".join(_md_escape(h) for h in header) + " |",
+        "|" + "|".join(["---:", ":---"] + ["---:"] * (len(cols) + 1) + [":---"] * bool(fronts)) + "|",
+    ]
+    for i, row in enumerate(board.rows, 1):
+        cells = [str(i), _md_escape(row.display)] + [_stat_cell(board, m, row) for m in cols]
+        cells.append(str(len(row.runs)))
+        if fronts:
+            cells.append(", ".join(m for m, flags in fronts.items() if flags[i - 1]) or "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_ux_section(board: Leaderboard, config: UxConfig, plot: str | None = None) -> list[str]:
+    """The "UX view" subsection of a section (table, legend, link to its Pareto plot ``plot``), or [] when the
+    section has no UX metric beyond its accuracy table."""
+    if not has_ux_view(board, config):
+        return []
+    acc, axes = config.accuracy, list(pareto_table(board, config))
+    out = [
+        "",
+        "### UX view",
+        "",
+        f"Accuracy next to the user-experience measures, per variant in the order of the table above: the UX "
+        f"metrics ({', '.join(config.metrics)}) that at least one run of this section has.",
+        "",
+        render_ux_table(board, config),
+        "",
+        "Values are mean ± sample standard deviation (ddof=1) over seeds; — = a single seed (after a value) or "
+        "no value. **Bold** = best value in its column (↑ higher is better, ↓ lower is better)."
+        + (
+            f" Pareto-optimal vs a metric: no other variant is at least as good on both {acc} and that metric "
+            "and strictly better on one (means over seeds)."
+            if axes else ""
+        ),  # fmt: skip
+    ]
+    if plot and axes:
+        out += ["", f"![{acc} against {', '.join(axes)}: Pareto-optimal variants marked]({plot})"]
+    elif not axes:
+        panels = ", ".join(" or ".join(choice) for choice in config.pareto) or "none configured"
+        out += ["", f"No Pareto plot: this section lacks {acc} or every Pareto metric ({panels})."]
+    return out
 
 
 def render_legend(board: Leaderboard) -> str:
@@ -136,6 +209,9 @@ def render_legend(board: Leaderboard) -> str:
             f"bootstrap CI (paired: users resampled; not corrected for multiplicity); bootstrap and permutation "
             f"use {N_RESAMPLES} draws, seed {SIGNIFICANCE_SEED}. n/a = no per-user values to pair (see notes)."
         )
+    if _has_not_scored(board):
+        parts.append(f"{NOT_SCORED} = the runs recorded no value: the model cannot score it (e.g. an ID model "
+                     "has no representation of cold items), which is not a score of zero.")
     return "\n\n".join(parts)
 
 
@@ -173,9 +249,12 @@ def render_markdown(
     command: str,
     built: datetime,
     failed: Sequence[FailedRun] = (),
+    ux: UxConfig | None = None,
+    ux_plots: Mapping[tuple[str, str], str] | None = None,
 ) -> str:
-    """One Markdown document per dataset: a section per protocol with table, legend and provenance, then the
-    runs that failed (if any)."""
+    """One Markdown document per dataset: a section per protocol with table, legend and provenance (and, with
+    ``ux``, its UX view where it has UX metrics; ``ux_plots``: (protocol, data hash) -> Pareto plot file name),
+    then the runs that failed (if any)."""
     n_runs = sum(b.n_runs for b in boards)
     out = [
         f"# recux leaderboard: {dataset}",
@@ -204,6 +283,8 @@ def render_markdown(
         ]
         if notes:
             out += ["", "Notes:", ""] + [f"- {_md_escape(n)}" for n in notes]
+        if ux is not None:
+            out += render_ux_section(b, ux, (ux_plots or {}).get((b.protocol, b.data_hash)))
     finished = {
         (b.data_hash, r.variant_hash, str(run.seed)) for b in boards for r in b.rows for run in r.runs
     }
@@ -258,6 +339,21 @@ def board_records(board: Leaderboard) -> list[dict[str, Any]]:
             p_permutation=_nan_to_none(t.p_permutation) if t else None,
             p_permutation_holm=_nan_to_none(row.p_permutation_holm),
         )
+        records.append(rec)
+    return records
+
+
+def ux_records(board: Leaderboard, config: UxConfig) -> list[dict[str, Any]]:
+    """One flat record per row of the UX view (W&B): rank, variant, the UX columns' means and stds, and per
+    Pareto panel whether the variant is optimal."""
+    cols, fronts = ux_columns(board, config), pareto_table(board, config)
+    records = []
+    for i, row in enumerate(board.rows):
+        rec: dict[str, Any] = {"rank": i + 1, "variant": row.display, "variant_hash": row.variant_hash,
+                               "n_seeds": len(row.runs)}  # fmt: skip
+        for m in cols:
+            rec[f"{m}_mean"], rec[f"{m}_std"] = _nan_to_none(row.stats[m].mean), _nan_to_none(row.stats[m].std)
+        rec.update({f"pareto_{config.accuracy}_vs_{m}": flags[i] for m, flags in fronts.items()})
         records.append(rec)
     return records
 

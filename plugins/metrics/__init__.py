@@ -1,3 +1,5 @@
-"""Built-in metrics plugins: top-k accuracy and beyond-accuracy (coverage, popularity, Gini, novelty)."""
+"""Built-in metrics plugins: top-k accuracy, beyond-accuracy (coverage, popularity, Gini, novelty), and
+popularity bias / long tail / personalisation / item-side exposure (exposure), list content: diversity,
+unexpectedness, serendipity, calibration (diversity)."""
 
-from recux.plugins.metrics import accuracy, beyond, diversity  # noqa: F401  (importing registers the plugins)
+from recux.plugins.metrics import accuracy, beyond, diversity, exposure  # noqa: F401  (importing registers the plugins)

@@ -14,4 +14,5 @@ from recux.plugins.models import (  # noqa: F401
     popularity,
     random,
     sasrec,
+    two_tower,
 )

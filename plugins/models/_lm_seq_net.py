@@ -27,6 +27,8 @@ class LMSASRecNet(RecuxModule):
     dim -> hidden; ``encoder``: the text encoder module when the strategy trains it (None: frozen features);
     ``text``: the TextEncoder that runs it and ``texts`` the item texts (not saved as weights)."""
 
+    pretrained_prefixes = ("encoder.",)  # init_from may lack these (frozen-run weights into a LoRA run)
+
     def __init__(self, n_items: int, seq: SeqEncoder, feats: np.ndarray, id_embedding: bool,
                  optimizer: dict[str, Any], scheduler: dict[str, Any] | None = None, finetune: Any = None,
                  encoder: Any = None, text: Any = None, texts: list[str] | None = None,

@@ -20,7 +20,6 @@ Training scheme by fine-tuning strategy (recorded in ``describe()``):
 
 from __future__ import annotations
 
-import resource
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import numpy as np
 from recux.errors import ConfigError
 from recux.model import FitContext
 from recux.plugins.models._sequential import SequentialRecommender
+from recux.plugins.models._text_model import cost_record, rebuild_encoder, take_text
 from recux.registry import register
 from recux.sequences import last_items
 
@@ -91,53 +91,13 @@ class LMSASRec(SequentialRecommender):
                            texts=self._texts, encode_per_step=h["encode_per_step"])
 
     # -- fit
-    def _take_text(self, ctx: FitContext) -> None:
-        n = ctx.split.train.n_items
-        if ctx.encoder is None or ctx.item_texts is None or ctx.item_embeddings is None:
-            raise ConfigError("lm_sasrec needs item texts and a text encoder: FitContext.encoder, item_texts and "
-                              "item_embeddings are unset (run it through the pipeline with an encoder config, "
-                              "e.g. encoder=minilm, on a dataset with item text)")
-        if len(ctx.item_texts) != n:
-            raise ConfigError(f"lm_sasrec: {len(ctx.item_texts)} item texts for {n} item codes; the item-text "
-                              "template must give one text per item code")
-        feats = np.asarray(ctx.item_embeddings(), dtype=np.float32)
-        if feats.shape[0] != n:
-            raise ConfigError(f"lm_sasrec: item_embeddings() has {feats.shape[0]} rows for {n} item codes")
-        self._text, self._texts, self._feats = ctx.encoder, list(ctx.item_texts), feats
-
     def fit(self, ctx: FitContext) -> None:
-        self._take_text(ctx)
+        self._text, self._texts, self._feats = take_text(ctx, "lm_sasrec")
         super().fit(ctx)
         self.net.bank_stale = True  # the best epoch's encoder weights were restored: re-encode for test
         self.net.refresh_bank()
-        self.cost = self._cost()
-
-    def _cost(self) -> dict[str, Any]:
-        net = self.net
-        enc_ids = {id(p) for p in net.encoder.parameters()} if net.encoder is not None else set()
-        count: dict[str, int] = {"encoder_total": 0, "encoder_trainable": 0, "rest_total": 0, "rest_trainable": 0}
-        for p in net.parameters():
-            part = "encoder" if id(p) in enc_ids else "rest"
-            count[f"{part}_total"] += p.numel()
-            count[f"{part}_trainable"] += p.numel() if p.requires_grad else 0
-        if net.encoder is None and self._text is not None:  # frozen: the cached encoder's size, none trained
-            count["encoder_total"] = sum(p.numel() for p in self._text._frozen().parameters())
-        t = net.timing
-        steps = max(1, t["steps"])
-        return {
-            "params": {**count, "trainable": count["encoder_trainable"] + count["rest_trainable"],
-                       "total": count["encoder_total"] + count["rest_total"]},
-            "seconds_per_epoch": float(np.mean(t["epoch_seconds"])) if t["epoch_seconds"] else None,
-            "seconds_per_step": t["step_seconds"] / steps,
-            "epochs": len(t["epoch_seconds"]),
-            "texts_encoded_per_step": t["encoded_per_step"] / steps,
-            "peak_memory_mb": _peak_memory_mb(),
-            "finetune": None if self.finetune is None else self.finetune.describe(),
-            "scheme": ("frozen cached embeddings, full softmax" if net.encoder is None else
-                       f"encoder in the loop: <= {self.hparams['encode_per_step']} item texts encoded with "
-                       "gradients per step, others from a memory bank; full softmax; catalogue re-encoded "
-                       "before each validation and for test"),
-        }
+        self.cost = cost_record(self.net, self._text, self.finetune, self.hparams["encode_per_step"],
+                                loss="full softmax")
 
     def describe(self) -> dict[str, Any]:
         """Trainable/total parameters (encoder and rest), seconds per epoch (training steps plus the epoch's
@@ -154,20 +114,4 @@ class LMSASRec(SequentialRecommender):
     def _restore_data(self, blob: dict[str, Any]) -> None:
         self._feats = np.zeros((self.n_items, int(blob["feat_dim"])), np.float32)  # weights overwrite it
         self._texts = blob.get("item_texts")
-        ident = blob.get("encoder_identity")
-        if ident is not None:
-            from recux import registry
-
-            params = {k: v for k, v in ident.items() if k != "encoder"}
-            self._text = registry.build("encoder", ident["encoder"], params)
-
-
-def _peak_memory_mb() -> float:
-    try:
-        import torch
-
-        if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
-            return torch.cuda.max_memory_allocated() / 2**20
-    except ImportError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+        self._text = rebuild_encoder(blob.get("encoder_identity"))

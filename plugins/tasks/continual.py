@@ -4,7 +4,8 @@ in recux.plugins.tasks._periods; in short, stage t trains on the data up to peri
 its end) and is tested on held-out interactions of returning users in period t+1.
 
 ``mode=continual``: stage t's network starts from stage t-1's final weights (``FitContext.init_from`` with the
-previous net's state dict, loaded before the fine-tuning strategy prepares the net; the optimiser state is not
+previous net's state dict, loaded after the fine-tuning strategy prepares the net, so LoRA adapters carry over
+too; the optimiser state is not
 carried, each update starts a fresh optimiser; ``update_max_epochs`` caps the epochs of each update after stage
 0). ``mode=retrain`` (the baseline): every stage trains from a fresh initialisation (the same seeded one), with
 the model's full budget. Stage 0 is the same run in both modes. ``update_data``: ``all`` (every row so far) or

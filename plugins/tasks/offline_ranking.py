@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from recux import registry, stages
+from recux.diagnosis_report import diagnose_setting, write_in_run
+from recux.fairness import FairnessSettings, add_fairness
 from recux.finetune import check_finetune
 from recux.registry import register
 from recux.results import RunArtifacts
@@ -62,6 +64,7 @@ class OfflineRanking(Task):
         """fit -> rank -> evaluate -> write, inside the staging folder; None on a non-zero DDP rank. Tasks that
         report more (e.g. per item group) override the three hooks below, not this sequence."""
         state = self._before_fit(spec, data)
+        fair, diagnose_metrics = FairnessSettings.of(spec, data), diagnose_setting(spec)  # refused before fitting
         if spec.save_split:
             stages.write_split(data, art)
         lightning = model_info.meta.get("training") == "lightning"
@@ -85,6 +88,9 @@ class OfflineRanking(Task):
         record = stages.results_record(spec, ident, model_info, data, fitted, report,
                                        stages.timing(data, fitted, eval_seconds, t_start))
         self._add_to_record(record, report, more, data, state)
+        add_fairness(record, report, data, fair)  # metrics.groups: gaps per user group (none by default)
+        if diagnose_metrics:  # metrics.diagnose: diagnosis.md and plots beside results.json
+            write_in_run(diagnose_metrics, record, data, art, tracker)
         art.set_results(record.to_dict())
         return record
 

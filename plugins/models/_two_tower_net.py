@@ -1,0 +1,159 @@
+"""The torch side of the two-tower text model (imported lazily).
+
+Item tower: v_i = normalize(W f_i), f_i the text encoder's embedding of item i (the frozen cache, or, with the
+encoder in the network, a memory bank of its latest outputs plus this step's fresh encodings), W a square
+matrix initialised to the identity (so before training every score is the frozen content model's cosine).
+User tower: the mean of the item vectors of the user's training history, normalised. Score: u . v_j / tau.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recux.batches import EpochBatches
+from recux.module import RecuxModule
+from recux.optim import group_warmup, restore_lr
+
+
+class SampledPairs(EpochBatches):
+    """Each epoch: ``epoch_pairs`` training (user, item) pairs drawn uniformly without replacement (all of
+    them when None), in shuffled batches of (users, items) LongTensors."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, batch_size: int, seed: int,
+                 epoch_pairs: int | None) -> None:
+        n_pairs = len(users)
+        super().__init__(n_pairs if epoch_pairs is None else min(int(epoch_pairs), n_pairs), batch_size, seed)
+        self.n_pairs = n_pairs
+        self.users = torch.as_tensor(np.asarray(users), dtype=torch.long)
+        self.items = torch.as_tensor(np.asarray(items), dtype=torch.long)
+
+    def _epoch(self, perm: torch.Tensor, generator: torch.Generator):
+        chosen = torch.randperm(self.n_pairs, generator=generator)[:self.n][perm]  # same draw on every rank
+        for idx in self._chunks(chosen):
+            yield self.users[idx], self.items[idx]
+
+
+class TwoTowerNet(RecuxModule):
+    pretrained_prefixes = ("encoder.",)  # init_from may lack these (a frozen run's weights into a LoRA run)
+
+    def __init__(self, feats: np.ndarray, history: sp.csr_matrix, trained: np.ndarray, temperature: float,
+                 optimizer: dict[str, Any], scheduler: dict[str, Any] | None = None, finetune: Any = None,
+                 encoder: Any = None, text: Any = None, texts: list[str] | None = None,
+                 encode_per_step: int = 256) -> None:
+        """history: (n_users x n_items) training interaction counts; trained: item codes with training
+        interactions (the softmax's candidates)."""
+        super().__init__(optimizer, scheduler, finetune)
+        dim = feats.shape[1]
+        self.proj = nn.Linear(dim, dim, bias=False)
+        nn.init.eye_(self.proj.weight)
+        self.register_buffer("feats", torch.as_tensor(np.asarray(feats, np.float32)).clone())
+        self.register_buffer("trained", torch.as_tensor(np.asarray(trained), dtype=torch.long))
+        self.history = sp.csr_matrix(history, dtype=np.float32)
+        self.temperature = float(temperature)
+        self.encoder, self.text, self.texts, self.encode_per_step = encoder, text, texts, int(encode_per_step)
+        self.bank_stale = False
+        self.timing = {"epoch_seconds": [], "steps": 0, "step_seconds": 0.0, "encoded_per_step": 0.0}
+
+    # -- towers
+    def item_vectors(self, idx: torch.Tensor | None = None, fresh: torch.Tensor | None = None) -> torch.Tensor:
+        feats = self.feats if idx is None else self.feats.index_copy(0, idx, fresh.to(self.feats.dtype))
+        return F.normalize(self.proj(feats), dim=-1)
+
+    def _history_rows(self, users: np.ndarray) -> torch.Tensor:
+        rows = self.history[users].tocoo()
+        index = torch.as_tensor(np.vstack([rows.row, rows.col]), dtype=torch.long)
+        return torch.sparse_coo_tensor(index, torch.as_tensor(rows.data), rows.shape, device=self.feats.device,
+                                       check_invariants=False)
+
+    def user_vectors(self, users: np.ndarray, items: torch.Tensor, leave_out: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+        """Normalised mean of the users' history item vectors (less each user's ``leave_out`` item once)."""
+        total = torch.sparse.mm(self._history_rows(users), items)
+        if leave_out is not None:
+            total = total - items[leave_out]
+        return F.normalize(total, dim=-1)
+
+    # -- training
+    def _fresh(self, items: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.encoder is None:
+            return None, None
+        idx = torch.unique(items)
+        if len(idx) > self.encode_per_step:
+            idx = idx[torch.randperm(len(idx), device=idx.device)[:self.encode_per_step]]
+        fresh = self.text.forward(self.encoder, [self.texts[i] for i in idx.tolist()])
+        self.timing["encoded_per_step"] += len(idx)
+        return idx, fresh
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Softmax over the trained items of u . v_j / tau, u the user's history profile without the target
+        (leave-one-out), the user's other training items masked from the negatives."""
+        users, targets = batch
+        idx, fresh = self._fresh(targets)
+        vecs = self.item_vectors(idx, fresh)
+        u = self.user_vectors(users.cpu().numpy(), vecs, leave_out=targets)
+        logits = u @ vecs[self.trained].T / self.temperature
+        own = torch.as_tensor(self.history[users.cpu().numpy()][:, self.trained.cpu().numpy()].toarray() > 0,
+                              device=logits.device)
+        pos = torch.searchsorted(self.trained, targets)
+        own[torch.arange(len(users)), pos] = False
+        loss = F.cross_entropy(logits.masked_fill(own, float("-inf")), pos)
+        reg = getattr(self.finetune, "regularizer", lambda m: None)(self)
+        if idx is not None:
+            with torch.no_grad():
+                self.feats[idx] = fresh.detach().to(self.feats.dtype)
+            self.bank_stale = True
+        return loss if reg is None else loss + reg
+
+    @torch.no_grad()
+    def refresh_bank(self) -> None:
+        if self.encoder is not None and self.bank_stale:
+            self.feats.copy_(torch.as_tensor(self.text.embed(self.texts, module=self.encoder),
+                                             device=self.feats.device))
+        self.bank_stale = False
+
+    def on_train_start(self) -> None:
+        hook = getattr(self.finetune, "on_fit_start", None)
+        if hook is not None:
+            hook(self, int(self.trainer.estimated_stepping_batches))
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        self.timing["epoch_seconds"].append(time.perf_counter() - self._epoch_start)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._step_start = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        hook = getattr(self.finetune, "after_step", None)
+        if hook is not None:
+            hook(self, int(self.global_step))
+        self.timing["steps"] += 1
+        self.timing["step_seconds"] += time.perf_counter() - self._step_start
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        saved = group_warmup(optimizer, int(self.global_step))  # finetune=full's encoder warm-up
+        try:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        finally:
+            restore_lr(saved)
+
+    # -- scoring
+    @torch.no_grad()
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """(len(users), n_items) cosine scores over every item with a text, trained or not."""
+        self.refresh_bank()
+        was = self.training
+        self.eval()
+        vecs = self.item_vectors()
+        out = self.user_vectors(np.asarray(users), vecs) @ vecs.T
+        self.train(was)
+        return out.float().cpu().numpy()
