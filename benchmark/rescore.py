@@ -43,6 +43,20 @@ def metric_set(name_or_path: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
+def _text_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A run recorded before the encoder group existed gets today's defaults (conf/encoder/minilm.yaml, the
+    dataset's own item-text template) for metrics that read item embeddings; the copy's config records them."""
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+
+    out = dict(config)
+    if not out.get("encoder"):
+        out["encoder"] = OmegaConf.to_container(OmegaConf.load(str(files("recux.conf") / "encoder" / "minilm.yaml")))
+    out.setdefault("item_text", {"template": None})
+    return out
+
+
 def saved_ranking(folder: Path, data: Any, width: int) -> Any:
     """The run's saved lists as a stages.Ranking over its test users (-1 pads a shorter list)."""
     from recux import stages
@@ -78,7 +92,7 @@ def rescore(run: str | Path, metrics_name: str, out_root: str | Path) -> Path:
     if rec.task != "offline_ranking":
         raise ConfigError(f"{folder.path}: task {rec.task}; rescoring re-evaluates the saved top-k lists, which "
                           "only a task=offline_ranking run's results come from entirely")
-    config = {**rec.config, "metrics": metric_set(metrics_name)}
+    config = {**_text_defaults(rec.config), "metrics": metric_set(metrics_name)}
     spec = stages.RunSpec.from_config(config)
     data = rebuild_data(folder)
     from recux import identity
