@@ -1,0 +1,200 @@
+"""Rating predictors from ratings alone: the baselines a language-model satisfaction judge must beat.
+
+Each model has ``fit(user, item, rating, n_users, n_items)`` (int codes and float ratings of the training
+ratings) and ``predict(user, item) -> float64 array``. Users or items without a training rating get the part of
+the prediction that does not need them (the global mean plus the other side's term).
+
+- ``popularity``: the item's number of training ratings (a ranking score, not a rating).
+- ``item_mean``: the item's mean training rating (global mean for an unseen item).
+- ``user_item_means``: r_u + r_i - mu, the user's and the item's mean ratings, unregularised.
+- ``biases``: the baseline predictor mu + b_u + b_i minimising sum (r - mu - b_u - b_i)^2 + lam_u sum b_u^2
+  + lam_i sum b_i^2, by alternating exact least squares (Koren 2010, "Factor in the neighbors", section 2.1).
+- ``biased_mf``: mu + b_u + b_i + p_u . q_i, regularised squared error (Koren, Bell & Volinsky 2009, "Matrix
+  factorization techniques for recommender systems", eq. 5), fitted by alternating least squares: with the item
+  side fixed, each user's (p_u, b_u) is the ridge solution over its ratings with features (q_i, 1) and targets
+  r - mu - b_i, and symmetrically for the items (Zhou et al. 2008, ALS-WR, scale the ridge by the count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recux.errors import ConfigError
+
+
+def _check(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: int, n_items: int) -> tuple:
+    user, item = np.asarray(user, np.int64), np.asarray(item, np.int64)
+    rating = np.asarray(rating, np.float64)
+    if not len(user) == len(item) == len(rating) or len(user) == 0:
+        raise ConfigError(f"rating model: user, item and rating must be equal non-empty lengths, got {len(user)}, "
+                          f"{len(item)}, {len(rating)}")
+    if user.max() >= n_users or item.max() >= n_items or user.min() < 0 or item.min() < 0:
+        raise ConfigError(f"rating model: codes out of range for {n_users} users and {n_items} items")
+    return user, item, rating
+
+
+def _group_mean(codes: np.ndarray, values: np.ndarray, n: int, shrink: float = 0.0) -> np.ndarray:
+    """sum(values) / (count + shrink) per code (0 where a code has no value and shrink is 0)."""
+    total = np.bincount(codes, weights=values, minlength=n)
+    count = np.bincount(codes, minlength=n) + shrink
+    return np.divide(total, count, out=np.zeros(n), where=count > 0)
+
+
+class RatingModel:
+    name = "base"
+
+    def fit(self, user, item, rating, n_users: int, n_items: int) -> RatingModel:
+        raise NotImplementedError
+
+    def predict(self, user, item) -> np.ndarray:
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+
+class Popularity(RatingModel):
+    name = "popularity"
+
+    def fit(self, user, item, rating, n_users, n_items):
+        _, item, _ = _check(user, item, rating, n_users, n_items)
+        self.counts = np.bincount(item, minlength=n_items).astype(np.float64)
+        return self
+
+    def predict(self, user, item):
+        return self.counts[np.asarray(item)]
+
+
+class ItemMean(RatingModel):
+    name = "item_mean"
+
+    def fit(self, user, item, rating, n_users, n_items):
+        _, item, rating = _check(user, item, rating, n_users, n_items)
+        self.mu = float(rating.mean())
+        seen = np.bincount(item, minlength=n_items) > 0
+        self.means = np.where(seen, _group_mean(item, rating, n_items), self.mu)
+        return self
+
+    def predict(self, user, item):
+        return self.means[np.asarray(item)]
+
+
+class UserItemMeans(RatingModel):
+    """r_u + r_i - mu (a missing side contributes mu, i.e. nothing)."""
+
+    name = "user_item_means"
+
+    def fit(self, user, item, rating, n_users, n_items):
+        user, item, rating = _check(user, item, rating, n_users, n_items)
+        self.mu = float(rating.mean())
+        self.du = _group_mean(user, rating - self.mu, n_users)
+        self.di = _group_mean(item, rating - self.mu, n_items)
+        return self
+
+    def predict(self, user, item):
+        return self.mu + self.du[np.asarray(user)] + self.di[np.asarray(item)]
+
+
+@dataclass
+class Biases(RatingModel):
+    """mu + b_u + b_i, ridge-regularised (lam_u on users, lam_i on items), ``iters`` alternating exact steps:
+    b_i = sum_u (r - mu - b_u) / (lam_i + n_i), b_u = sum_i (r - mu - b_i) / (lam_u + n_u)."""
+
+    lam_u: float = 10.0
+    lam_i: float = 25.0
+    iters: int = 10
+    name: str = field(default="biases", init=False)
+
+    def fit(self, user, item, rating, n_users, n_items):
+        user, item, rating = _check(user, item, rating, n_users, n_items)
+        self.mu = float(rating.mean())
+        self.bu, self.bi = np.zeros(n_users), np.zeros(n_items)
+        for _ in range(int(self.iters)):
+            self.bi = _group_mean(item, rating - self.mu - self.bu[user], n_items, self.lam_i)
+            self.bu = _group_mean(user, rating - self.mu - self.bi[item], n_users, self.lam_u)
+        return self
+
+    def predict(self, user, item):
+        return self.mu + self.bu[np.asarray(user)] + self.bi[np.asarray(item)]
+
+    def params(self):
+        return {"lam_u": self.lam_u, "lam_i": self.lam_i, "iters": self.iters}
+
+
+@dataclass
+class BiasedMF(RatingModel):
+    """mu + b_u + b_i + p_u . q_i by ALS: ``factors`` dimensions, ridge ``reg`` x (the row's rating count) on
+    the factors and the bias of the side being solved, ``iters`` sweeps, factors drawn N(0, init^2) by ``seed``."""
+
+    factors: int = 32
+    reg: float = 0.1
+    iters: int = 15
+    init: float = 0.1
+    seed: int = 0
+    name: str = field(default="biased_mf", init=False)
+
+    def fit(self, user, item, rating, n_users, n_items):
+        user, item, rating = _check(user, item, rating, n_users, n_items)
+        if int(self.factors) < 1 or float(self.reg) <= 0 or int(self.iters) < 1:
+            raise ConfigError(f"biased_mf: factors and iters must be >= 1 and reg > 0, got {self.factors}, "
+                              f"{self.iters}, {self.reg}")
+        rng = np.random.default_rng(self.seed)
+        self.mu = float(rating.mean())
+        k = int(self.factors)
+        self.P, self.Q = rng.normal(0, self.init, (n_users, k)), rng.normal(0, self.init, (n_items, k))
+        self.bu, self.bi = np.zeros(n_users), np.zeros(n_items)
+        by_user, by_item = _rows(user, item, n_users), _rows(item, user, n_items)
+        resid = rating - self.mu
+        for _ in range(int(self.iters)):
+            self.P, self.bu = _solve_side(by_user, self.Q, self.bi, resid, self.reg)
+            self.Q, self.bi = _solve_side(by_item, self.P, self.bu, resid, self.reg)
+        return self
+
+    def predict(self, user, item):
+        u, i = np.asarray(user), np.asarray(item)
+        return self.mu + self.bu[u] + self.bi[i] + np.einsum("nk,nk->n", self.P[u], self.Q[i])
+
+    def params(self):
+        return {"factors": self.factors, "reg": self.reg, "iters": self.iters, "init": self.init, "seed": self.seed}
+
+
+def _rows(codes: np.ndarray, other: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, other codes, rating positions) of the ratings grouped by ``codes``."""
+    order = np.argsort(codes, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n))])
+    return indptr, other[order], order
+
+
+def _solve_side(rows: tuple, F: np.ndarray, fb: np.ndarray, resid: np.ndarray, reg: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ridge solution [x, b] = argmin sum_j (resid_j - fb_j - x . F_j - b)^2 + reg n (|x|^2 + b^2)
+    over its ratings j (a row without ratings gets zeros)."""
+    indptr, other, pos = rows
+    n, k = len(indptr) - 1, F.shape[1]
+    X = np.hstack([F, np.ones((F.shape[0], 1))])
+    A = np.zeros((n, k + 1, k + 1))
+    rhs = np.zeros((n, k + 1))
+    for r in range(n):
+        lo, hi = indptr[r], indptr[r + 1]
+        if hi == lo:
+            continue
+        Xr = X[other[lo:hi]]
+        A[r] = Xr.T @ Xr
+        rhs[r] = Xr.T @ (resid[pos[lo:hi]] - fb[other[lo:hi]])
+    counts = np.diff(indptr).astype(np.float64)
+    A += (reg * np.maximum(counts, 1.0))[:, None, None] * np.eye(k + 1)
+    sol = np.linalg.solve(A, rhs[..., None])[..., 0]
+    return sol[:, :k], sol[:, k]
+
+
+BASELINES = {"popularity": Popularity, "item_mean": ItemMean, "user_item_means": UserItemMeans,
+             "biases": Biases, "biased_mf": BiasedMF}
+
+
+def build(name: str, **params: Any) -> RatingModel:
+    if name not in BASELINES:
+        raise ConfigError(f"unknown rating model {name!r}; choose one of {', '.join(BASELINES)}")
+    return BASELINES[name](**params)
