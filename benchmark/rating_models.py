@@ -198,3 +198,28 @@ def build(name: str, **params: Any) -> RatingModel:
     if name not in BASELINES:
         raise ConfigError(f"unknown rating model {name!r}; choose one of {', '.join(BASELINES)}")
     return BASELINES[name](**params)
+
+
+class TextProfile(RatingModel):
+    """A frozen language-model user-profile judge: cos(sum_{j in H_u} (r_uj - rbar_u) f_j, f_i), f the item
+    text embeddings (row i = item code i), rbar_u the user's mean training rating: how close the item's text is
+    to what the user rated above their own average. A ranking score, not a rating."""
+
+    name = "text_profile"
+
+    def __init__(self, feats: np.ndarray) -> None:
+        self.feats = np.asarray(feats, np.float64)
+
+    def fit(self, user, item, rating, n_users, n_items):
+        user, item, rating = _check(user, item, rating, n_users, n_items)
+        if self.feats.shape[0] != n_items:
+            raise ConfigError(f"text_profile: {self.feats.shape[0]} item embeddings for {n_items} items")
+        rbar = _group_mean(user, rating, n_users)
+        prof = np.zeros((n_users, self.feats.shape[1]))
+        np.add.at(prof, user, (rating - rbar[user])[:, None] * self.feats[item])
+        self.profile = prof / np.maximum(np.linalg.norm(prof, axis=1, keepdims=True), 1e-12)
+        self.unit = self.feats / np.maximum(np.linalg.norm(self.feats, axis=1, keepdims=True), 1e-12)
+        return self
+
+    def predict(self, user, item):
+        return np.einsum("nd,nd->n", self.profile[np.asarray(user)], self.unit[np.asarray(item)])

@@ -136,3 +136,16 @@ def test_random_rating_split_partitions_by_seed():
     assert key(random_rating_split(inter, 0.2, seed=4)[1]) != key(te)
     with pytest.raises(ConfigError, match="explicit ratings"):
         random_rating_split(Interactions(u, i, nu, ni), 0.2)
+
+
+def test_text_profile_matches_a_loop():
+    u, i, r, nu, ni = _ratings(6)
+    feats = np.random.default_rng(7).normal(size=(ni, 5))
+    model = rm.TextProfile(feats).fit(u, i, r, nu, ni)
+    for user in range(nu):
+        rows = np.flatnonzero(u == user)
+        prof = sum((r[j] - r[rows].mean()) * feats[i[j]] for j in rows) if len(rows) else np.zeros(5)
+        for item in range(ni):
+            den = np.linalg.norm(prof) * np.linalg.norm(feats[item])
+            expect = prof @ feats[item] / den if den > 1e-9 else 0.0
+            assert model.predict([user], [item])[0] == pytest.approx(expect, abs=1e-9)

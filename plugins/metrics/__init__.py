@@ -2,4 +2,4 @@
 popularity bias / long tail / personalisation / item-side exposure (exposure), list content: diversity,
 unexpectedness, serendipity, calibration (diversity)."""
 
-from recux.plugins.metrics import accuracy, beyond, diversity, exposure  # noqa: F401  (importing registers the plugins)
+from recux.plugins.metrics import accuracy, beyond, diversity, exposure, judged  # noqa: F401  (importing registers the plugins)
