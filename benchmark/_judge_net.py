@@ -6,7 +6,7 @@ H's ratings):
 
     r_hat = a * base_ui + c + (A f_i) . z_u + w . f_i + beta * sum_{j in H} s_ij e_uj
     z_u   = n^(-1/2) * ( B sum_{j in H} (r_uj - rbar) f_j  +  D sum_{j in H} f_j )
-    s_ij  = softmax over j in H of gamma * cos(P f_i, P f_j)
+    s_ij  = softmax over j in H of gamma * cos(p * f_i, p * f_j)   (p: per-dimension weights)
 
 base_ui is the biased-MF prediction (out-of-fold for training ratings), so the text part is a residual on top of
 what ratings alone give: a = 1, c = 0, w = 0 at the start, A, B, D small. z_u is an asymmetric user factor
@@ -15,7 +15,7 @@ built from the texts of the user's rated items (the NSVD / SVD++ user representa
 disliked) plus an unweighted taste term. The last term is a neighbourhood model on the base's errors (Koren
 2008, "Factorization meets the neighborhood") with learned text similarity in place of rating co-occurrence:
 e_uj = r_uj - base_uj is the (out-of-fold) base model's error on the user's rated item j, averaged with
-attention on how similar j's text is to i's (P starts as the identity, gamma = 10, beta = 0).
+attention on how similar j's text is to i's (p starts at 1: plain cosine; gamma = 10, beta = 0).
 
 With the encoder in the network (lora / full), each step encodes at most ``encode_per_step`` of the batch's
 distinct target items WITH gradients (their f_i in the item terms); the history sums read a memory bank of the
@@ -65,7 +65,7 @@ class JudgeNet(nn.Module):
         self.A = nn.Parameter(torch.randn(rank, d, generator=gen) * init)
         self.B = nn.Parameter(torch.randn(rank, d, generator=gen) * init)
         self.D = nn.Parameter(torch.randn(rank, d, generator=gen) * init)
-        self.P = nn.Parameter(torch.eye(d))
+        self.P = nn.Parameter(torch.ones(d))
         self.gamma = nn.Parameter(torch.tensor(10.0))
         self.beta = nn.Parameter(torch.zeros(()))
         self.encoder, self.text, self.texts, self.encode_per_step = encoder, text, texts, int(encode_per_step)
@@ -92,9 +92,9 @@ class JudgeNet(nn.Module):
 
     def neighbours(self, users: torch.Tensor, items: torch.Tensor, f_item: torch.Tensor, loo: torch.Tensor
                    ) -> torch.Tensor:
-        """sum_{j in H} softmax_j(gamma cos(P f_i, P f_j)) e_uj (0 for an empty history)."""
-        g_all = torch.nn.functional.normalize(self.feats @ self.P.T, dim=-1)
-        g_i = torch.nn.functional.normalize(f_item @ self.P.T, dim=-1)
+        """sum_{j in H} softmax_j(gamma cos(p * f_i, p * f_j)) e_uj (0 for an empty history)."""
+        g_all = torch.nn.functional.normalize(self.feats * self.P, dim=-1)
+        g_i = torch.nn.functional.normalize(f_item * self.P, dim=-1)
         mask = self.M[users].clone()
         rows = torch.arange(len(users))
         mask[rows, items] = mask[rows, items] & (loo == 0)

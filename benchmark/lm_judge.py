@@ -38,9 +38,9 @@ FORMAT = "recux-lm-judge/1"
 
 @dataclass
 class JudgeConfig:
-    rank: int = 32  # dimensions of the text user/item factors
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
+    rank: int = 16  # dimensions of the text user/item factors
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
     batch_size: int = 1024
     max_epochs: int = 30
     patience: int = 3
@@ -117,9 +117,9 @@ class Judge:
         return float(h["a"]) * self.mf.predict(users, items) + float(h["c"]) + text
 
     def _neighbours(self, users: np.ndarray, items: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """sum_{j in H_u} softmax_j(gamma cos(P f_i, P f_j)) e_uj, the whole training history H_u."""
+        """sum_{j in H_u} softmax_j(gamma cos(p * f_i, p * f_j)) e_uj, the whole training history H_u."""
         h = self.head
-        g = h["feats"].astype(np.float64) @ h["P"].T.astype(np.float64)
+        g = h["feats"].astype(np.float64) * h["P"].astype(np.float64)
         g /= np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
         out = np.zeros(len(users))
         for s in range(0, len(users), chunk):

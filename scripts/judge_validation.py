@@ -47,15 +47,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-judge", action="store_true", help="only the rating baselines")
     p.add_argument("--no-ablation", action="store_true", help="skip the random-vector ablation of the judge")
     p.add_argument("--save-judge", default=None, help="folder to save the fitted LM judge in")
+    p.add_argument("--no-download", action="store_true", help="use only a local or cached ML-100K")
     p.add_argument("--out", default=None, help="write the table and settings as JSON here")
     return p.parse_args(argv)
 
 
-def load(seed: int, fraction: float) -> tuple[Any, Any, Any]:
+def load(seed: int, fraction: float, download: bool = True) -> tuple[Any, Any, Any]:
     from recux import registry
     from recux.rating_eval import random_rating_split
 
-    data = registry.build("dataset", "ml-100k", {}).load()
+    data = registry.build("dataset", "ml-100k", {"download": download}).load()
     train, test = random_rating_split(data.interactions, fraction, seed)
     return data, train, test
 
@@ -151,7 +152,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     t_start = time.perf_counter()
-    data, train, test = load(args.seed, args.test_fraction)
+    data, train, test = load(args.seed, args.test_fraction, not args.no_download)
     chosen = select(train, args.seed)
     encoder, texts, feats = (None, None, None) if args.no_judge else item_embeddings(data, args.encoder_model)
     rows, preds = baselines(train, test, feats, chosen)

@@ -22,7 +22,7 @@ def _judge(n_users=12, n_items=9, d=4, seed=0) -> Judge:
     E = sp.csr_matrix((rng.normal(size=60), (u, i)), shape=(n_users, n_items))
     E.sort_indices()
     head = {"a": np.float32(0.9), "c": np.float32(0.1), "w": rng.normal(size=d), "A": rng.normal(size=(3, d)),
-            "B": rng.normal(size=(3, d)), "D": rng.normal(size=(3, d)), "P": rng.normal(size=(d, d)),
+            "B": rng.normal(size=(3, d)), "D": rng.normal(size=(3, d)), "P": rng.normal(size=d),
             "gamma": np.float32(5.0), "beta": np.float32(0.5), "feats": rng.normal(size=(n_items, d))}
     return Judge(head, mf, R, E, {"item_ids": [str(x) for x in range(100, 100 + n_items)]})
 
