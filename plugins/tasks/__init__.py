@@ -3,5 +3,6 @@
 from recux.plugins.tasks import (  # noqa: F401
     cold_start,
     continual,
+    judge,
     offline_ranking,
 )

@@ -1,0 +1,173 @@
+"""The judge validation protocol (issue 11, section 3): Spearman between each judge's scores and held-out
+ratings on a seeded random split of the ratings (recux.rating_eval), pooled over all held-out ratings, beside
+RMSE where the scores are ratings.
+
+Rows: popularity, the frozen user-profile judge (recux.rating_models.TextProfile), item mean, user + item means,
+regularised biases, biased MF (32 factors, ALS), the LM judge (recux.lm_judge) and, as an ablation, the same
+judge with the item text embeddings replaced by random unit vectors of the same shape (any gain of the LM judge
+over it is the text's, not the network's). The biases' lambdas and MF's reg are chosen on 10% of the TRAINING
+ratings by RMSE; the held-out part is used once, for the table. The LM judge is compared with biased MF and
+with the ablation by a paired bootstrap over users (recux.rating_eval.paired_bootstrap_spearman).
+Used by scripts/judge_validation.py and by ``recux task=judge`` (plugins/tasks/judge.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from recux.data import Dataset, Interactions
+
+# Measured on this machine kind (issue 11): Spearman on ML-100K, random 80/20 split of the ratings.
+REFERENCE = {"popularity": 0.235, "text_profile": 0.240, "item_mean": 0.418, "user_item_means": 0.517,
+             "biases": 0.540, "biased_mf": 0.573}
+REFERENCE_MF_RMSE = 0.922
+BIAS_GRID = (1.0, 2.0, 5.0, 10.0, 25.0)
+MF_REG_GRID = (0.05, 0.08, 0.1, 0.15, 0.2)
+
+
+@dataclass
+class Settings:
+    seed: int = 42  # seed of the rating split (and of the bootstrap)
+    test_fraction: float = 0.2
+    bootstrap: int = 1000  # user resamples of the Spearman-difference CIs
+    judge: bool = True  # fit the LM judge (False: ratings-only baselines)
+    ablation: bool = True  # also fit the judge on random item vectors
+
+
+def select(train: Interactions, seed: int) -> dict[str, Any]:
+    """Biases' (lam_u, lam_i) and MF's reg with the lowest RMSE on 10% of the training ratings."""
+    from recux.rating_eval import random_rating_split, rmse
+    from recux.rating_models import BiasedMF, Biases
+
+    fit, val = random_rating_split(train, 0.1, seed + 1)
+    args = (fit.user, fit.item, fit.rating, fit.n_users, fit.n_items)
+
+    def err(model: Any) -> float:
+        return rmse(model.fit(*args).predict(val.user, val.item), val.rating)
+
+    lam = min(((a, b) for a in BIAS_GRID for b in BIAS_GRID), key=lambda ab: err(Biases(lam_u=ab[0], lam_i=ab[1])))
+    reg = min(MF_REG_GRID, key=lambda r: err(BiasedMF(reg=r)))
+    return {"biases": {"lam_u": lam[0], "lam_i": lam[1]}, "biased_mf": {"reg": reg}}
+
+
+def row(name: str, pred: np.ndarray, test: Interactions, seconds: float, is_rating: bool) -> dict[str, Any]:
+    from recux.rating_eval import rmse, spearman
+
+    return {"model": name, "spearman": spearman(pred, test.rating), "rmse": rmse(pred, test.rating) if is_rating
+            else None, "reference": REFERENCE.get(name), "seconds": seconds}
+
+
+def baselines(train: Interactions, test: Interactions, feats: np.ndarray | None, chosen: dict[str, Any]
+              ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    from recux import rating_models as rm
+
+    models: list[tuple[str, Any, bool]] = [("popularity", rm.Popularity(), False)]
+    if feats is not None:
+        models.append(("text_profile", rm.TextProfile(feats), False))
+    models += [("item_mean", rm.ItemMean(), True), ("user_item_means", rm.UserItemMeans(), True),
+               ("biases", rm.Biases(**chosen["biases"]), True),
+               ("biased_mf", rm.BiasedMF(**chosen["biased_mf"]), True)]
+    rows, preds = [], {}
+    for name, model, is_rating in models:
+        t0 = time.perf_counter()
+        preds[name] = model.fit(train.user, train.item, train.rating, train.n_users, train.n_items).predict(
+            test.user, test.item)
+        rows.append(row(name, preds[name], test, time.perf_counter() - t0, is_rating))
+    return rows, preds
+
+
+def fit_judge_row(name: str, train: Interactions, test: Interactions, feats: np.ndarray, config: Any,
+                  strategy: Any, text: Any = None, texts: list[str] | None = None
+                  ) -> tuple[dict[str, Any], np.ndarray, Any]:
+    """(table row with the training record, held-out predictions, the fitted judge)."""
+    from recux.lm_judge import fit_judge
+
+    t0 = time.perf_counter()
+    fitted, record = fit_judge(train, feats, config, strategy=strategy, text=text, texts=texts)
+    pred = fitted.predict(test.user, test.item)
+    out = row(name, pred, test, time.perf_counter() - t0, True)
+    out["training"] = {k: record[k] for k in ("best_valid_rmse", "valid_rmse_of_base", "steps", "train_seconds",
+                                              "base_seconds", "finetune", "trainable_params", "epochs")}
+    return out, pred, fitted
+
+
+def compare(a: np.ndarray, b: np.ndarray, test: Interactions, n: int, seed: int) -> dict[str, Any]:
+    from recux.rating_eval import paired_bootstrap_spearman
+
+    return asdict(paired_bootstrap_spearman(a, b, test.rating, test.user, n_resamples=n, seed=seed))
+
+
+def random_vectors(shape: tuple[int, int], seed: int) -> np.ndarray:
+    rnd = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    return rnd / np.linalg.norm(rnd, axis=1, keepdims=True)
+
+
+def run(data: Dataset, settings: Settings, feats: np.ndarray | None = None, judge_config: Any = None,
+        strategy: Any = None, text: Any = None, texts: list[str] | None = None) -> tuple[dict[str, Any], Any]:
+    """The whole protocol on ``data`` (ratings needed): (result dict with ``rows`` and the comparisons, the
+    fitted LM judge or None). ``feats``: the item text embeddings (None: ratings-only rows); ``strategy``: the
+    judge's fine-tuning strategy (one with the encoder in the network also needs ``text`` and ``texts``)."""
+    from recux.lm_judge import JudgeConfig
+    from recux.rating_eval import random_rating_split
+
+    t_start = time.perf_counter()
+    train, test = random_rating_split(data.interactions, settings.test_fraction, settings.seed)
+    chosen = select(train, settings.seed)
+    rows, preds = baselines(train, test, feats, chosen)
+    result: dict[str, Any] = {"settings": asdict(settings), "n_train": len(train), "n_test": len(test),
+                              "selected": chosen, "reference_mf_rmse": REFERENCE_MF_RMSE}
+    fitted = None
+    if settings.judge and feats is not None:
+        cfg = judge_config or JudgeConfig()
+        cfg.mf = dict(chosen["biased_mf"])
+        in_net = bool(getattr(strategy, "encoder_in_net", False))
+        name = f"lm_judge_{getattr(strategy, 'name', 'frozen')}"
+        out, pred, fitted = fit_judge_row(name, train, test, feats, cfg, strategy, text if in_net else None,
+                                          texts if in_net else None)
+        rows.append(out)
+        result["judge_vs_biased_mf"] = compare(pred, preds["biased_mf"], test, settings.bootstrap, settings.seed)
+        if settings.ablation:
+            from recux import registry
+
+            ab, ab_pred, _ = fit_judge_row("judge_random_vectors", train, test,
+                                           random_vectors(feats.shape, settings.seed), cfg,
+                                           registry.build("finetune", "frozen", {}))
+            rows.append(ab)
+            result["judge_vs_random_vectors"] = compare(pred, ab_pred, test, settings.bootstrap, settings.seed)
+    result["rows"] = rows
+    result["seconds"] = time.perf_counter() - t_start
+    return result, fitted
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """A markdown table of the rows (Spearman, the reference and the difference, RMSE, seconds)."""
+    lines = ["| model | Spearman | reference | diff | RMSE | seconds |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ref = r["reference"]
+        diff = f"{r['spearman'] - ref:+.3f}" if ref is not None else ""
+        rmse = f"{r['rmse']:.3f}" if r["rmse"] is not None else "—"
+        lines.append(f"| {r['model']} | {r['spearman']:.3f} | {'' if ref is None else f'{ref:.3f}'} | {diff} | "
+                     f"{rmse} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def comparisons(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for key in ("judge_vs_biased_mf", "judge_vs_random_vectors"):
+        if key in result:
+            c = result[key]
+            lines.append(f"{key}: Spearman diff {c['diff']:+.4f}, 95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] "
+                         f"(paired bootstrap over {c['n_users']} users, {c['n_resamples']} resamples; share of "
+                         f"resamples <= 0: {c['p_not_better']:.3f})")
+    return lines
+
+
+def judge_meta(data: Dataset, settings: Settings, encoder: Any, template: str, strategy: Any) -> dict[str, Any]:
+    """What a saved judge records about where it came from (the metric checks ``item_ids``)."""
+    return {"dataset": data.name, "split_seed": settings.seed, "test_fraction": settings.test_fraction,
+            "encoder": encoder.identity(), "template": template, "finetune": getattr(strategy, "name", "frozen"),
+            "item_ids": [str(x) for x in data.item_ids], "user_ids": [str(x) for x in data.user_ids]}
