@@ -4,9 +4,9 @@ Prediction for user u and item i (f_j: the encoder's embedding of item j's text;
 (u, i) itself when (u, i) is a training rating, so a rating never predicts itself; n = |H|; rbar: the mean of
 H's ratings):
 
-    r_hat = a * base_ui + c + (A f_i) . z_u + w . f_i + beta * sum_{j in H} s_ij e_uj
+    r_hat = a * base_ui + c + (A f_i) . z_u + w . f_i + sum_h beta_h * sum_{j in H} s^h_ij e_uj
     z_u   = n^(-1/2) * ( B sum_{j in H} (r_uj - rbar) f_j  +  D sum_{j in H} f_j )
-    s_ij  = softmax over j in H of gamma * cos(p * f_i, p * f_j)   (p: per-dimension weights)
+    s^h_ij = softmax over j in H of gamma_h * cos(p_h * f_i, p_h * f_j)   (p_h: per-dimension weights)
 
 base_ui is the biased-MF prediction (out-of-fold for training ratings), so the text part is a residual on top of
 what ratings alone give: a = 1, c = 0, w = 0 at the start, A, B, D small. z_u is an asymmetric user factor
@@ -15,7 +15,8 @@ built from the texts of the user's rated items (the NSVD / SVD++ user representa
 disliked) plus an unweighted taste term. The last term is a neighbourhood model on the base's errors (Koren
 2008, "Factorization meets the neighborhood") with learned text similarity in place of rating co-occurrence:
 e_uj = r_uj - base_uj is the (out-of-fold) base model's error on the user's rated item j, averaged with
-attention on how similar j's text is to i's (p starts at 1: plain cosine; gamma = 10, beta = 0).
+attention on how similar j's text is to i's, in ``heads`` heads (head h: p_h starts at 1, plain cosine, plus
+N(0, 0.5) noise for h > 0 so heads differ; gamma_h = 10 * 2^h, from broad to sharp; beta_h = 0).
 
 With the encoder in the network (lora / full), each step encodes at most ``encode_per_step`` of the batch's
 distinct target items WITH gradients (their f_i in the item terms); the history sums read a memory bank of the
@@ -35,7 +36,8 @@ from torch import nn
 def _sparse(m: sp.csr_matrix) -> torch.Tensor:
     m = m.tocoo()
     idx = torch.as_tensor(np.vstack([m.row, m.col]), dtype=torch.long)
-    return torch.sparse_coo_tensor(idx, torch.as_tensor(m.data, dtype=torch.float32), m.shape).coalesce()
+    return torch.sparse_coo_tensor(idx, torch.as_tensor(m.data, dtype=torch.float32), m.shape,
+                                   check_invariants=True).coalesce()
 
 
 class JudgeNet(nn.Module):
@@ -44,7 +46,7 @@ class JudgeNet(nn.Module):
     def __init__(self, feats: np.ndarray, ratings: sp.csr_matrix, errors: sp.csr_matrix, rank: int = 32,
                  init: float = 0.01,
                  encoder: Any = None, text: Any = None, texts: list[str] | None = None,
-                 encode_per_step: int = 64, seed: int = 0) -> None:
+                 encode_per_step: int = 64, seed: int = 0, heads: int = 1) -> None:
         """feats: (n_items, d) item text embeddings; ratings: (n_users x n_items) training ratings (CSR);
         errors: the same pattern holding the base model's out-of-fold error r - base of each rating."""
         super().__init__()
@@ -65,9 +67,11 @@ class JudgeNet(nn.Module):
         self.A = nn.Parameter(torch.randn(rank, d, generator=gen) * init)
         self.B = nn.Parameter(torch.randn(rank, d, generator=gen) * init)
         self.D = nn.Parameter(torch.randn(rank, d, generator=gen) * init)
-        self.P = nn.Parameter(torch.ones(d))
-        self.gamma = nn.Parameter(torch.tensor(10.0))
-        self.beta = nn.Parameter(torch.zeros(()))
+        noise = torch.randn(heads, d, generator=gen) * 0.5
+        noise[0] = 0.0
+        self.P = nn.Parameter(torch.ones(heads, d) + noise)
+        self.gamma = nn.Parameter(10.0 * 2.0 ** torch.arange(heads, dtype=torch.float32))
+        self.beta = nn.Parameter(torch.zeros(heads))
         self.encoder, self.text, self.texts, self.encode_per_step = encoder, text, texts, int(encode_per_step)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor, base: torch.Tensor, own: torch.Tensor | None,
@@ -88,19 +92,24 @@ class JudgeNet(nn.Module):
         scale = n.clamp(min=1).rsqrt()[:, None]
         z = scale * ((agg_r - rbar[:, None] * agg_c) @ self.B.T + agg_c @ self.D.T)
         latent = ((f_item @ self.A.T) * z).sum(-1) + f_item @ self.w
-        return self.a * base + self.c + latent + self.beta * self.neighbours(users, items, f_item, loo)
+        return self.a * base + self.c + latent + self.neighbours(users, items, f_item, loo)
 
     def neighbours(self, users: torch.Tensor, items: torch.Tensor, f_item: torch.Tensor, loo: torch.Tensor
                    ) -> torch.Tensor:
-        """sum_{j in H} softmax_j(gamma cos(p * f_i, p * f_j)) e_uj (0 for an empty history)."""
-        g_all = torch.nn.functional.normalize(self.feats * self.P, dim=-1)
-        g_i = torch.nn.functional.normalize(f_item * self.P, dim=-1)
+        """sum_h beta_h sum_{j in H} softmax_j(gamma_h cos(p_h * f_i, p_h * f_j)) e_uj (0 for an empty
+        history)."""
         mask = self.M[users].clone()
         rows = torch.arange(len(users))
         mask[rows, items] = mask[rows, items] & (loo == 0)
-        logits = (self.gamma * (g_i @ g_all.T)).masked_fill(~mask, float("-inf"))
-        att = torch.nan_to_num(torch.softmax(logits, dim=-1), nan=0.0)
-        return (att * self.E[users]).sum(-1)
+        errors = self.E[users]
+        out = torch.zeros(len(users), dtype=errors.dtype, device=errors.device)
+        for h in range(self.P.shape[0]):
+            g_all = torch.nn.functional.normalize(self.feats * self.P[h], dim=-1)
+            g_i = torch.nn.functional.normalize(f_item * self.P[h], dim=-1)
+            logits = (self.gamma[h] * (g_i @ g_all.T)).masked_fill(~mask, float("-inf"))
+            att = torch.nan_to_num(torch.softmax(logits, dim=-1), nan=0.0)
+            out = out + self.beta[h] * (att * errors).sum(-1)
+        return out
 
     def fresh(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         if self.encoder is None:

@@ -39,6 +39,7 @@ FORMAT = "recux-lm-judge/1"
 @dataclass
 class JudgeConfig:
     rank: int = 16  # dimensions of the text user/item factors
+    heads: int = 1  # attention heads of the text-similarity neighbourhood term
     lr: float = 1e-3
     weight_decay: float = 1e-2
     batch_size: int = 1024
@@ -52,8 +53,8 @@ class JudgeConfig:
     mf: dict[str, Any] = field(default_factory=dict)  # BiasedMF settings of the base model
 
     def check(self) -> None:
-        if int(self.rank) < 1 or int(self.batch_size) < 1 or int(self.max_epochs) < 1 or int(self.folds) < 2:
-            raise ConfigError(f"judge: rank, batch_size, max_epochs must be >= 1 and folds >= 2; got {self.rank}, "
+        if int(self.heads) < 1 or int(self.rank) < 1 or int(self.batch_size) < 1 or int(self.max_epochs) < 1 or int(self.folds) < 2:
+            raise ConfigError(f"judge: heads, rank, batch_size, max_epochs must be >= 1 and folds >= 2; got {self.rank}, "
                               f"{self.batch_size}, {self.max_epochs}, {self.folds}")
         if not 0.0 < float(self.valid_fraction) < 0.5 or float(self.lr) <= 0:
             raise ConfigError(f"judge: valid_fraction must be in (0, 0.5) and lr > 0; got {self.valid_fraction}, "
@@ -113,24 +114,28 @@ class Judge:
         h = self.head
         f = h["feats"][items].astype(np.float64)
         text = np.einsum("nr,nr->n", f @ h["A"].T, self._z[users]) + f @ h["w"]
-        text += float(h["beta"]) * self._neighbours(users, items)
+        text += self._neighbours(users, items)
         return float(h["a"]) * self.mf.predict(users, items) + float(h["c"]) + text
 
     def _neighbours(self, users: np.ndarray, items: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """sum_{j in H_u} softmax_j(gamma cos(p * f_i, p * f_j)) e_uj, the whole training history H_u."""
+        """sum_h beta_h sum_{j in H_u} softmax_j(gamma_h cos(p_h * f_i, p_h * f_j)) e_uj over the whole training
+        history H_u."""
         h = self.head
-        g = h["feats"].astype(np.float64) * h["P"].astype(np.float64)
-        g /= np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+        P, gamma, beta = np.atleast_2d(h["P"]), np.atleast_1d(h["gamma"]), np.atleast_1d(h["beta"])
         out = np.zeros(len(users))
         for s in range(0, len(users), chunk):
             u, i = users[s:s + chunk], items[s:s + chunk]
             mask = (self.ratings[u] != 0).toarray()
-            logits = np.where(mask, float(h["gamma"]) * (g[i] @ g.T), -np.inf)
-            top = logits.max(axis=1, keepdims=True)
-            w = np.where(mask, np.exp(logits - np.where(np.isfinite(top), top, 0.0)), 0.0)
-            den = w.sum(axis=1)
-            num = (w * self.errors[u].toarray()).sum(axis=1)
-            out[s:s + chunk] = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+            errors = self.errors[u].toarray()
+            for p, gam, bet in zip(P, gamma, beta, strict=True):
+                g = h["feats"].astype(np.float64) * p.astype(np.float64)
+                g /= np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+                logits = np.where(mask, float(gam) * (g[i] @ g.T), -np.inf)
+                top = logits.max(axis=1, keepdims=True)
+                w = np.where(mask, np.exp(logits - np.where(np.isfinite(top), top, 0.0)), 0.0)
+                den = w.sum(axis=1)
+                num = (w * errors).sum(axis=1)
+                out[s:s + chunk] += float(bet) * np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         return out
 
     @property
@@ -200,7 +205,7 @@ def fit_judge(train: Interactions, feats: np.ndarray, cfg: JudgeConfig | None = 
     R = ratings_csr(train)
     E = errors_csr(train, base_tr)
     net = JudgeNet(feats, R, E, cfg.rank, encoder=text.module().train() if in_net else None, text=text,
-                   texts=texts, encode_per_step=cfg.encode_per_step, seed=cfg.seed)
+                   texts=texts, encode_per_step=cfg.encode_per_step, seed=cfg.seed, heads=cfg.heads)
     if strategy is not None:
         prepare_in_place(strategy, net)
     params = strategy.trainable_parameters(net) if strategy is not None else list(net.parameters())

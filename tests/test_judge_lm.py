@@ -34,7 +34,7 @@ def _world(seed=0, n_users=150, n_items=80, d=16, per_user=25, text_signal=True)
 def fitted():
     inter, feats = _world()
     train, test = random_rating_split(inter, 0.2, seed=1)
-    cfg = JudgeConfig(rank=16, lr=1e-2, batch_size=256, max_epochs=40, patience=5, mf=MF)
+    cfg = JudgeConfig(rank=16, heads=2, lr=1e-2, batch_size=256, max_epochs=40, patience=5, mf=MF)
     judge, record = fit_judge(train, feats, cfg, strategy=registry.build("finetune", "frozen", {}))
     return train, test, feats, judge, record
 
@@ -54,7 +54,7 @@ def test_numpy_inference_equals_the_torch_network(fitted):
     from recux._judge_net import JudgeNet
 
     train, test, feats, judge, _ = fitted
-    net = JudgeNet(feats, ratings_csr(train), judge.errors, rank=judge.head["A"].shape[0])
+    net = JudgeNet(feats, ratings_csr(train), judge.errors, rank=judge.head["A"].shape[0], heads=2)
     with torch.no_grad():
         for k, v in judge.head.items():
             getattr(net, k).copy_(torch.as_tensor(v))
