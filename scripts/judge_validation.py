@@ -28,6 +28,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--finetune", default="frozen", help="frozen | lora | full (the LM judge's strategy)")
     p.add_argument("--max-steps", type=int, default=None, help="cap on the judge's optimiser steps")
     p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--patience", type=int, default=3, help="epochs without a better validation RMSE")
     p.add_argument("--heads", type=int, default=1, help="heads of the judge's text-neighbourhood term")
     p.add_argument("--encode-per-step", type=int, default=64)
     p.add_argument("--encoder-model", default=None, help="Hugging Face name or folder (default: packaged MiniLM)")
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         feats = cached_embeddings(encoder, texts, TEMPLATE)
     strategy = registry.build("finetune", args.finetune, {})
     cfg = JudgeConfig(max_steps=args.max_steps, batch_size=args.batch_size, encode_per_step=args.encode_per_step,
-                      heads=args.heads)
+                      heads=args.heads, patience=args.patience)
     result, fitted = jv.run(data, settings, feats, cfg, strategy, encoder, texts)
     print(jv.table(result["rows"]))
     for line in jv.comparisons(result):
