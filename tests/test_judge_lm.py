@@ -93,7 +93,8 @@ def test_bad_settings_are_refused():
         fit_judge(inter, feats, JudgeConfig(mf=MF), strategy=registry.build("finetune", "lora", {}))
 
 
-def test_lora_trains_adapters_and_moves_the_item_features(tmp_path):
+@pytest.mark.parametrize("strategy", ["lora", "full"])
+def test_encoder_strategies_train_the_encoder_and_move_the_item_features(tmp_path, strategy):
     from tests._tiny_encoder import make_tiny_bert
 
     folder = make_tiny_bert(tmp_path / "bert")
@@ -102,7 +103,7 @@ def test_lora_trains_adapters_and_moves_the_item_features(tmp_path):
     texts = [f"movie number {i} about topic {i % 3}" for i in range(12)]
     feats = text.embed(texts)
     cfg = JudgeConfig(rank=4, lr=1e-2, batch_size=32, max_epochs=2, max_steps=4, encode_per_step=4, mf=MF)
-    judge, record = fit_judge(inter, feats, cfg, strategy=registry.build("finetune", "lora", {}), text=text,
+    judge, record = fit_judge(inter, feats, cfg, strategy=registry.build("finetune", strategy, {}), text=text,
                               texts=texts)
-    assert record["finetune"]["name"] == "lora" and record["steps"] == 4
+    assert record["finetune"]["name"] == strategy and record["steps"] == 4
     assert not np.allclose(judge.head["feats"], feats, atol=1e-6)  # the bank holds the adapted encoder's outputs
