@@ -81,13 +81,13 @@ def baselines(train: Interactions, test: Interactions, feats: np.ndarray | None,
 
 
 def fit_judge_row(name: str, train: Interactions, test: Interactions, feats: np.ndarray, config: Any,
-                  strategy: Any, text: Any = None, texts: list[str] | None = None
+                  strategy: Any, text: Any = None, texts: list[str] | None = None, init: Any = None
                   ) -> tuple[dict[str, Any], np.ndarray, Any]:
     """(table row with the training record, held-out predictions, the fitted judge)."""
     from recux.lm_judge import fit_judge
 
     t0 = time.perf_counter()
-    fitted, record = fit_judge(train, feats, config, strategy=strategy, text=text, texts=texts)
+    fitted, record = fit_judge(train, feats, config, strategy=strategy, text=text, texts=texts, init=init)
     pred = fitted.predict(test.user, test.item)
     out = row(name, pred, test, time.perf_counter() - t0, True)
     out["training"] = {k: record[k] for k in ("best_valid_rmse", "valid_rmse_of_base", "steps", "train_seconds",
@@ -107,10 +107,12 @@ def random_vectors(shape: tuple[int, int], seed: int) -> np.ndarray:
 
 
 def run(data: Dataset, settings: Settings, feats: np.ndarray | None = None, judge_config: Any = None,
-        strategy: Any = None, text: Any = None, texts: list[str] | None = None) -> tuple[dict[str, Any], Any]:
+        strategy: Any = None, text: Any = None, texts: list[str] | None = None, init: Any = None
+        ) -> tuple[dict[str, Any], Any]:
     """The whole protocol on ``data`` (ratings needed): (result dict with ``rows`` and the comparisons, the
     fitted LM judge or None). ``feats``: the item text embeddings (None: ratings-only rows); ``strategy``: the
-    judge's fine-tuning strategy (one with the encoder in the network also needs ``text`` and ``texts``)."""
+    judge's fine-tuning strategy (one with the encoder in the network also needs ``text`` and ``texts``);
+    ``init``: a fitted judge (same split and settings) whose head the LM judge starts from."""
     from recux.lm_judge import JudgeConfig
     from recux.rating_eval import random_rating_split
 
@@ -125,9 +127,9 @@ def run(data: Dataset, settings: Settings, feats: np.ndarray | None = None, judg
         cfg = judge_config or JudgeConfig()
         cfg.mf = dict(chosen["biased_mf"])
         in_net = bool(getattr(strategy, "encoder_in_net", False))
-        name = f"lm_judge_{getattr(strategy, 'name', 'frozen')}"
+        name = f"lm_judge_{getattr(strategy, 'name', 'frozen')}" + ("_from_init" if init is not None else "")
         out, pred, fitted = fit_judge_row(name, train, test, feats, cfg, strategy, text if in_net else None,
-                                          texts if in_net else None)
+                                          texts if in_net else None, init)
         rows.append(out)
         result["judge_vs_biased_mf"] = compare(pred, preds["biased_mf"], test, settings.bootstrap, settings.seed)
         if settings.ablation:

@@ -179,10 +179,13 @@ class Judge:
 
 
 def fit_judge(train: Interactions, feats: np.ndarray, cfg: JudgeConfig | None = None, strategy: Any = None,
-              text: Any = None, texts: list[str] | None = None) -> tuple[Judge, dict[str, Any]]:
+              text: Any = None, texts: list[str] | None = None, init: Judge | None = None
+              ) -> tuple[Judge, dict[str, Any]]:
     """Fit the judge on ``train`` ratings with item text embeddings ``feats`` (n_items, d). ``strategy``: a
     fine-tuning strategy (recux.finetune); one with ``encoder_in_net`` needs ``text`` (the encoder plugin)
-    and ``texts`` (item texts in code order). Returns the judge and a training record."""
+    and ``texts`` (item texts in code order). ``init``: a fitted judge whose head weights the network starts
+    from (the two-stage recipe: frozen to convergence, then a few lora/full epochs); it must come from the same
+    training ratings and settings. Returns the judge and a training record."""
     import torch
 
     from recux._judge_net import JudgeNet
@@ -206,6 +209,8 @@ def fit_judge(train: Interactions, feats: np.ndarray, cfg: JudgeConfig | None = 
     E = errors_csr(train, base_tr)
     net = JudgeNet(feats, R, E, cfg.rank, encoder=text.module().train() if in_net else None, text=text,
                    texts=texts, encode_per_step=cfg.encode_per_step, seed=cfg.seed, heads=cfg.heads)
+    if init is not None:
+        _start_from(net, init, train)
     if strategy is not None:
         prepare_in_place(strategy, net)
     params = strategy.trainable_parameters(net) if strategy is not None else list(net.parameters())
@@ -215,6 +220,24 @@ def fit_judge(train: Interactions, feats: np.ndarray, cfg: JudgeConfig | None = 
                   trainable_params=sum(p.numel() for p in net.parameters() if p.requires_grad),
                   config=asdict(cfg))
     return Judge(record.pop("best_head"), mf, R, E, {"config": asdict(cfg)}), record
+
+
+def _start_from(net: Any, init: Judge, train: Interactions) -> None:
+    """Copy ``init``'s head weights (not its item features: the bank starts from this run's encoder) into net."""
+    import torch
+
+    if init.ratings.shape != (train.n_users, train.n_items) or init.ratings.nnz != len(train):
+        raise ConfigError(f"judge init: the starting judge was fitted on {init.ratings.nnz} ratings of "
+                          f"{init.ratings.shape}, this fit has {len(train)} of {(train.n_users, train.n_items)}; "
+                          "start from a judge fitted on the same training ratings")
+    with torch.no_grad():
+        for name, value in init.head.items():
+            if name != "feats":
+                target = getattr(net, name)
+                if tuple(target.shape) != tuple(np.shape(value)):
+                    raise ConfigError(f"judge init: {name} has shape {np.shape(value)}, the network "
+                                      f"{tuple(target.shape)}; use the starting judge's rank and heads")
+                target.copy_(torch.as_tensor(np.asarray(value), dtype=target.dtype))
 
 
 def _train(net: Any, opt: Any, train: Interactions, base: np.ndarray, cfg: JudgeConfig) -> dict[str, Any]:

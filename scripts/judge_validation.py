@@ -35,6 +35,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-judge", action="store_true", help="only the rating baselines")
     p.add_argument("--no-ablation", action="store_true", help="skip the random-vector ablation of the judge")
     p.add_argument("--no-download", action="store_true", help="use only a local or cached ML-100K")
+    p.add_argument("--init-from", default=None, help="a saved judge (same split) whose head the judge starts from")
     p.add_argument("--save-judge", default=None, help="folder to save the fitted LM judge in")
     p.add_argument("--out", default=None, help="write the table and settings as JSON here")
     return p.parse_args(argv)
@@ -69,7 +70,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     strategy = registry.build("finetune", args.finetune, {})
     cfg = JudgeConfig(max_steps=args.max_steps, batch_size=args.batch_size, encode_per_step=args.encode_per_step,
                       heads=args.heads, patience=args.patience)
-    result, fitted = jv.run(data, settings, feats, cfg, strategy, encoder, texts)
+    init = None
+    if args.init_from:
+        from recux.lm_judge import Judge
+
+        init = Judge.load(args.init_from)
+    result, fitted = jv.run(data, settings, feats, cfg, strategy, encoder, texts, init)
     print(jv.table(result["rows"]))
     for line in jv.comparisons(result):
         print(line)

@@ -107,3 +107,12 @@ def test_encoder_strategies_train_the_encoder_and_move_the_item_features(tmp_pat
                               texts=texts)
     assert record["finetune"]["name"] == strategy and record["steps"] == 4
     assert not np.allclose(judge.head["feats"], feats, atol=1e-6)  # the bank holds the adapted encoder's outputs
+
+
+def test_a_fit_started_from_a_judge_starts_at_its_predictions(fitted):
+    train, test, feats, judge, _ = fitted
+    cfg = JudgeConfig(rank=16, heads=2, lr=1e-9, batch_size=256, max_epochs=1, mf=MF)
+    again, _ = fit_judge(train, feats, cfg, strategy=registry.build("finetune", "frozen", {}), init=judge)
+    np.testing.assert_allclose(again.predict(test.user, test.item), judge.predict(test.user, test.item), atol=1e-3)
+    with pytest.raises(ConfigError, match="rank and heads"):
+        fit_judge(train, feats, JudgeConfig(rank=8, heads=2, mf=MF), init=judge)
