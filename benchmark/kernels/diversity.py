@@ -369,12 +369,16 @@ def miscalibration_kernel(topk, ks, cat_indptr, cat_indices, n_cats, h_indptr, h
                         qu[cat_indices[x]] = 0.0
 
 
-@nb.njit(parallel=True, cache=True)
+# error_model="numpy": a term that needs no logarithm may divide by zero (no category in the list, or in
+# neither distribution); its quotient is computed branch-free and thrown away, so no exception check.
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def miscalibration_dense_kernel(topk, ks, share, n_of, h_indptr, h_indices, alpha, out, n_chunks):
     """``miscalibration_kernel`` with p(g|i) as a dense row ``share[i]`` (1/|G_i| on G_i, zeros elsewhere) and
     ``n_of[i]`` = 1 if item i has a category, else 0: p(g|u) = sum_h share[h] / sum_h n_of[h] over the history,
-    each history item one vector add without a branch on its categories. Same formula and reference; the KL
-    sum runs over the categories in code order."""
+    each history item one vector add without a branch on its categories. Same formula and reference. At each
+    cut-off the terms are sorted without branches (their pattern is unpredictable): p log(p / q~) for the
+    categories with p > 0 and q > 0 into a small buffer, then one tight loop of logarithms; the categories with
+    q = 0 add -log(alpha) times the sum of their p."""
     n = topk.shape[0]
     nk = ks.shape[0]
     kmax = ks[nk - 1]
@@ -384,6 +388,8 @@ def miscalibration_dense_kernel(topk, ks, share, n_of, h_indptr, h_indices, alph
     for c in nb.prange(n_chunks):
         pu = np.zeros(n_cats, dtype=np.float64)
         qu = np.zeros(n_cats, dtype=np.float64)
+        ratio = np.empty(n_cats, dtype=np.float64)
+        weight = np.empty(n_cats, dtype=np.float64)
         for u in range(c * chunk, min(n, (c + 1) * chunk)):
             n_hist = 0
             pu[:] = 0.0
@@ -408,14 +414,19 @@ def miscalibration_dense_kernel(topk, ks, share, n_of, h_indptr, h_indices, alph
                         qu[g] += share[item, g]
                     m += 1
                 if p + 1 == ks[j]:
-                    kl = 0.0
+                    n_log = 0
+                    p_missing = 0.0  # q~ = alpha p where q = 0: the term is -p log(alpha), no log to take
                     for g in range(n_cats):
-                        if pu[g] > 0.0:
-                            if qu[g] > 0.0:
-                                kl += pu[g] * np.log(pu[g] / ((1.0 - alpha) * qu[g] / m + alpha * pu[g]))
-                            else:  # q~ = alpha p: the term is -p log(alpha), no log to take
-                                kl -= pu[g] * log_alpha
-                    out[j, u] = kl
+                        pg = pu[g]
+                        qg = qu[g]
+                        ratio[n_log] = pg / ((1.0 - alpha) * qg / m + alpha * pg)
+                        weight[n_log] = pg
+                        n_log += (pg > 0.0) & (qg > 0.0)
+                        p_missing += pg if qg == 0.0 else 0.0
+                    kl = 0.0
+                    for x in range(n_log):
+                        kl += weight[x] * np.log(ratio[x])
+                    out[j, u] = kl - p_missing * log_alpha
                     j += 1
 
 
