@@ -19,8 +19,9 @@ Versions and sources:
 Preprocessing follows OBP's ``OpenBanditDataset`` (obp/dataset/real.py) so that estimates match OBP's: rows
 sorted by timestamp (numpy quicksort, as pandas' ``sort_values``), position = dense rank of the logged position
 minus 1, context = one-hot of the four ``user_feature_*`` columns with the first (lexicographically smallest)
-category of each dropped (``pd.get_dummies(drop_first=True)``), action context = label-encoded ``item_id``,
-``item_feature_1..3`` then the numeric ``item_feature_0``.
+category of each dropped (``pd.get_dummies(drop_first=True)``), action context = label-encoded
+``item_feature_1..3`` then the numeric ``item_feature_0`` (OBP >= 0.5; obp 0.4.1 also kept the item id as a
+numeric column, which changes the logistic reward model and so DM/DR).
 """
 
 from __future__ import annotations
@@ -234,9 +235,8 @@ def parse_log(read: Reader, policy: str, campaign: str) -> BanditFeedback:
     context = np.concatenate([_one_hot_drop_first(data[c].to_numpy()) for c in user_cols], axis=1)
     items = pl.read_csv(io.BytesIO(read(item_name)), infer_schema_length=0)
     action_context = np.column_stack(
-        [_label_encode(items["item_id"].cast(pl.Int64).to_numpy())]  # integers: numeric order
-        + [_label_encode(items[c].to_numpy().astype(str)) for c in ("item_feature_1", "item_feature_2",
-                                                                     "item_feature_3")]
+        [_label_encode(items[c].to_numpy().astype(str)) for c in ("item_feature_1", "item_feature_2",
+                                                                   "item_feature_3")]
         + [items["item_feature_0"].cast(pl.Float64).to_numpy()]
     ).astype(float)
     return BanditFeedback(
