@@ -22,6 +22,7 @@ DRos (OBP's convention; DRos with lambda = 0 is DM).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -30,7 +31,10 @@ from recux.errors import ConfigError
 
 @dataclass(frozen=True)
 class OPEInputs:
-    """The arrays an estimator reads; ``q_hat`` may be None for estimators that need no reward model."""
+    """The arrays an estimator reads; ``q_hat`` may be None for estimators that need no reward model.
+
+    The per-round quantities shared by estimators (w, DM_i, q(x_i, a_i, k_i)) are computed once and cached;
+    the arrays are not to be modified after construction."""
 
     reward: np.ndarray  # (n,)
     action: np.ndarray  # (n,) int
@@ -52,7 +56,7 @@ class OPEInputs:
         return OPEInputs(self.reward[idx], self.action[idx], self.position[idx], self.pscore[idx],
                          self.action_dist[idx], None if self.q_hat is None else self.q_hat[idx])
 
-    @property
+    @cached_property
     def iw(self) -> np.ndarray:
         """w_i = pi_e(a_i | x_i, k_i) / p_i."""
         n = len(self.reward)
@@ -63,12 +67,12 @@ class OPEInputs:
             raise ConfigError("this estimator needs a reward model's predictions (q_hat); set ope.reward_model")
         return self.q_hat
 
-    @property
+    @cached_property
     def q_factual(self) -> np.ndarray:
         """q(x_i, a_i, k_i)."""
         return self._need_q()[np.arange(len(self.reward)), self.action, self.position]
 
-    @property
+    @cached_property
     def dm(self) -> np.ndarray:
         """DM_i = sum_a pi_e(a | x_i, k_i) q(x_i, a, k_i) / sum_a pi_e(a | x_i, k_i) (np.average, as OBP)."""
         n = len(self.reward)

@@ -8,6 +8,10 @@ random_state)`` over rounds; each fold's rounds get predictions from a model fit
   ``np.c_[context, action_context[action]]``; ``action_features="one_hot"`` uses the item's one-hot instead,
   "both" concatenates them). Predictions for every item come from the fitted coefficients in one matrix product
   (sigmoid(x w_x + z_a w_z + b)), equal to ``predict_proba`` on each (x, a) row.
+  Solver: by default ``newton-cholesky`` with ``tol=1e-10``, i.e. converged to the unique optimum of the
+  L2-penalised log-loss (C=100, as OBP's example); OBP's default lbfgs with tol=1e-4 stops early, which on OBD
+  (random -> BTS, 30 runs) moves the mean relative error of DM by -0.005, DR by -0.002, Switch-DR by -0.006
+  and DRos by -0.005 (scikit-learn 1.9); lbfgs with tol=1e-10 gives the converged values (slowly).
 - ``CTRRewardModel``: the per-(item, position) click-through rate, shrunk toward the position's overall rate:
   q(a, k) = (clicks(a, k) + s * ctr(k)) / (shows(a, k) + s), the same for every context.
 """
@@ -41,8 +45,8 @@ class LogisticRewardModel:
 
     C: float = 100.0
     max_iter: int = 10_000
-    tol: float = 1e-4
-    solver: str = "lbfgs"
+    tol: float = 1e-10
+    solver: str = "newton-cholesky"
     random_state: int | None = 12345
     n_folds: int = 3
     fold_seed: int | None = 12345

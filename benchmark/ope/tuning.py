@@ -16,6 +16,7 @@ OBP's ``estimate_high_probability_upper_bound_bias`` (``use_bias_upper_bound=Tru
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
@@ -35,10 +36,15 @@ def sorted_lambdas(lambdas: Sequence[float]) -> list[float]:
     return sorted((float(lam) for lam in lambdas), reverse=True)
 
 
+@lru_cache(maxsize=64)
+def _t_quantile(df: int, q: float) -> float:
+    return float(stats.t(df).ppf(q))
+
+
 def student_t_half_width(x: np.ndarray, delta: float) -> float:
     """t_{n-1}(1 - delta) sqrt(var(x) / (n - 1)) (Thomas, Theocharous & Ghavamzadeh 2015, section 2.4)."""
     n = len(x)
-    return float(np.sqrt(np.var(x) / (n - 1)) * stats.t(n - 1).ppf(1.0 - delta))
+    return float(np.sqrt(np.var(x) / (n - 1)) * _t_quantile(n - 1, 1.0 - delta))
 
 
 def slope(make: Callable[[float], DR], lambdas: Sequence[float], inp: OPEInputs, delta: float = 0.1) -> float:
