@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from recux.bandit import BanditLogs
-from recux.ope.bts import bts_action_dist
-from recux.ope.evaluate import evaluate, make_estimators, ope_inputs
+from recux.ope.evaluate import make_estimators
+from recux.ope.protocol import bootstrap_runs, policy_action_dist
 from recux.ope.reward_model import LogisticRewardModel
 from recux.plugins.datasets.obd import OpenBanditDataset
 
@@ -32,32 +32,14 @@ PUBLISHED = {"dm": (0.156876, 0.109898), "ipw": (0.311082, 0.311170), "snipw": (
              "dr-os": (0.159520, 0.109660)}
 
 
-def action_dist_of(policy: str, logs: BanditLogs, n_actions: int, len_list: int, n_sim: int) -> np.ndarray:
-    if policy == "random":
-        return np.full((n_actions, len_list), 1.0 / n_actions)
-    prior = logs.priors["bts"]
-    return bts_action_dist(prior["alpha"], prior["beta"], len_list, n_sim=n_sim, random_state=12345)
-
-
 def run(logs: BanditLogs, behaviour: str, evaluation: str, n_runs: int, model: LogisticRewardModel,
         n_sim: int) -> tuple[dict[str, list[float]], dict[str, float]]:
     data = logs[behaviour]
     t0 = time.perf_counter()
-    dist = action_dist_of(evaluation, logs, data.n_actions, data.len_list, n_sim)
-    times = {"action_dist_s": time.perf_counter() - t0, "reward_model_s": 0.0, "estimators_s": 0.0}
-    truth = logs[evaluation].on_policy_value
-    errors: dict[str, list[float]] = {}
-    for b in range(n_runs):
-        boot = data.take(np.random.RandomState(b).choice(np.arange(data.n_rounds), size=data.n_rounds))
-        t0 = time.perf_counter()
-        q_hat = model.fit_predict(boot)
-        t1 = time.perf_counter()
-        res = evaluate(make_estimators(), ope_inputs(boot, dist, q_hat), truth)
-        times["reward_model_s"] += t1 - t0
-        times["estimators_s"] += time.perf_counter() - t1
-        for name, row in res.items():
-            errors.setdefault(name, []).append(row["relative_error"])
-    return errors, times
+    dist = policy_action_dist(evaluation, logs, data.n_actions, data.len_list, n_sim=n_sim, random_state=12345)
+    action_dist_s = time.perf_counter() - t0
+    res = bootstrap_runs(data, dist, logs[evaluation].on_policy_value, n_runs, model.fit_predict, make_estimators)
+    return res.errors, {"action_dist_s": action_dist_s, **res.times}
 
 
 def table(errors: dict[str, list[float]], published: dict[str, tuple[float, float]] | None) -> str:

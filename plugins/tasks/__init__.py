@@ -4,4 +4,5 @@ from recux.plugins.tasks import (  # noqa: F401
     cold_start,
     continual,
     offline_ranking,
+    ope,
 )
