@@ -58,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-runs", type=int, default=30)
     ap.add_argument("--tol", type=float, default=1e-10, help="LogisticRegression tol (sklearn default 1e-4: not converged)")
-    ap.add_argument("--solver", default="newton-cholesky", help="LogisticRegression solver (OBP's default: lbfgs)")
+    ap.add_argument("--solver", default="newton", help="recux newton, or a LogisticRegression solver (OBP: lbfgs)")
     ap.add_argument("--n-sim", type=int, default=1_000_000)
     ap.add_argument("--path", default=None, help="a local obd folder (else the verified cache/download)")
     ap.add_argument("--reverse", action="store_true", help="also BTS -> random")

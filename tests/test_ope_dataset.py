@@ -85,8 +85,8 @@ def test_bad_settings_and_paths(tmp_path):
         OpenBanditDataset(path=str(tmp_path)).load()
 
 
-def test_verified_small_sample_from_the_obp_wheel(tmp_path, monkeypatch, network):
-    network.require("package-index")
+@pytest.mark.network("package-index")
+def test_verified_small_sample_from_the_obp_wheel(tmp_path, monkeypatch):
     monkeypatch.setenv("RECUX_DATA", str(tmp_path))
     logs = OpenBanditDataset(source="pypi", campaign="men").load()
     assert logs.info["sha256_verified"] is True
