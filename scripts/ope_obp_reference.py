@@ -28,9 +28,17 @@ def main() -> None:
     t_start = time.perf_counter()
     import obp
     from obp.dataset import OpenBanditDataset
-    from obp.ope import (DirectMethod, DoublyRobust, DoublyRobustWithShrinkage, InverseProbabilityWeighting,
-                         OffPolicyEvaluation, RegressionModel, SelfNormalizedDoublyRobust,
-                         SelfNormalizedInverseProbabilityWeighting, SwitchDoublyRobust)
+    from obp.ope import (
+        DirectMethod,
+        DoublyRobust,
+        DoublyRobustWithShrinkage,
+        InverseProbabilityWeighting,
+        OffPolicyEvaluation,
+        RegressionModel,
+        SelfNormalizedDoublyRobust,
+        SelfNormalizedInverseProbabilityWeighting,
+        SwitchDoublyRobust,
+    )
     from obp.policy import BernoulliTS
     from sklearn.linear_model import LogisticRegression
 
