@@ -49,3 +49,25 @@ def test_bad_settings_are_refused():
         bts_action_dist(ALPHA, BETA, len_list=5, n_sim=10)
     with pytest.raises(ConfigError, match="alpha and beta"):
         bts_action_dist(ALPHA, BETA[:3], len_list=2, n_sim=10)
+
+
+def test_numpy_fallback_for_shapes_at_most_one_equals_obps_loop():
+    alpha, beta = np.array([0.5, 1.0, 3.0]), np.array([0.8, 2.0, 4.0])  # not all > 1: numpy draws the rows
+    rng = np.random.RandomState(7)
+    counts = np.zeros((3, 2))
+    for _ in range(2000):
+        chosen = rng.beta(alpha, beta).argsort()[::-1][:2]
+        for k in range(2):
+            counts[chosen[k], k] += 1
+    np.testing.assert_array_equal(bts_action_dist(alpha, beta, 2, n_sim=2000, random_state=7), counts / 2000)
+
+
+def test_legacy_rng_port_equals_numpy_beta_across_buffer_refills():
+    from recux.ope import legacy_rng
+
+    alpha, beta = np.array([2.0, 47.0, 1.5]), np.array([3000.0, 2.5, 1.01])
+    want = np.random.RandomState(5).beta(alpha, beta, size=(700, 3))
+    key, ints, cached = legacy_rng.state_of(np.random.RandomState(5))
+    got = np.empty((700, 3))
+    legacy_rng.beta_rows(key, ints, cached, alpha, beta, 700, got, np.zeros((3, 0), np.int64), 97)  # tiny buffer
+    np.testing.assert_array_equal(got, want)

@@ -70,3 +70,18 @@ def test_cross_fitting_never_predicts_a_round_from_itself():
     moved = CTRRewardModel(smoothing=0.0, n_folds=3, fold_seed=0).fit_predict(flipped)
     np.testing.assert_array_equal(moved[0], base[0])
     assert not np.array_equal(moved, base)
+
+
+@pytest.mark.parametrize(("n", "k", "seed"), [(10, 3, 0), (601, 3, 12345), (97, 5, None)])
+def test_cross_fit_folds_equal_sklearn_kfold(n, k, seed):
+    from recux.ope.reward_model import cross_fit_folds
+
+    ours = cross_fit_folds(n, k, seed)
+    if seed is None:  # unseeded: only the partition can be checked
+        assert sorted(np.concatenate([t for _, t in ours]).tolist()) == list(range(n))
+        return
+    theirs = list(KFold(k, shuffle=True, random_state=seed).split(np.zeros((n, 1))))
+    assert len(ours) == len(theirs)
+    for (tr, te), (tr2, te2) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(tr, tr2)
+        np.testing.assert_array_equal(te, te2)

@@ -6,9 +6,11 @@ item a lands at position k: action_dist[a, k] = #{sims: a at k} / n_sim (OBP's `
 .compute_batch_action_dist``; the Open Bandit Dataset's evaluation policy with ``is_zozotown_prior=True`` uses the
 production prior, obp/policy/conf/prior_bts.yaml, and OBP's example draws 1,000,000 simulations with seed 12345).
 
-The draws come from ``numpy.random.RandomState(random_state).beta`` in blocks of rows; a block of shape
-(m, n_actions) consumes the generator's stream exactly as m successive draws of one row (OBP's loop), so the
-result equals OBP's bit for bit; the ranking and counting run in a numba kernel instead of a Python loop.
+The draws are those of ``numpy.random.RandomState(random_state).beta``, row after row, as OBP's loop makes them,
+so the result equals OBP's bit for bit. Where every prior parameter exceeds 1 (the OBD priors), a numba port of
+numpy's legacy MT19937/gamma/beta (recux.ope.legacy_rng) draws and ranks each row in one kernel without storing
+the draws; otherwise numpy draws blocks of rows (a block of shape (m, n_actions) consumes the stream exactly as
+m successive rows) and a numba kernel ranks and counts them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from recux.errors import ConfigError
+from recux.ope import legacy_rng
 
 _BLOCK_ROWS = 50_000
 
@@ -58,6 +61,10 @@ def bts_action_dist(alpha: np.ndarray, beta: np.ndarray, len_list: int, n_sim: i
         raise ConfigError(f"n_sim must be >= 1, got {n_sim}")
     rng = np.random.RandomState(random_state)
     counts = np.zeros((len(alpha), len_list), dtype=np.int64)
+    if legacy_rng.supported(alpha, beta):
+        key, ints, cached = legacy_rng.state_of(rng)
+        legacy_rng.beta_rows(key, ints, cached, alpha, beta, int(n_sim), np.empty((0, 0)), counts)
+        return counts / float(n_sim)
     for start in range(0, int(n_sim), _BLOCK_ROWS):
         rows = min(_BLOCK_ROWS, int(n_sim) - start)
         _count_top(rng.beta(alpha, beta, size=(rows, len(alpha))), counts)

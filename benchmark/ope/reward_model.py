@@ -1,7 +1,7 @@
 """Reward models q(x, a, k) ~ E[r | context x, item a, position k] for the model-based estimators (DM, DR, ...).
 
 Both cross-fit as OBP's ``RegressionModel.fit_predict(n_folds=...)``: ``KFold(n_folds, shuffle=True,
-random_state)`` over rounds; each fold's rounds get predictions from a model fitted on the other folds.
+random_state)`` over rounds (re-implemented here: the same folds without importing scikit-learn); each fold's rounds get predictions from a model fitted on the other folds.
 
 - ``LogisticRewardModel``: OBP's RegressionModel with a scikit-learn LogisticRegression base model: one model per
   position, fitted on that position's rounds, features [context, item features of a] (OBP's
@@ -35,9 +35,21 @@ def cross_fit_folds(n: int, n_folds: int, random_state: int | None) -> list[tupl
     if n_folds == 1:
         idx = np.arange(n)
         return [(idx, idx)]
-    from sklearn.model_selection import KFold
-
-    return list(KFold(n_splits=n_folds, shuffle=True, random_state=random_state).split(np.zeros((n, 1))))
+    if n_folds > n:
+        raise ConfigError(f"n_folds={n_folds} exceeds the {n} rounds")
+    # scikit-learn's KFold(n_folds, shuffle=True, random_state): RandomState(seed).shuffle(arange(n)), folds of
+    # n // n_folds rounds (the first n % n_folds one more); test and train rounds each in increasing order
+    order = np.arange(n)
+    np.random.RandomState(random_state).shuffle(order)
+    sizes = np.full(n_folds, n // n_folds)
+    sizes[: n % n_folds] += 1
+    folds, start = [], 0
+    for size in sizes:
+        mask = np.ones(n, dtype=bool)
+        mask[order[start:start + size]] = False
+        folds.append((np.flatnonzero(mask), np.flatnonzero(~mask)))
+        start += size
+    return folds
 
 
 def newton_logistic(x: np.ndarray, y: np.ndarray, C: float, tol: float = 1e-10, max_iter: int = 100,
