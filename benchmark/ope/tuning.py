@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
+from scipy.special import stdtrit
 
 from recux.errors import ConfigError
 from recux.ope.estimators import DR, OPEInputs
@@ -38,7 +38,7 @@ def sorted_lambdas(lambdas: Sequence[float]) -> list[float]:
 
 @lru_cache(maxsize=64)
 def _t_quantile(df: int, q: float) -> float:
-    return float(stats.t(df).ppf(q))
+    return float(stdtrit(df, q))  # the Student-t quantile (what scipy.stats.t(df).ppf computes)
 
 
 def student_t_half_width(x: np.ndarray, delta: float) -> float:
