@@ -71,3 +71,18 @@ def test_legacy_rng_port_equals_numpy_beta_across_buffer_refills():
     got = np.empty((700, 3))
     legacy_rng.beta_rows(key, ints, cached, alpha, beta, 700, got, np.zeros((3, 0), np.int64), 97)  # tiny buffer
     np.testing.assert_array_equal(got, want)
+
+
+def test_cached_action_dist_is_reused_and_keyed_by_its_inputs(tmp_path):
+    from recux.ope.bts import cached_bts_action_dist
+
+    first = cached_bts_action_dist(ALPHA, BETA, 2, n_sim=3000, random_state=1, root=tmp_path)
+    files = list(tmp_path.glob("bts_action_dist-*.npy"))
+    assert len(files) == 1
+    np.testing.assert_array_equal(first, bts_action_dist(ALPHA, BETA, 2, n_sim=3000, random_state=1))
+    np.save(files[0], np.full((4, 2), 0.25))  # a planted file proves the second call reads, not simulates
+    np.testing.assert_array_equal(cached_bts_action_dist(ALPHA, BETA, 2, n_sim=3000, random_state=1, root=tmp_path),
+                                  np.full((4, 2), 0.25))
+    other = cached_bts_action_dist(ALPHA, BETA, 2, n_sim=3000, random_state=2, root=tmp_path)  # another seed
+    assert len(list(tmp_path.glob("bts_action_dist-*.npy"))) == 2
+    assert not np.array_equal(other, np.full((4, 2), 0.25))

@@ -15,6 +15,10 @@ m successive rows) and a numba kernel ranks and counts them.
 
 from __future__ import annotations
 
+import hashlib
+import io
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
@@ -47,6 +51,28 @@ def _count_top(values: np.ndarray, counts: np.ndarray) -> None:
                     n_top += 1
         for k in range(k_max):
             counts[top[k], k] += 1
+
+
+def cached_bts_action_dist(alpha: np.ndarray, beta: np.ndarray, len_list: int, n_sim: int = 1_000_000,
+                           random_state: int = 12345, root: Path | None = None) -> np.ndarray:
+    """``bts_action_dist`` kept in ``$RECUX_DATA/ope/`` under a hash of its inputs: the result is a deterministic
+    function of (prior, len_list, n_sim, seed), so a later run reads the counts instead of simulating again."""
+    from recux.download import data_home
+    from recux.results import atomic_write
+
+    alpha, beta = np.asarray(alpha, float), np.asarray(beta, float)
+    blob = np.concatenate([alpha, beta, [len_list, n_sim, random_state]]).tobytes()
+    path = Path(root or data_home() / "ope") / f"bts_action_dist-{hashlib.sha256(blob).hexdigest()[:20]}.npy"
+    if path.exists():
+        cached = np.load(path)
+        if cached.shape == (len(alpha), len_list):
+            return cached
+    dist = bts_action_dist(alpha, beta, len_list, n_sim, random_state)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.save(buf, dist)
+    atomic_write(path, buf.getvalue())
+    return dist
 
 
 def bts_action_dist(alpha: np.ndarray, beta: np.ndarray, len_list: int, n_sim: int = 1_000_000,

@@ -17,7 +17,7 @@ import numpy as np
 
 from recux.bandit import BanditFeedback, BanditLogs
 from recux.errors import ConfigError
-from recux.ope.bts import bts_action_dist
+from recux.ope.bts import bts_action_dist, cached_bts_action_dist
 from recux.ope.estimators import Estimator
 from recux.ope.evaluate import evaluate, ope_inputs
 from recux.ope.tuning import Tuned
@@ -26,15 +26,18 @@ RewardModel = Callable[[BanditFeedback], np.ndarray]
 
 
 def policy_action_dist(policy: str, logs: BanditLogs, n_actions: int, len_list: int, n_sim: int = 1_000_000,
-                       random_state: int | None = 12345) -> np.ndarray:
+                       random_state: int = 12345, cache: bool = False) -> np.ndarray:
     """(n_actions, len_list) action distribution of a logged context-free policy: uniform random, or Bernoulli
-    TS from the prior the data publishes for it (``logs.priors[policy]``)."""
+    TS from the prior the data publishes for it (``logs.priors[policy]``); ``cache``: keep/read the BTS result in
+    $RECUX_DATA/ope (recux.ope.bts.cached_bts_action_dist)."""
     if policy == "random":
         return np.full((n_actions, len_list), 1.0 / n_actions)
     prior = logs.priors.get(policy)
     if prior is None or "alpha" not in prior:
         raise ConfigError(f"no Beta prior for policy {policy!r} in the data; evaluation policies here are "
                           f"'random' or one of {sorted(logs.priors)}")
+    if cache:
+        return cached_bts_action_dist(prior["alpha"], prior["beta"], len_list, n_sim, random_state)
     return bts_action_dist(prior["alpha"], prior["beta"], len_list, n_sim=n_sim, random_state=random_state)
 
 

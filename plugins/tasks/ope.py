@@ -42,7 +42,7 @@ class OffPolicyEstimation(Task):
                  estimators: list[str] | None = None, lambdas: list[float] | None = None,
                  tuning_method: str = "slope", tuning_delta: float = 0.1,
                  reward_model: dict[str, Any] | None = None, n_sim: int = 1_000_000, policy_seed: int = 12345,
-                 ci: dict[str, Any] | None = None, n_runs: int = 0) -> None:
+                 ci: dict[str, Any] | None = None, n_runs: int = 0, cache_action_dist: bool = True) -> None:
         from recux.ope.evaluate import ESTIMATOR_NAMES, OBP_LAMBDAS
 
         if behavior_policy == evaluation_policy:
@@ -59,6 +59,7 @@ class OffPolicyEstimation(Task):
         self.n_sim, self.policy_seed = int(n_sim), policy_seed
         self.ci = {"alpha": 0.05, "n_bootstrap_samples": 10_000, "random_state": 0, **(ci or {})}
         self.n_runs = int(n_runs)
+        self.cache_action_dist = bool(cache_action_dist)
         self._make_estimators()  # unknown names and bad lambdas fail here, before loading data
 
     def _make_estimators(self):
@@ -109,7 +110,8 @@ class OffPolicyEstimation(Task):
 
         data, truth = logs[self.behavior], logs[self.evaluation].on_policy_value
         t0 = time.perf_counter()
-        dist = policy_action_dist(self.evaluation, logs, data.n_actions, data.len_list, self.n_sim, self.policy_seed)
+        dist = policy_action_dist(self.evaluation, logs, data.n_actions, data.len_list, self.n_sim, self.policy_seed,
+                                  cache=self.cache_action_dist)
         timing: dict[str, Any] = {"action_dist_s": time.perf_counter() - t0}
         fit = self._reward_model()
         t0 = time.perf_counter()
