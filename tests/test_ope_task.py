@@ -49,7 +49,7 @@ def obd_folder(tmp_path_factory):
 def test_ope_task_writes_the_estimates(obd_folder, tmp_path):
     cfg = compose_cfg(["task=ope", "dataset=obd", f"dataset.path={obd_folder}", "logger=none",
                        "task.n_sim=2000", "task.n_runs=2", "task.ci.n_bootstrap_samples=200",
-                       "task.reward_model.n_folds=2"])
+                       "task.reward_model.n_folds=2", "task.cache_action_dist=false"])
     record = run_experiment(cfg, tmp_path / "run")
     on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
     assert on_disk["metrics"] == record["metrics"]
