@@ -75,9 +75,9 @@ def main() -> None:
     if args.obp_python:
         result["obp"] = time_obp(args.obp_python, args.n_runs, args.n_sim)
     phases = ("load_s", "action_dist_s", "reward_model_s", "estimators_s", "total_s")
-    print(f"{'phase':<16}" + "".join(f"{k:>12}" for k in result))
+    print(f"{'phase':<16}" + "".join(f"{k:>14}" for k in result))
     for phase in phases:
-        print(f"{phase:<16}" + "".join(f"{result[k]['times'].get(phase, float('nan')):12.2f}" for k in result))
+        print(f"{phase:<16}" + "".join(f"{result[k]['times'].get(phase, float('nan')):14.2f}" for k in result))
     if "obp" in result:
         for key in ("recux", "recux_cached"):
             speedup = result["obp"]["times"]["total_s"] / result[key]["times"]["total_s"]
