@@ -5,8 +5,8 @@ environment); scripts/ope_speed.py starts it with that environment's python. Not
 Protocol as scripts/ope_validation.py (random -> BTS, campaign all): BernoulliTS(is_zozotown_prior) action
 distribution from ``n_sim`` simulations (seed 12345), ``n_runs`` bootstrap resamples, RegressionModel with
 LogisticRegression(C=100, max_iter=10000, random_state=12345) and 3-fold cross-fitting, then DM, IPW, SNIPW, DR,
-SNDR and, since obp 0.4.1 has no tuning, Switch-DR and DRos at each of the 8 candidate lambdas (the work a tuner
-does). Prints one JSON object: phase times and the relative errors' mean/std.
+SNDR and Switch-DR and DRos: SLOPE-tuned with obp >= 0.5; with obp 0.4.1, which has no tuning, at each of the 8
+candidate lambdas (the work a tuner does). Under obp >= 0.5 the values are those of OBP's example. Prints one JSON object: phase times and the relative errors' mean/std.
 
   /tmp/obpenv/bin/python scripts/ope_obp_reference.py [--n-runs 30] [--n-sim 1000000]
 """
@@ -43,11 +43,22 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
 
     lambdas = [10, 50, 100, 500, 1000, 5000, 10000, np.inf]
-    estimators = [DirectMethod(), InverseProbabilityWeighting(), SelfNormalizedInverseProbabilityWeighting(),
-                  DoublyRobust(), SelfNormalizedDoublyRobust()]
-    for lam in lambdas:
-        estimators.append(SwitchDoublyRobust(tau=lam, estimator_name=f"switch-dr-{lam}"))
-        estimators.append(DoublyRobustWithShrinkage(lambda_=lam, estimator_name=f"dr-os-{lam}"))
+    base = [DirectMethod(), InverseProbabilityWeighting(), SelfNormalizedInverseProbabilityWeighting(),
+            DoublyRobust(), SelfNormalizedDoublyRobust()]
+    try:  # obp >= 0.5: SLOPE-tuned Switch-DR and DRos, built per run as OBP's example does in each worker
+        from obp.ope import DoublyRobustWithShrinkageTuning, SwitchDoublyRobustTuning
+
+        def make_estimators() -> list:
+            return [*base, SwitchDoublyRobustTuning(lambdas=list(lambdas)),
+                    DoublyRobustWithShrinkageTuning(lambdas=list(lambdas))]
+    except ImportError:  # obp 0.4: no tuning; every candidate lambda (the work a tuner does)
+        fixed = [*base]
+        for lam in lambdas:
+            fixed.append(SwitchDoublyRobust(tau=lam, estimator_name=f"switch-dr-{lam}"))
+            fixed.append(DoublyRobustWithShrinkage(lambda_=lam, estimator_name=f"dr-os-{lam}"))
+
+        def make_estimators() -> list:
+            return fixed
     times = {"import_s": time.perf_counter() - t_start}
     t0 = time.perf_counter()
     obd = OpenBanditDataset(behavior_policy="random", campaign="all")
@@ -68,7 +79,7 @@ def main() -> None:
         q_hat = reg.fit_predict(context=fb["context"], action=fb["action"], reward=fb["reward"],
                                 position=fb["position"], pscore=fb["pscore"], n_folds=3, random_state=12345)
         t1 = time.perf_counter()
-        ope = OffPolicyEvaluation(bandit_feedback=fb, ope_estimators=estimators)
+        ope = OffPolicyEvaluation(bandit_feedback=fb, ope_estimators=make_estimators())
         rel = ope.evaluate_performance_of_estimators(
             ground_truth_policy_value=truth, action_dist=np.tile(dist, (fb["n_rounds"], 1, 1)),
             estimated_rewards_by_reg_model=q_hat, metric="relative-ee")
