@@ -99,7 +99,8 @@ def run_ab(arms: dict[str, np.ndarray], users: np.ndarray, attract: np.ndarray, 
         traj = sequential.looks(c_out.metric(settings.primary), t_out.metric(settings.primary),
                                 asg.arrival[c_rows], asg.arrival[t_rows], settings.n_looks, tau)
         result.sequential[name] = {**traj, "tau": tau, "metric": settings.primary,
-                                   "rejects": sequential.rejects(traj, settings.alpha)}
+                                   "rejects": sequential.rejects(traj, settings.alpha),
+                                   "warning": sequential.PEEKING_WARNING}
     return result
 
 

@@ -24,6 +24,12 @@ import numpy as np
 from recux.errors import ConfigError
 from recux.unpaired import welch
 
+PEEKING_WARNING = (
+    "naive_p are fixed-horizon Welch p-values at interim looks, shown to demonstrate peeking: stopping at the first "
+    "naive_p < alpha inflates the false-positive rate (about 0.19 at 10 looks with alpha = 0.05; "
+    "scripts/ab_validation.py measures it). Decide on the final look's p-value, or on msprt_p (always valid) when "
+    "you look early.")
+
 
 def look_sizes(n: int, n_looks: int) -> np.ndarray:
     """The numbers of users (in arrival order) at each of ``n_looks`` equally spaced looks, the last = n."""

@@ -110,6 +110,7 @@ class ABTest(Task):
             self._write(art, record["ab_test"])
             art.set_results(record)
         log.info("A/B test: %s", _brief(record))
+        _warn_peeking(record["ab_test"]["sequential"])
         return record
 
     # -- arms
@@ -184,7 +185,8 @@ class ABTest(Task):
         ident = stages.RunIdentity.of(spec)
         names = result["arms"]
         first = names[1]
-        label = f"aa:{self.control}" if self.aa else f"{ident.label} vs {self.control}"
+        treated = first if self.treatments else ident.label  # the run's model keeps its override label
+        label = f"aa:{self.control}" if self.aa else f"{treated} vs {self.control}"
         metrics: dict[str, float] = {}
         for m, cmp in result["comparisons"][first].items():
             metrics.update({m: result["arm_means"][first][m], f"{m}_control": result["arm_means"]["control"][m],
@@ -251,6 +253,15 @@ def _default_params(name: str) -> dict[str, Any]:
     params.pop("name", None)
     params.pop("defaults", None)
     return params
+
+
+def _warn_peeking(seq: dict[str, Any]) -> None:
+    """Warn where stopping at the first naive look with p < alpha would have decided otherwise than the test."""
+    for name, look in seq.items():
+        r = look["rejects"]
+        if r["naive_any_look"] and not (r["fixed_horizon"] and r["msprt"]):
+            log.warning("%s: a naive t-test at an interim look has p < alpha, but the %s does not reject. %s", name,
+                        "final look" if not r["fixed_horizon"] else "always-valid mSPRT", look["warning"])
 
 
 def _brief(record: dict[str, Any]) -> str:
