@@ -45,6 +45,20 @@ log = logging.getLogger("recux")
 SIMULATOR_KEYS = ("slate_size", "examination_eta", "conversion_scale", "n_sessions", "return_base", "return_gain")
 
 
+@dataclasses.dataclass
+class SimulatedWorld:
+    """What an A/B simulation runs on: the prepared data, the users in the experiment, the oracle, each arm's
+    model and slates (the control first), the simulator's seed and the seconds spent building it."""
+
+    data: stages.PreparedData
+    users: np.ndarray
+    oracle: Any
+    arms: dict[str, stages.PluginSpec]
+    slates: dict[str, np.ndarray]
+    seed: int
+    timing: dict[str, float]
+
+
 @register("task", "ab_test")
 class ABTest(Task):
     """Simulated online A/B test of trained models against a control policy (seeded user simulator)."""
@@ -83,6 +97,22 @@ class ABTest(Task):
         stages.seed_everything(spec.seed)
         if stages.global_rank():
             raise ConfigError("task=ab_test runs on one process; use trainer=cpu or trainer=gpu, not ddp.")
+        with RunArtifacts(run_dir) as art:
+            world = self.build_world(spec, art)
+            t0 = time.perf_counter()
+            result = run_ab(world.slates, world.users, world.oracle.attract, self.click, world.seed, self.ab)
+            timing = {**world.timing, "simulation_seconds": round(time.perf_counter() - t0, 4),
+                      "total_seconds": round(time.perf_counter() - t_start, 4)}
+            record = self._record(spec, world.data, world.arms, world.oracle, result.to_dict(), world.users, timing)
+            self._write(art, record["ab_test"])
+            art.set_results(record)
+        log.info("A/B test: %s", _brief(record))
+        _warn_peeking(record["ab_test"]["sequential"])
+        return record
+
+    def build_world(self, spec: stages.RunSpec, art: RunArtifacts) -> SimulatedWorld:
+        """Data, the calibrated oracle and every arm's slates (models fitted in ``art``'s staging folder): all the
+        experiment needs before simulating (scripts/ab_offline_online.py reuses it)."""
         arms_spec = self._arms(spec)
         for arm_spec in arms_spec.values():
             stages.check_model_settings(dataclasses.replace(spec, model=arm_spec), registry.get("model",
@@ -93,25 +123,14 @@ class ABTest(Task):
                               f"({data.dataset.n_items} items)")
         users = np.flatnonzero(np.diff(data.train_csr.indptr) > 0)
         seed = spec.seed if self.sim_seed is None else int(self.sim_seed)
-        with RunArtifacts(run_dir) as art:
-            t0 = time.perf_counter()
-            oracle = self._oracle(spec, data, seed, art)
-            oracle_seconds = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            slates = {name: self._slates(spec, arm, data, users, art) for name, arm in arms_spec.items()}
-            fit_seconds = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            result = run_ab(slates, users, oracle.attract, self.click, seed, self.ab)
-            sim_seconds = time.perf_counter() - t0
-            record = self._record(spec, data, arms_spec, oracle, result.to_dict(), users, {
-                "data_seconds": round(data.seconds, 4), "oracle_seconds": round(oracle_seconds, 4),
-                "fit_seconds": round(fit_seconds, 4), "simulation_seconds": round(sim_seconds, 4),
-                "total_seconds": round(time.perf_counter() - t_start, 4)})
-            self._write(art, record["ab_test"])
-            art.set_results(record)
-        log.info("A/B test: %s", _brief(record))
-        _warn_peeking(record["ab_test"]["sequential"])
-        return record
+        t0 = time.perf_counter()
+        oracle = self._oracle(spec, data, seed, art)
+        oracle_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        slates = {name: self._slates(spec, arm, data, users, art) for name, arm in arms_spec.items()}
+        timing = {"data_seconds": round(data.seconds, 4), "oracle_seconds": round(oracle_seconds, 4),
+                  "fit_seconds": round(time.perf_counter() - t0, 4)}
+        return SimulatedWorld(data, users, oracle, arms_spec, slates, seed, timing)
 
     # -- arms
     def _arms(self, spec: stages.RunSpec) -> dict[str, stages.PluginSpec]:
