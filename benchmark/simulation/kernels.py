@@ -28,7 +28,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
-STREAM_CLICK, STREAM_CONVERT, STREAM_RETURN = 0, 1, 2
+STREAM_CLICK, STREAM_CONVERT, STREAM_RETURN, STREAM_EXPLORE, STREAM_PICK = 0, 1, 2, 3, 4
 
 
 @nb.njit(inline="always")
@@ -95,3 +95,33 @@ def session_kernel(slates, users, attract, exam, conversion_scale, return_base, 
             active = uniform(seed, u, key, 0, STREAM_RETURN) < return_base + return_gain * sat
         out_impressions[r], out_clicks[r], out_conversions[r] = imp, clk, conv
         out_satisfaction[r], out_sessions[r], out_retained[r] = sat_sum, made, 1 if active else 0
+
+
+@nb.njit(parallel=True, cache=True)
+def epsilon_greedy_log_kernel(control, cand_indptr, cand_items, users, attract, exam, epsilon, seed, first_session,
+                              out_items, out_propensity, out_clicks):
+    """Log ``out_items.shape[1]`` sessions per user row under the epsilon-greedy version of a fixed control
+    slate: at position k the control's item c_k with probability 1 - epsilon, else an item drawn uniformly from
+    the user's candidates C_u (``cand_items[cand_indptr[r]:cand_indptr[r + 1]]``, which contain c_k). Positions
+    are drawn independently (an item may repeat in a slate). The logged item's propensity at k is
+    p_k(i) = (1 - epsilon) 1[i = c_k] + epsilon / |C_u|; clicks follow the position-based model
+    (P = e_k a(u, i)). No churn: every user logs every session."""
+    n, n_sessions, k_max = out_items.shape
+    for r in nb.prange(n):
+        u = users[r]
+        lo, hi = cand_indptr[r], cand_indptr[r + 1]
+        n_cand = hi - lo
+        for s in range(n_sessions):
+            key = first_session + s
+            for k in range(k_max):
+                item = control[r, k]
+                if n_cand > 0 and uniform(seed, u, key, k, STREAM_EXPLORE) < epsilon:
+                    j = min(int(uniform(seed, u, key, k, STREAM_PICK) * n_cand), n_cand - 1)
+                    item = cand_items[lo + j]
+                p = epsilon / n_cand if n_cand > 0 else 0.0
+                if item == control[r, k]:
+                    p += 1.0 - epsilon
+                out_items[r, s, k] = item
+                out_propensity[r, s, k] = p
+                click = uniform(seed, u, key, k, STREAM_CLICK) < exam[k] * np.float64(attract[u, item])
+                out_clicks[r, s, k] = 1 if click else 0
