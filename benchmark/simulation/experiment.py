@@ -20,6 +20,7 @@ import numpy as np
 from recux.errors import ConfigError
 from recux.simulation import abstats, sequential
 from recux.simulation.sessions import METRICS, PRE_PERIOD, ClickModel, UserOutcomes, simulate
+from recux.unpaired import mean_ci
 
 TEST_METRICS = ("ctr", "conversion", "satisfaction", "retention")
 
@@ -69,9 +70,10 @@ class ABResult:
     arm_means: dict[str, dict[str, float]]
     comparisons: dict[str, dict[str, Any]]  # treatment -> metric -> {plain, cuped, power, mde, ...}
     sequential: dict[str, Any] = field(default_factory=dict)  # treatment -> looks on the primary metric
+    arm_ci: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # t interval of each arm mean
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arms": self.arms, "sizes": self.sizes, "arm_means": self.arm_means,
+        return {"arms": self.arms, "sizes": self.sizes, "arm_means": self.arm_means, "arm_ci": self.arm_ci,
                 "comparisons": self.comparisons, "sequential": self.sequential}
 
 
@@ -88,7 +90,9 @@ def run_ab(arms: dict[str, np.ndarray], users: np.ndarray, attract: np.ndarray, 
         rows = np.flatnonzero(asg.arm == a)
         outs[name] = (rows, simulate(np.asarray(arms[name])[rows], users[rows], attract, model, seed))
     result = ABResult(names, [len(outs[n][0]) for n in names],
-                      {n: {m: float(outs[n][1].metric(m).mean()) for m in settings.metrics} for n in names}, {})
+                      {n: {m: float(outs[n][1].metric(m).mean()) for m in settings.metrics} for n in names}, {},
+                      arm_ci={n: {m: list(mean_ci(outs[n][1].metric(m), 1 - settings.alpha)[2:])
+                                  for m in settings.metrics} for n in names})
     c_rows, c_out = outs[names[0]]
     for name in names[1:]:
         t_rows, t_out = outs[name]
