@@ -59,6 +59,11 @@ def test_semi_synthetic_oracle_is_the_model_fitted_on_every_interaction(tmp_path
     oracle = rec["ab_test"]["oracle"]
     assert oracle["source"].startswith("model:ease")
     assert oracle["mean_attractiveness"] * np.mean(1 / np.arange(1, 11)) == pytest.approx(0.04, rel=1e-4)
+    # another ridge penalty is another world: same calibration target, other preferences (hence another shift)
+    other = run_experiment(compose_cfg(WORLD + ["model=pop", "task.oracle=ease", "task.target_ctr=0.04",
+                                                "task.oracle_params={l2: 1.0}"]), tmp_path / "t")["ab_test"]
+    assert other["settings"]["oracle_params"] == {"l2": 1.0}
+    assert other["oracle"]["shift"] != oracle["shift"]
 
 
 @pytest.mark.parametrize("override,setting", [

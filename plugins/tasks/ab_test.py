@@ -185,7 +185,7 @@ class ABTest(Task):
         empty = everything.subset(np.zeros(0, dtype=np.int64))
         world = stages.prepared_from_split(data.dataset, Split(train=everything, valid=empty, test=empty,
                                                                protocol="oracle_all_interactions"))
-        plugin = stages.PluginSpec(name, self.oracle_params or _default_params(name))
+        plugin = stages.PluginSpec(name, {**_default_params(name), **self.oracle_params})
         model = self._fit(spec, plugin, world, art.stage)
         users = np.arange(data.dataset.n_users)
         return np.concatenate([np.asarray(to_numpy(model.score(users[i:i + 1024])), dtype=np.float32)
@@ -194,8 +194,8 @@ class ABTest(Task):
     # -- record
     def settings(self) -> dict[str, Any]:
         return {"control": self.control, "aa": self.aa, "treatments": [t.name for t in self.treatments],
-                "oracle": self.oracle, "target_ctr": self.target_ctr, "temperature": self.temperature,
-                "user_heterogeneity": self.heterogeneity, "sim_seed": self.sim_seed,
+                "oracle": self.oracle, "oracle_params": self.oracle_params, "target_ctr": self.target_ctr,
+                "temperature": self.temperature, "user_heterogeneity": self.heterogeneity, "sim_seed": self.sim_seed,
                 **dataclasses.asdict(self.ab)}
 
     def _record(self, spec, data, arms_spec, oracle, result, users, timing) -> dict[str, Any]:
