@@ -43,6 +43,16 @@ def test_treatment_run_writes_arms_lifts_and_plots(tmp_path):
     assert (tmp_path / "r" / "ab_lifts.png").stat().st_size > 0 and (tmp_path / "r" / "ab_looks.png").exists()
 
 
+def test_arms_are_the_variant_and_the_world_is_the_data_section():
+    from recux import identity
+
+    base = compose_cfg(WORLD + ["task.treatments=[ease]"])
+    other_arms = compose_cfg(WORLD + ["task.treatments=[itemknn]"])
+    other_world = compose_cfg(WORLD + ["task.treatments=[ease]", "task.target_ctr=0.03"])
+    assert identity.data_hash(base) == identity.data_hash(other_arms) != identity.data_hash(other_world)
+    assert identity.variant_hash(base) != identity.variant_hash(other_arms)
+
+
 def test_same_seed_same_result_other_sim_seed_differs(tmp_path):
     cfg = WORLD + ["model=pop", "task.aa=true"]
     a = run_experiment(compose_cfg(cfg), tmp_path / "a")["ab_test"]

@@ -59,7 +59,7 @@ class SimulatedWorld:
     timing: dict[str, float]
 
 
-@register("task", "ab_test")
+@register("task", "ab_test", variant_params=("treatments", "aa"))
 class ABTest(Task):
     """Simulated online A/B test of trained models against a control policy (seeded user simulator)."""
 
