@@ -59,6 +59,7 @@ class Row:
     significance_note: str = ""
     p_permutation_holm: float = math.nan
     n_paired_seeds: int = 0  # seeds this row shares with the best row (the per-user means average over them)
+    trainable_params: Stat = field(default_factory=lambda: Stat(math.nan, math.nan, 0))  # text models report it
 
     @property
     def seeds(self) -> list[Any]:
@@ -185,6 +186,7 @@ def _variant_rows(group: Sequence[Run], all_metrics: Sequence[str]) -> list[Row]
                        for m in all_metrics},
                 fit_seconds=Stat.of(r.timing("fit_seconds") for r in vruns),
                 seconds_per_epoch=Stat.of(r.timing("seconds_per_epoch") for r in vruns),
+                trainable_params=Stat.of(r.trainable_params for r in vruns),
             )
         )
     return rows
