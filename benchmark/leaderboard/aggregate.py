@@ -123,9 +123,8 @@ def _display_names(variants: dict[str, list[Run]]) -> dict[str, str]:
     names = {}
     for h, runs in variants.items():
         newest = max(runs, key=lambda r: r.created)
-        names[h] = (
-            newest.label if newest.finetune_is_baseline else f"{newest.label} [finetune={newest.finetune}]"
-        )
+        named = newest.finetune_is_baseline or f"+{newest.finetune}" in newest.label  # labels name it since schema 2
+        names[h] = newest.label if named else f"{newest.label} [finetune={newest.finetune}]"
     counts: dict[str, int] = {}
     for n in names.values():
         counts[n] = counts.get(n, 0) + 1
