@@ -1,6 +1,7 @@
 """Built-in task plugins (kinds of experiment)."""
 
 from recux.plugins.tasks import (  # noqa: F401
+    ab_test,
     cold_start,
     continual,
     offline_ranking,
