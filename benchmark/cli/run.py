@@ -69,9 +69,15 @@ def _app(cfg: DictConfig) -> float | None:
         return None
     metrics = results["metrics"]
     print(f"{results['label']} seed={results['seed']} on {results['dataset']['name']} ({results['protocol']}): "
-          + ", ".join(f"{k}={'null' if v is None else f'{v:.4f}'}" for k, v in metrics.items() if k.endswith("@10")))
+          + ", ".join(f"{k}={'null' if v is None else f'{v:.4f}'}" for k, v in metrics.items()
+                      if k.endswith("@10") and not k.startswith(_NOT_PRINTED)))
     print(f"results: {Path(hc.runtime.output_dir) / 'results.json'}")
     return objective(results)
+
+
+# left out of the one-line summary (results.json has them): per-group gaps, and the catalogue/interaction shares
+# that do not depend on the lists
+_NOT_PRINTED = ("fairness/", "catalogue_share_", "interaction_share_")
 
 
 def _own_hydra_files(cfg: DictConfig, hc: Any, run_dir: Path) -> None:

@@ -1,7 +1,9 @@
 """Built-in task plugins (kinds of experiment)."""
 
 from recux.plugins.tasks import (  # noqa: F401
+    ab_test,
     cold_start,
     continual,
     offline_ranking,
+    ope,
 )
