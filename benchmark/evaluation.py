@@ -112,8 +112,10 @@ def _json_float(v: float) -> float | None:
 
 
 def _canonical_csr(m: Any) -> sp.csr_matrix:
-    """A CSR copy-if-needed with sorted, unique indices and no stored zeros (stored zeros are not relevant)."""
-    m = sp.csr_matrix(m)
+    """A CSR copy-if-needed with sorted, unique indices and no stored zeros (stored zeros are not relevant).
+    A CSR input is checked as it is (scipy caches its canonical-format flag on the object), not re-wrapped."""
+    if not (sp.issparse(m) and m.format == "csr"):
+        m = sp.csr_matrix(m)
     if not m.has_canonical_format or (m.nnz and not m.data.all()):
         m = m.copy()
         m.sum_duplicates()
@@ -166,7 +168,9 @@ def train_popularity(train: Any, n_items: int) -> tuple[np.ndarray, int]:
     m = _canonical_csr(train)
     if m.shape[1] > n_items and m.nnz and m.indices.max() >= n_items:
         raise DataError(f"train holds item code {int(m.indices.max())} but the catalogue has {n_items} items")
-    counts = np.bincount(m.indices, minlength=n_items).astype(np.int64)
+    from recux.kernels.beyond import item_counts
+
+    counts = item_counts(m.indices, n_items)
     n_users = int(np.count_nonzero(np.diff(m.indptr)))
     return counts, n_users
 
@@ -297,8 +301,8 @@ def evaluate_topk(
         topk=topk, gt_indptr=gt_indptr, gt_indices=gt_indices, n_items=n_items, ks=kk, users=row_ids,
         scores=scores, train_item_counts=item_counts, n_train_users=n_train_users,
         item_features=item_features, user_groups=user_groups, gt_relevance=gt_relevance,
-        history_indptr=None if hist is None else hist.indptr.astype(np.int64),
-        history_indices=None if hist is None else hist.indices.astype(np.int32), item_embeddings=emb,
+        history_indptr=None if hist is None else hist.indptr.astype(np.int64, copy=False),
+        history_indices=None if hist is None else hist.indices.astype(np.int32, copy=False), item_embeddings=emb,
     )
     means, directions, columns = _compute(active, ctx, n - n_excluded)
     per_user = pl.DataFrame({"user": row_ids, **columns})
@@ -419,8 +423,9 @@ def summarise(per_user: pl.DataFrame, bootstrap: int = 0, level: float = 0.95,
     for name in per_user.columns:
         if name == "user":
             continue
-        vals = per_user[name].to_numpy().astype(np.float64)
-        vals = vals[~np.isnan(vals)]
+        vals = per_user[name].to_numpy().astype(np.float64, copy=False)
+        if np.isnan(vals.sum()):  # only then look for the NaNs (a sum is cheaper than a mask)
+            vals = vals[~np.isnan(vals)]
         stderr[name] = float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else float("nan")
         if ci is not None:
             ci[name] = list(bootstrap_ci(vals, level=level, n_resamples=int(bootstrap), seed=seed))
@@ -435,6 +440,9 @@ def _add(name: str, metric: str, means: dict, directions: dict, higher: bool) ->
 
 def _nanmean(vals: np.ndarray) -> float:
     """Mean over users; NaN marks a value undefined for that user (e.g. ARP of an all-padding list)."""
+    total = vals.sum()
+    if len(vals) and not np.isnan(total):  # no NaN: np.nanmean's own sum and count, without its masked copy
+        return float(total / len(vals))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(np.nanmean(vals)) if len(vals) else float("nan")

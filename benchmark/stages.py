@@ -578,7 +578,8 @@ def timing(data: PreparedData, fitted: Fitted, eval_seconds: float, t_start: flo
         "data_seconds": round(data.seconds, 4),
         "fit_seconds": round(fitted.seconds, 4),
         "eval_seconds": round(eval_seconds, 4),
-        "epochs": len(history) or None,
+        "epochs": sum(1 for h in history if h.get("epoch", 0) >= 0) or None,  # -1: starting weights (init_from)
+        "best_epoch": getattr(getattr(fitted.model, "summary", None), "best_epoch", None),  # -1: kept the start
         "seconds_per_epoch": round(float(np.mean(epoch_secs)), 4) if epoch_secs else None,
         "steps_per_second": round(steps / sum(epoch_secs), 2) if epoch_secs and steps else None,
         "total_seconds": round(time.perf_counter() - t_start, 4),

@@ -254,6 +254,22 @@ class _FreshCheckpoint(ModelCheckpoint):
             super().on_train_epoch_end(trainer, pl_module)
 
 
+def _validate_start(module: Any, ctx: FitContext, score_fn: ScoreFn) -> tuple[float, dict[str, Any]] | None:
+    """Starting weights (``init_from``) are a candidate of model selection: their validation score and a copy
+    of them, recorded in ``ctx.history`` as epoch -1 (None without a validator). A fit that never beats them on
+    validation keeps them (best_epoch -1), so a fine-tuning stage can only be selected when it helps."""
+    if ctx.validate is None:
+        return None
+    was = module.training
+    module.eval()
+    with torch.no_grad():
+        metrics = {k: float(v) for k, v in ctx.validate(score_fn).items()}
+    module.train(was)
+    ctx.history.append({"epoch": -1, **{f"val/{k}": v for k, v in metrics.items()}})
+    _log.info("starting weights (init_from): val/%s %.4f", ctx.monitor, metrics[ctx.monitor])
+    return metrics[ctx.monitor], {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 @dataclass
 class FitSummary:
     """What a Lightning fit did: the epoch whose weights were kept and its monitored validation value."""
@@ -339,6 +355,7 @@ def fit_lightning(
         kw["enable_checkpointing"] = False
 
     start = time.perf_counter()
+    initial = _validate_start(module, ctx, score_fn) if ctx.init_from is not None else None
     quiet_lightning()
     trainer = pl.Trainer(callbacks=callbacks, **kw)
     try:
@@ -356,6 +373,9 @@ def fit_lightning(
             key = f"val/{ctx.monitor}"
             recorded = [r[key] for r in ctx.history if r["epoch"] == best_epoch and key in r]
             best_score = recorded[-1] if recorded else float(checkpoint.best_model_score)
+        if initial is not None and (best_score is None or initial[0] > best_score):
+            module.load_state_dict(initial[1])  # training from init_from never beat its start on validation
+            best_epoch, best_score = -1, initial[0]
         if trainer.world_size > 1:  # every rank has read rank 0's checkpoint before rank 0 removes it
             trainer.strategy.barrier("recux-restore-best")
     finally:

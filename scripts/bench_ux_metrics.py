@@ -12,7 +12,10 @@ standard errors): the accuracy run with precision, recall, ndcg, mrr, map, hit; 
 list of --metrics (a metric-set YAML, default conf/metrics/ux.yaml) or of --names, given train, history,
 item_features and, when evaluate_topk accepts it, item_embeddings. Metric names that are not registered are
 left out and listed. One warm-up run of each first (numba compilation), then the median of --repeats runs (the two alternate).
-Each metric's own compute time (median, in suite order) and the rest of evaluate_topk are printed too.
+Each metric's own compute time (median, in suite order) and the rest of evaluate_topk are printed too, and
+the phases of that rest timed one by one on the same input (phase_seconds). Beside each wall-clock median:
+the minimum and the process CPU time (all threads), which a machine shared with other jobs inflates less;
+the numba thread count and the load average frame the numbers.
 
     .venv/bin/python scripts/bench_ux_metrics.py
     .venv/bin/python scripts/bench_ux_metrics.py --names pop_lift,aplt,personalisation
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import statistics
 import sys
 import time
@@ -128,7 +132,7 @@ def registered(specs: list[Any]) -> tuple[list[Any], list[str]]:
 
 class _Timed:
     """Wraps built metrics so that each one's compute time is recorded (in suite order: a metric that fills a
-    cache shared with later ones, e.g. exposure counts, carries that cost)."""
+    cache shared with later ones, e.g. exposure counts, carries that cost); wall and process CPU seconds."""
 
     def __init__(self, specs: list[Any]) -> None:
         from recux.evaluation import build_metrics
@@ -136,6 +140,7 @@ class _Timed:
 
         self.times: dict[str, list[float]] = {}
         self.totals: list[float] = []
+        self.cpu_totals: list[float] = []
         sink = self.times
 
         class Probe(Metric):
@@ -151,14 +156,19 @@ class _Timed:
         self.metrics = [(info, Probe(info.name, m)) for info, m in build_metrics(specs)]
 
     def once(self, fn) -> Any:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         report = fn(self.metrics)
         self.totals.append(time.perf_counter() - t0)
+        self.cpu_totals.append(time.process_time() - c0)
         return report
 
     def medians(self) -> tuple[float, dict[str, float]]:
         """(median total seconds, median compute seconds per metric) of the runs since the warm-up."""
         return statistics.median(self.totals), {n: statistics.median(t) for n, t in self.times.items()}
+
+    def summary(self) -> str:
+        return (f"min {min(self.totals):.6f}, cpu median {statistics.median(self.cpu_totals):.6f}, "
+                f"cpu min {min(self.cpu_totals):.6f}")
 
 
 def time_both(acc: _Timed, acc_fn, ux: _Timed, ux_fn, repeats: int) -> Any:
@@ -171,6 +181,53 @@ def time_both(acc: _Timed, acc_fn, ux: _Timed, ux_fn, repeats: int) -> Any:
         acc.once(acc_fn)
         report = ux.once(ux_fn)
     return report
+
+
+def _best(fn, repeats: int) -> tuple[float, float]:
+    """(median, min) wall seconds of ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), min(times)
+
+
+def phase_times(data: dict[str, Any], ux_report: Any, n_items: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """The parts of evaluate_topk around the metrics, each timed alone on the benchmark's input: input checks
+    (top-k, ground truth, repeated items), training popularity, history rows, embedding normalisation, and the
+    per-user table with its means and standard errors (the UX report's columns)."""
+    from recux import evaluation as ev
+
+    topk, truth, train = data["topk"], data["ground_truth"], data["train"]
+    per_user = {c: ux_report.per_user[c].to_numpy() for c in ux_report.per_user.columns if c != "user"}
+
+    def checks():
+        t = ev._checked_topk(topk)
+        _, gt = ev._ground_truth_arrays(truth, len(t))
+        ev._check_no_repeats(t, None)
+        ev._check_codes(t, gt, n_items)
+
+    def table():
+        import polars as pl
+
+        frame = pl.DataFrame({"user": np.arange(len(topk)), **per_user})
+        [ev._nanmean(v) for v in per_user.values()]
+        ev.summarise(frame)
+
+    return {
+        "input checks": _best(checks, repeats),
+        "train popularity": _best(lambda: ev.train_popularity(train, n_items), repeats),
+        "history rows": _best(lambda: ev._history_rows(train, len(topk)), repeats),
+        "embedding normalisation": _best(lambda: ev._metric_embeddings(
+            data["item_embeddings"], [(_NeedsEmbeddings, None)], n_items), repeats),
+        f"per-user table, means, stderr ({len(per_user)} columns)": _best(table, repeats),
+    }
+
+
+class _NeedsEmbeddings:
+    name, meta = "embedding metric", {"needs": ("item_embeddings",)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ux metrics: {','.join(s if isinstance(s, str) else s['name'] for s in specs)}")
     print(f"ux inputs: {','.join(extra)}")
     print(f"skipped (not registered): {','.join(skipped) or '-'}")
+    import numba
+
+    print(f"threads: numba {numba.get_num_threads()} of {os.cpu_count()} CPUs; load average "
+          f"{os.getloadavg()[0]:.2f} at the start")
     if not specs:
         print("no registered UX metric to time", file=sys.stderr)
         return 2
@@ -213,15 +274,22 @@ def main(argv: list[str] | None = None) -> int:
     acc, ux = _Timed(list(ACCURACY_METRICS)), _Timed(specs)
     report = time_both(acc, run(), ux, run(**extra), args.repeats)
     (acc_s, acc_parts), (ux_s, ux_parts) = acc.medians(), ux.medians()
-    print(f"accuracy_seconds: {acc_s:.6f} (median of {args.repeats}: {','.join(ACCURACY_METRICS)})")
-    print(f"ux_seconds: {ux_s:.6f} (median of {args.repeats})")
+    print(f"accuracy_seconds: {acc_s:.6f} (median of {args.repeats}: {','.join(ACCURACY_METRICS)}; {acc.summary()})")
+    print(f"ux_seconds: {ux_s:.6f} (median of {args.repeats}; {ux.summary()})")
     print(f"ratio_ux_over_accuracy: {ux_s / acc_s:.4f}")
+    print(f"ratio of the minima: {min(ux.totals) / min(acc.totals):.4f}; of the CPU medians: "
+          f"{statistics.median(ux.cpu_totals) / statistics.median(acc.cpu_totals):.4f}")
     print(f"accuracy compute_seconds (the six in one kernel pass): {sum(acc_parts.values()):.6f}, "
           f"evaluate_topk overhead: {acc_s - sum(acc_parts.values()):.6f}")
     print(f"ux evaluate_topk overhead (input checks, popularity, history, per-user table, standard errors): "
           f"{ux_s - sum(ux_parts.values()):.6f}")
+    for name, (med, low) in phase_times(data, report, args.items, args.repeats).items():
+        print(f"phase_seconds {name}: {med:.6f} (min {low:.6f})")
     for name, secs in ux_parts.items():
         print(f"compute_seconds {name}: {secs:.6f}")
+    for name, secs in ux.times.items():
+        print(f"compute_seconds_min {name}: {min(secs):.6f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     for name, value in report.means.items():
         if name.endswith(f"@{max(ks)}"):
             print(f"value {name}: {value:.6g}")

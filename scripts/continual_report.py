@@ -44,7 +44,9 @@ def cost_table(records: list[dict[str, Any]], metric: str) -> list[str]:
     def key(rec):
         scheme = rec["continual"]["scheme"]
         same = {k: v for k, v in scheme.items() if k not in ("mode", "update_max_epochs")}
-        return json.dumps([rec["dataset"].get("name"), rec["seed"], rec["model"], same], sort_keys=True)
+        model = {k: rec["model"].get(k) for k in ("name", "params")}  # not describe(): costs differ per run
+        return json.dumps([rec["dataset"].get("name"), rec["seed"], model, (rec.get("finetune") or {}).get("name"),
+                           same], sort_keys=True)
 
     retrains = {key(r): r for r in records if r["continual"]["scheme"]["mode"] == "retrain"}
     lines = [f"| continual run | vs retrain | stage | epochs | train s | Δ{metric} (continual − retrain) |",

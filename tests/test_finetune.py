@@ -175,3 +175,30 @@ def test_init_from_weights_of_another_shape_is_a_config_error(world, tmp_path):
     ctx.init_from = tmp_path / "bpr.pt"
     with pytest.raises(ConfigError, match="init_from"):
         BPR(**FAST, embedding_dim=16).fit(ctx)
+
+
+def test_starting_weights_are_kept_when_training_never_beats_them_on_validation(world, tmp_path):
+    """init_from weights are validated first (epoch -1 in the history): a fit that only worsens validation (a
+    learning rate that wrecks the embeddings) keeps them exactly; one that improves on a weak start does not."""
+    ds, split = world
+    model = BPR(**FAST)
+    model.fit(fit_context(ds, split))
+    model.save(tmp_path / "bpr.pt")
+    users = np.arange(split.n_users)
+    ctx = fit_context(ds, split)
+    ctx.init_from = tmp_path / "bpr.pt"
+    wrecked = BPR(**{**FAST, "lr": 50.0, "max_epochs": 2, "patience": 2})
+    wrecked.fit(ctx)
+    start = [h for h in ctx.history if h["epoch"] == -1]
+    trained = [h["val/ndcg@10"] for h in ctx.history if h["epoch"] >= 0 and "val/ndcg@10" in h]
+    assert len(start) == 1 and max(trained) < start[0]["val/ndcg@10"]
+    assert wrecked.summary.best_epoch == -1
+    np.testing.assert_array_equal(wrecked.score(users), model.score(users))
+    weak = BPR(**{**FAST, "max_epochs": 1})  # one epoch from a fresh init: a start that training beats
+    weak.fit(fit_context(ds, split))
+    weak.save(tmp_path / "weak.pt")
+    ctx = fit_context(ds, split)
+    ctx.init_from = tmp_path / "weak.pt"
+    better = BPR(**FAST)
+    better.fit(ctx)
+    assert better.summary.best_epoch >= 0

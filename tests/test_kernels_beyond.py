@@ -104,3 +104,16 @@ def test_item_codes_out_of_range_are_rejected():
         exposure_counts(topk, [2], 5)
     with pytest.raises(ValueError, match="item code 7"):
         popularity_metrics(topk, [2], np.zeros(5, dtype=np.int64), 3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 30), max_size=60), st.integers(31, 40), st.sampled_from([np.int32, np.int64]))
+def test_item_counts_equal_a_counter(codes, n_items, dtype):
+    got = beyond.item_counts(np.array(codes, dtype=dtype), n_items)
+    want = [codes.count(i) for i in range(n_items)]
+    assert got.dtype == np.int64 and got.tolist() == want
+
+
+def test_item_counts_refuse_codes_outside_the_catalogue():
+    with pytest.raises(ValueError, match="1 item code"):
+        beyond.item_counts(np.array([0, 5, 2], dtype=np.int32), 5)

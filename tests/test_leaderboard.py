@@ -396,3 +396,26 @@ def test_tradeoff_plot_follows_the_primary_metric(tmp_path):
     out = tmp_path / "lb"
     assert main([str(tmp_path / "runs"), "--out", str(out), "--no-wandb", "--metric", "recall@20"]) == 0
     assert sorted(p.name for p in out.glob("*.png")) == ["toy_recall@20.png", "toy_recall@20_vs_arp@20.png"]
+
+
+def test_trainable_parameters_column_appears_only_where_models_report_them(tmp_path):
+    """Text models report model.describe.params.trainable: the section gets a column with each row's value (the
+    same for every seed), "—" for models that report none; a section without such models has no column."""
+    for seed in (0, 1):
+        folder = write_run(tmp_path / "runs", label="lm+lora", vhash="lm0000000000", seed=seed,
+                           metrics={"ndcg@10": 0.2 + seed / 100})
+        rec = json.loads((folder / "results.json").read_text())
+        rec["model"] = {"name": "lm", "describe": {"params": {"trainable": 309376, "total": 23022592}}}
+        (folder / "results.json").write_text(json.dumps(rec))
+        write_run(tmp_path / "runs", seed=seed, metrics={"ndcg@10": 0.1})
+    write_run(tmp_path / "runs", dataset="other", metrics={"ndcg@10": 0.1})
+    code, out = run_cli(tmp_path)
+    assert code == 0
+    md = (out / "toy.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| # |"))
+    cols = [c.strip() for c in header.split("|")]
+    at = cols.index("trainable params")
+    rows = {line.split("|")[2].strip(): line.split("|")[at].strip()
+            for line in md.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")}
+    assert rows["lm+lora"] == f"{309376:,}" and rows["pop"] == "—"
+    assert "trainable params" not in (out / "other.md").read_text()

@@ -120,10 +120,11 @@ def miscalibration_ref(row, k, cats, history, alpha):
 
 
 @settings(max_examples=150, deadline=None)
-@given(world(), st.sampled_from(["cosine", "jaccard"]))
-def test_ild_matches_reference(w, distance):
+@given(world(), st.sampled_from(["cosine", "jaccard"]), st.sampled_from([None, True, False]))
+def test_ild_matches_reference(w, distance, dense):
+    """dense: the kernel over dense category rows (True), over CSR rows (False), or the automatic choice."""
     indptr, indices = csr(w["cats"])
-    got = dv.ild(w["topk"], w["ks"], indptr, indices, w["n_cats"], distance)
+    got = dv.ild(w["topk"], w["ks"], indptr, indices, w["n_cats"], distance, dense=dense)
     for k in set(w["ks"]):
         for u, row in enumerate(w["topk"].tolist()):
             assert close(got[k][u], ild_ref(row, k, w["cats"], distance))
@@ -155,11 +156,12 @@ def test_popularity_unexpectedness_and_serendipity_match_reference(w):
 
 
 @settings(max_examples=150, deadline=None)
-@given(world(), st.sampled_from([0.01, 0.3]))
-def test_miscalibration_matches_reference(w, alpha):
+@given(world(), st.sampled_from([0.01, 0.3]), st.sampled_from([None, True, False]))
+def test_miscalibration_matches_reference(w, alpha, dense):
     indptr, indices = csr(w["cats"])
     h_indptr, h_indices = csr(w["history"])
-    got = dv.miscalibration(w["topk"], w["ks"], indptr, indices, w["n_cats"], h_indptr, h_indices, alpha)
+    got = dv.miscalibration(w["topk"], w["ks"], indptr, indices, w["n_cats"], h_indptr, h_indices, alpha,
+                            dense=dense)
     for k in set(w["ks"]):
         for u, row in enumerate(w["topk"].tolist()):
             assert close(got[k][u], miscalibration_ref(row, k, w["cats"], w["history"][u], alpha))

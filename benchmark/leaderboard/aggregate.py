@@ -59,6 +59,7 @@ class Row:
     significance_note: str = ""
     p_permutation_holm: float = math.nan
     n_paired_seeds: int = 0  # seeds this row shares with the best row (the per-user means average over them)
+    trainable_params: Stat = field(default_factory=lambda: Stat(math.nan, math.nan, 0))  # text models report it
 
     @property
     def seeds(self) -> list[Any]:
@@ -122,9 +123,8 @@ def _display_names(variants: dict[str, list[Run]]) -> dict[str, str]:
     names = {}
     for h, runs in variants.items():
         newest = max(runs, key=lambda r: r.created)
-        names[h] = (
-            newest.label if newest.finetune_is_baseline else f"{newest.label} [finetune={newest.finetune}]"
-        )
+        named = newest.finetune_is_baseline or f"+{newest.finetune}" in newest.label  # labels name it since schema 2
+        names[h] = newest.label if named else f"{newest.label} [finetune={newest.finetune}]"
     counts: dict[str, int] = {}
     for n in names.values():
         counts[n] = counts.get(n, 0) + 1
@@ -185,6 +185,7 @@ def _variant_rows(group: Sequence[Run], all_metrics: Sequence[str]) -> list[Row]
                        for m in all_metrics},
                 fit_seconds=Stat.of(r.timing("fit_seconds") for r in vruns),
                 seconds_per_epoch=Stat.of(r.timing("seconds_per_epoch") for r in vruns),
+                trainable_params=Stat.of(r.trainable_params for r in vruns),
             )
         )
     return rows

@@ -96,6 +96,12 @@ class Run:
         """Metrics the run recorded as null: the model cannot score them (e.g. an ID model on cold items)."""
         return {k for k, v in (self.record.metrics or {}).items() if v is None}
 
+    @property
+    def trainable_params(self) -> float | None:
+        """Trainable parameters the model reported (``model.describe.params.trainable``; text models), else None."""
+        v = (((self.record.model or {}).get("describe") or {}).get("params") or {}).get("trainable")
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
     def timing(self, key: str) -> float | None:
         v = (self.record.timing or {}).get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None

@@ -80,8 +80,8 @@ def render_table(board: Leaderboard) -> str:
     header = (
         ["#", "Variant"]
         + [f"{m} {'↑' if board.higher_is_better(m) else '↓'}" for m in cols]
-        + ["n seeds", "fit s", "s/epoch", f"Δ vs best [{CI_LEVEL:.0%} CI]"]
-        + [f"p vs best ({board.primary}; t / W / perm, Holm)"]
+        + ["n seeds", "fit s", "s/epoch"] + (["trainable params"] if _has_params(board) else [])
+        + [f"Δ vs best [{CI_LEVEL:.0%} CI]", f"p vs best ({board.primary}; t / W / perm, Holm)"]
     )
     lines = [
         "| " + " | ".join(header) + " |",
@@ -106,6 +106,9 @@ def render_table(board: Leaderboard) -> str:
         for v, values in ((row.fit_seconds.mean, fit_values), (row.seconds_per_epoch.mean, spe_values)):
             txt = _fmt(v, 2)
             cells.append(f"**{txt}**" if _is_best(v, values, higher=False) else txt)
+        if _has_params(board):
+            n = row.trainable_params.mean
+            cells.append("—" if math.isnan(n) else f"{n:,.0f}")
         if best is None:
             cells += ["n/a", "n/a"]
         elif row is best:
@@ -128,6 +131,11 @@ def _stat_cell(board: Leaderboard, metric: str, row: Row) -> str:
 
 
 NOT_SCORED = "not scored"
+
+
+def _has_params(board: Leaderboard) -> bool:
+    """Whether any row reports its trainable parameters (then the table has that column)."""
+    return any(r.trainable_params.n for r in board.rows)
 
 
 def _empty(s: Stat) -> str:
@@ -316,7 +324,10 @@ def board_records(board: Leaderboard) -> list[dict[str, Any]]:
         for m in board.all_metrics:
             s = row.stats[m]
             rec[f"{m}_mean"], rec[f"{m}_std"], rec[f"{m}_n"] = _nan_to_none(s.mean), _nan_to_none(s.std), s.n
-        for name, s in (("fit_seconds", row.fit_seconds), ("seconds_per_epoch", row.seconds_per_epoch)):
+        timings = [("fit_seconds", row.fit_seconds), ("seconds_per_epoch", row.seconds_per_epoch)]
+        if row.trainable_params.n:
+            timings.append(("trainable_params", row.trainable_params))
+        for name, s in timings:
             rec[f"{name}_mean"], rec[f"{name}_std"], rec[f"{name}_n"] = (
                 _nan_to_none(s.mean),
                 _nan_to_none(s.std),

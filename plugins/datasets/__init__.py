@@ -1,3 +1,3 @@
 """Built-in datasets plugins: importing this package registers them."""
 
-from recux.plugins.datasets import files, movielens, synthetic  # noqa: F401
+from recux.plugins.datasets import files, movielens, obd, synthetic  # noqa: F401

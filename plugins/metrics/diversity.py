@@ -39,11 +39,14 @@ def item_categories(item_features: Any, column: str, n_items: int, metric: str
     if isinstance(frame.schema["cat"], pl.List):
         frame = frame.explode("cat")
     frame = frame.drop_nulls("cat")
-    codes = (frame["cat"].cast(pl.String).rank("dense").to_numpy().astype(np.int64) - 1) if frame.height \
-        else np.zeros(0, dtype=np.int64)  # category code = rank of its value in sorted order
-    n_cats = int(codes.max()) + 1 if len(codes) else 0
-    pairs = np.unique(frame["row"].to_numpy() * max(n_cats, 1) + codes)  # sorted by (row, code), no repeats
-    rows, codes = pairs // max(n_cats, 1), pairs % max(n_cats, 1)
+    values = frame["cat"].cast(pl.String)
+    names = values.unique().sort()  # category code = position of its value in sorted order
+    n_cats = len(names)
+    codes = values.cast(pl.Enum(names)).to_physical().to_numpy().astype(np.int64) if n_cats \
+        else np.zeros(0, dtype=np.int64)
+    keys = np.sort(frame["row"].to_numpy() * max(n_cats, 1) + codes, kind="stable")  # rows come in order:
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys  # a cheap sort; no repeats
+    rows, codes = keys // max(n_cats, 1), keys % max(n_cats, 1)
     indptr = np.zeros(n_items + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_items), out=indptr[1:])
     return indptr, codes.astype(np.int32), n_cats

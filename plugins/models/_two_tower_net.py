@@ -81,27 +81,35 @@ class TwoTowerNet(RecuxModule):
         return F.normalize(total, dim=-1)
 
     # -- training
-    def _fresh(self, items: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _fresh(self, targets: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The candidates encoded with gradients: the batch's distinct targets, then uniform draws from the
+        trained items up to encode_per_step (sorted codes); None without an encoder in the network."""
         if self.encoder is None:
             return None, None
-        idx = torch.unique(items)
-        if len(idx) > self.encode_per_step:
-            idx = idx[torch.randperm(len(idx), device=idx.device)[:self.encode_per_step]]
+        idx = torch.unique(targets)
+        extra = self.encode_per_step - len(idx)
+        if extra > 0:
+            draws = self.trained[torch.randint(len(self.trained), (extra,), device=idx.device)]
+            idx = torch.unique(torch.cat([idx, draws]))
         fresh = self.text.forward(self.encoder, [self.texts[i] for i in idx.tolist()])
         self.timing["encoded_per_step"] += len(idx)
         return idx, fresh
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Softmax over the trained items of u . v_j / tau, u the user's history profile without the target
-        (leave-one-out), the user's other training items masked from the negatives."""
+        """Softmax of u . v_j / tau, u the user's history profile without the target (leave-one-out), the
+        user's other training items masked from the negatives. Candidates: every trained item (frozen), or,
+        with the encoder in the loop, only the items encoded this step (the batch's targets plus uniform
+        draws: mixed negative sampling, Yang et al. 2020) — scoring fresh positives against stale bank
+        negatives would let the encoder cut the loss by shifting every fresh output at once."""
         users, targets = batch
         idx, fresh = self._fresh(targets)
         vecs = self.item_vectors(idx, fresh)
         u = self.user_vectors(users.cpu().numpy(), vecs, leave_out=targets)
-        logits = u @ vecs[self.trained].T / self.temperature
-        own = torch.as_tensor(self.history[users.cpu().numpy()][:, self.trained.cpu().numpy()].toarray() > 0,
+        cand = self.trained if idx is None else idx
+        logits = u @ vecs[cand].T / self.temperature
+        own = torch.as_tensor(self.history[users.cpu().numpy()][:, cand.cpu().numpy()].toarray() > 0,
                               device=logits.device)
-        pos = torch.searchsorted(self.trained, targets)
+        pos = torch.searchsorted(cand, targets)
         own[torch.arange(len(users)), pos] = False
         loss = F.cross_entropy(logits.masked_fill(own, float("-inf")), pos)
         reg = getattr(self.finetune, "regularizer", lambda m: None)(self)

@@ -17,11 +17,13 @@ the user's other training items are masked out of the negatives. Each epoch draw
 (default all).
 
 By strategy: frozen (or scratch: the same, the encoder is not in the network) trains W only over the cached
-embeddings. lora / adalora / full put the encoder in the network; each step encodes WITH GRADIENTS at most
-``encode_per_step`` of the batch's distinct target items and takes every other f_i from a memory bank (the
-encoder's latest output for it; Wu et al. 2018), re-encoded over the whole catalogue before each validation,
-after the fit (best weights) and for test. Model selection is on validation (warm items only under a cold-item
-split).
+embeddings, with the softmax over every trained item. lora / adalora / full put the encoder in the network;
+each step encodes WITH GRADIENTS the batch's distinct targets plus uniform draws from the trained items, up to
+``encode_per_step`` texts, and the softmax runs over exactly those (mixed negative sampling, Yang et al. 2020;
+no sampling-bias correction), so positives and negatives come from the same encoder; the user profiles read
+the other items from a memory bank (the encoder's latest output for each; Wu et al. 2018), re-encoded over the
+whole catalogue before each validation, after the fit (best weights) and for test. Model selection is on
+validation (warm items only under a cold-item split).
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ class TwoTower(LightningRecommender):
         self.net.bank_stale = True  # the best epoch's encoder weights were restored: re-encode for test
         self.net.refresh_bank()
         self.cost = cost_record(self.net, self._text, self.finetune, self.hparams["encode_per_step"],
-                                loss="softmax over the trained items")
+                                loss=("softmax over the trained items" if self.net.encoder is None else
+                                      "softmax over the step's encoded targets and uniform draws"))
 
     def describe(self) -> dict[str, Any]:
         """Trainable/total parameters (encoder and rest), seconds per epoch and step, peak memory, strategy."""

@@ -1,0 +1,164 @@
+"""Reward models q(x, a, k) ~ E[r | context x, item a, position k] for the model-based estimators (DM, DR, ...).
+
+Both cross-fit as OBP's ``RegressionModel.fit_predict(n_folds=...)``: ``KFold(n_folds, shuffle=True,
+random_state)`` over rounds (re-implemented here: the same folds without importing scikit-learn); each fold's rounds get predictions from a model fitted on the other folds.
+
+- ``LogisticRewardModel``: OBP's RegressionModel with a scikit-learn LogisticRegression base model: one model per
+  position, fitted on that position's rounds, features [context, item features of a] (OBP's
+  ``np.c_[context, action_context[action]]``; ``action_features="one_hot"`` uses the item's one-hot instead,
+  "both" concatenates them). Predictions for every item come from the fitted coefficients in one matrix product
+  (sigmoid(x w_x + z_a w_z + b)), equal to ``predict_proba`` on each (x, a) row.
+  Solver: by default recux's own Newton iteration (``newton_logistic``, ~50x faster than a scikit-learn fit on
+  these small problems; ``solver=<sklearn solver>`` uses scikit-learn) with ``tol=1e-10``, i.e. converged to the unique optimum of the
+  L2-penalised log-loss (C=100, as OBP's example); OBP's default lbfgs with tol=1e-4 stops early, which on OBD
+  (random -> BTS, 30 runs) moves the mean relative error of DM by -0.005, DR by -0.002, Switch-DR by -0.006
+  and DRos by -0.005 (scikit-learn 1.9); lbfgs with tol=1e-10 gives the converged values (slowly).
+- ``CTRRewardModel``: the per-(item, position) click-through rate, shrunk toward the position's overall rate:
+  q(a, k) = (clicks(a, k) + s * ctr(k)) / (shows(a, k) + s), the same for every context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recux.bandit import BanditFeedback
+from recux.errors import ConfigError
+
+ACTION_FEATURES = ("item_context", "one_hot", "both")
+
+
+def cross_fit_folds(n: int, n_folds: int, random_state: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    if n_folds < 1:
+        raise ConfigError(f"n_folds must be >= 1, got {n_folds}")
+    if n_folds == 1:
+        idx = np.arange(n)
+        return [(idx, idx)]
+    if n_folds > n:
+        raise ConfigError(f"n_folds={n_folds} exceeds the {n} rounds")
+    # scikit-learn's KFold(n_folds, shuffle=True, random_state): RandomState(seed).shuffle(arange(n)), folds of
+    # n // n_folds rounds (the first n % n_folds one more); test and train rounds each in increasing order
+    order = np.arange(n)
+    np.random.RandomState(random_state).shuffle(order)
+    sizes = np.full(n_folds, n // n_folds)
+    sizes[: n % n_folds] += 1
+    folds, start = [], 0
+    for size in sizes:
+        mask = np.ones(n, dtype=bool)
+        mask[order[start:start + size]] = False
+        folds.append((np.flatnonzero(mask), np.flatnonzero(~mask)))
+        start += size
+    return folds
+
+
+def newton_logistic(x: np.ndarray, y: np.ndarray, C: float, tol: float = 1e-10, max_iter: int = 100,
+                    ) -> tuple[np.ndarray, float]:
+    """Minimise C * sum_i logloss(y_i, x_i w + b) + ||w||^2 / 2 (scikit-learn's L2 LogisticRegression objective;
+    the intercept b is not penalised) by Newton's method with backtracking; stops when the largest gradient
+    entry of the objective divided by n is <= tol. Returns (w, b). The objective is strictly convex, so this
+    reaches scikit-learn's converged solution (tests compare them)."""
+    from scipy.special import expit, log_expit
+
+    n, d = x.shape
+    xb = np.c_[x, np.ones(n)]
+    penalty = np.r_[np.full(d, 1.0 / C), 0.0]
+
+    def objective(w: np.ndarray) -> float:
+        z = xb @ w
+        return float(-(y * log_expit(z) + (1 - y) * log_expit(-z)).sum() + 0.5 * (penalty * w * w).sum())
+
+    w = np.zeros(d + 1)
+    f = objective(w)
+    for _ in range(max_iter):
+        p = expit(xb @ w)
+        grad = xb.T @ (p - y) + penalty * w
+        if np.abs(grad).max() <= tol * n:
+            break
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty + 1e-12)
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while t > 1e-10:
+            f_new = objective(w - t * step)
+            if f_new <= f - 1e-4 * t * float(grad @ step):
+                break
+            t *= 0.5
+        w, f = w - t * step, f_new
+    return w[:d], float(w[d])
+
+
+@dataclass
+class LogisticRewardModel:
+    """Per-position logistic regression (OBP's RegressionModel + sklearn LogisticRegression)."""
+
+    C: float = 100.0
+    max_iter: int = 10_000
+    tol: float = 1e-10
+    solver: str = "newton"  # recux's Newton (newton_logistic), or any scikit-learn solver name
+    random_state: int | None = 12345
+    n_folds: int = 3
+    fold_seed: int | None = 12345
+    action_features: str = "item_context"
+
+    def __post_init__(self) -> None:
+        if self.action_features not in ACTION_FEATURES:
+            raise ConfigError(f"action_features must be one of {ACTION_FEATURES}, got {self.action_features!r}")
+
+    def item_features(self, data: BanditFeedback) -> np.ndarray:
+        one_hot = np.eye(data.n_actions)
+        return {"item_context": data.action_context, "one_hot": one_hot,
+                "both": np.c_[data.action_context, one_hot]}[self.action_features]
+
+    def _fit_position(self, x: np.ndarray, z: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        if self.solver == "newton":
+            coef, intercept = newton_logistic(np.c_[x, z], r, self.C, self.tol, self.max_iter)
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            model = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol, solver=self.solver,
+                                       random_state=self.random_state)
+            model.fit(np.c_[x, z], r)
+            coef, intercept = model.coef_[0], float(model.intercept_[0])
+        return coef[: x.shape[1]], coef[x.shape[1]:], intercept
+
+    def fit_predict(self, data: BanditFeedback) -> np.ndarray:
+        """(n_rounds, n_actions, len_list) cross-fitted click probabilities."""
+        from scipy.special import expit
+
+        z_all = self.item_features(data)
+        q_hat = np.zeros((data.n_rounds, data.n_actions, data.len_list))
+        for train, test in cross_fit_folds(data.n_rounds, self.n_folds, self.fold_seed):
+            for k in range(data.len_list):
+                rows = train[data.position[train] == k]
+                if len(rows) == 0 or len(np.unique(data.reward[rows])) < 2:
+                    raise ConfigError(f"position {k} has no rounds with both outcomes in a training fold; "
+                                      "use fewer folds (reward_model.n_folds) or the ctr reward model")
+                w_x, w_z, b = self._fit_position(data.context[rows], z_all[data.action[rows]], data.reward[rows])
+                q_hat[test, :, k] = expit(data.context[test] @ w_x[:, None] + (z_all @ w_z)[None, :] + b)
+        return q_hat
+
+
+@dataclass
+class CTRRewardModel:
+    """Per-(item, position) click-through rate with additive shrinkage toward the position's rate."""
+
+    smoothing: float = 1.0
+    n_folds: int = 3
+    fold_seed: int | None = 12345
+
+    def fit_predict(self, data: BanditFeedback) -> np.ndarray:
+        if self.smoothing < 0:
+            raise ConfigError(f"smoothing must be >= 0, got {self.smoothing}")
+        q_hat = np.zeros((data.n_rounds, data.n_actions, data.len_list))
+        shape = (data.n_actions, data.len_list)
+        for train, test in cross_fit_folds(data.n_rounds, self.n_folds, self.fold_seed):
+            a, k, r = data.action[train], data.position[train], data.reward[train]
+            shows = np.zeros(shape)
+            clicks = np.zeros(shape)
+            np.add.at(shows, (a, k), 1.0)
+            np.add.at(clicks, (a, k), r)
+            pos_rate = clicks.sum(0) / np.maximum(shows.sum(0), 1.0)
+            denom = shows + self.smoothing
+            table = np.where(denom > 0, (clicks + self.smoothing * pos_rate) / np.where(denom > 0, denom, 1), pos_rate)
+            q_hat[test] = table[None, :, :]
+        return q_hat

@@ -1,0 +1,81 @@
+"""Write the Open Bandit Dataset OPE leaderboard (leaderboards/obd.md + obd.manifest.json) from finished
+``task=ope`` runs, e.g.
+
+    python scripts/ope_board.py outputs/.../random_to_bts outputs/.../bts_to_random --out leaderboards
+
+One table per (behaviour -> evaluation policy, campaign): each estimator's estimate with its bootstrap CI and
+relative error on the full log, and the relative error mean ± std over the run's bootstrap resamples
+(task.n_runs), next to the figures the dataset's authors published for random -> BTS on campaign "all" (OBP's
+examples/obd README: 30 runs). Only the runs given are read; the manifest lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+# Saito et al., Open Bandit Dataset and Pipeline (obp examples/obd/README.md): random -> BTS, campaign all,
+# 30 bootstrap runs, relative estimation error mean (std).
+PUBLISHED = {"dm": (0.156876, 0.109898), "ipw": (0.311082, 0.311170), "snipw": (0.311795, 0.334736),
+             "dr": (0.292464, 0.315485), "sndr": (0.302407, 0.328434), "switch-dr": (0.258410, 0.160598),
+             "dr-os": (0.159520, 0.109660)}
+
+
+def _section(rec: dict, folder: Path) -> list[str]:
+    m, ci, ope = rec["metrics"], rec.get("metrics_ci") or {}, rec["ope"]
+    beh, ev = ope["behavior_policy"], ope["evaluation_policy"]
+    campaign = rec["dataset"].get("campaign") or rec["config"]["dataset"].get("campaign")
+    reference = beh == "random" and ev == "bts" and campaign == "all"
+    lines = [f"## {beh} -> {ev}, campaign {campaign}", "",
+             f"On-policy value of {ev} (its own log's mean click): {m['on_policy_value']:.6f}. Run `{rec['run_id']}` "
+             f"(`{folder}`), data `{rec['data_hash']}`.", "",
+             "| estimator | estimate | 95% CI | relative error | runs: mean ± std |"
+             + (" published mean ± std |" if reference else ""),
+             "|---|---:|---:|---:|---:|" + ("---:|" if reference else "")]
+    for name in ope["estimators"]:
+        lo, hi = ci.get(f"{name}/estimate", [float("nan"), float("nan")])
+        cell = f"{m[f'{name}/relative_error_mean']:.4f} ± {m[f'{name}/relative_error_std']:.4f}" \
+            if f"{name}/relative_error_mean" in m else "—"
+        row = (f"| {name} | {m[f'{name}/estimate']:.6f} | [{lo:.6f}, {hi:.6f}] | "
+               f"{m[f'{name}/relative_error']:.4f} | {cell} |")
+        if reference:
+            row += f" {PUBLISHED[name][0]:.4f} ± {PUBLISHED[name][1]:.4f} |" if name in PUBLISHED else " — |"
+        lines.append(row)
+    return lines + [""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="task=ope run folders")
+    p.add_argument("--out", default="outputs/leaderboards")
+    args = p.parse_args(argv)
+    recs = []
+    for run in map(Path, args.runs):
+        rec = json.loads((run / "results.json").read_text())
+        if rec.get("task") != "ope":
+            print(f"ope_board: {run} is a task={rec.get('task')} run, not task=ope", file=sys.stderr)
+            return 2
+        recs.append((rec, run))
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines = ["# recux leaderboard: Open Bandit Dataset (off-policy estimation)", "",
+             f"Built {now} with `python scripts/ope_board.py {' '.join(args.runs)} --out {args.out}`. Relative "
+             "error = |estimate − on-policy value| / on-policy value. CIs: bootstrap over rounds. Settings (reward "
+             "model, tuning, simulations) are in each run's results.json.", ""]
+    for rec, run in recs:
+        lines += _section(rec, run)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "obd.md").write_text("\n".join(lines), encoding="utf-8")
+    manifest = {"built": now, "runs": [{"run_id": r["run_id"], "folder": str(f), "data_hash": r["data_hash"],
+                                        "variant_hash": r["variant_hash"], "config_hash": r["config_hash"],
+                                        "label": r["label"]} for r, f in recs]}
+    (out / "obd.manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    print(f"wrote {out / 'obd.md'} and {out / 'obd.manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The ab_test task end to end on a small synthetic world: arms balanced over the users with training data, the
+record's metrics equal the per-arm block they summarise, an A/A run compares the control with itself, a
+semi-synthetic oracle is fitted on every interaction, and bad settings are refused before any fitting."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recux import registry
+from recux.errors import ConfigError
+from recux.pipeline import run_experiment
+from tests._compose import compose_cfg
+
+WORLD = ["dataset=synthetic", "dataset.n_users=200", "dataset.n_items=80", "logger=none", "task=ab_test",
+         "task.n_looks=4"]
+
+
+def test_ab_task_is_registered_and_builds_from_its_yaml():
+    assert "ab_test" in registry.names("task")
+    task = registry.build("task", "ab_test", {k: v for k, v in compose_cfg(WORLD)["task"].items() if k != "name"})
+    assert task.control == "pop" and not task.aa
+
+
+def test_treatment_run_writes_arms_lifts_and_plots(tmp_path):
+    rec = run_experiment(compose_cfg(WORLD + ["model=ease", "task.treatments=[ease,itemknn]"]), tmp_path / "r")
+    ab = rec["ab_test"]
+    assert ab["arms"] == ["control", "ease", "itemknn"]
+    n = rec["users"]["evaluated"]
+    assert sum(ab["sizes"]) == n and max(ab["sizes"]) - min(ab["sizes"]) <= 1  # balanced assignment
+    cmp = ab["comparisons"]["ease"]["ctr"]
+    assert rec["metrics"]["ctr"] == ab["arm_means"]["ease"]["ctr"] == cmp["plain"]["treatment"]
+    assert rec["metrics"]["ctr_control"] == ab["arm_means"]["control"]["ctr"]
+    assert cmp["plain"]["diff"] == pytest.approx(cmp["plain"]["treatment"] - cmp["plain"]["control"])
+    assert cmp["plain"]["ci_low"] <= cmp["plain"]["diff"] <= cmp["plain"]["ci_high"]
+    assert ab["sequential"]["ease"]["users"][-1] == ab["sizes"][0] + ab["sizes"][1]
+    assert ab["oracle"]["source"] == "true_scores"
+    saved = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert saved["ab_test"]["arm_means"] == ab["arm_means"]
+    assert (tmp_path / "r" / "ab_lifts.png").stat().st_size > 0 and (tmp_path / "r" / "ab_looks.png").exists()
+
+
+def test_arms_are_the_variant_and_the_world_is_the_data_section():
+    from recux import identity
+
+    base = compose_cfg(WORLD + ["task.treatments=[ease]"])
+    other_arms = compose_cfg(WORLD + ["task.treatments=[itemknn]"])
+    other_world = compose_cfg(WORLD + ["task.treatments=[ease]", "task.target_ctr=0.03"])
+    assert identity.data_hash(base) == identity.data_hash(other_arms) != identity.data_hash(other_world)
+    assert identity.variant_hash(base) != identity.variant_hash(other_arms)
+
+
+def test_same_seed_same_result_other_sim_seed_differs(tmp_path):
+    cfg = WORLD + ["model=pop", "task.aa=true"]
+    a = run_experiment(compose_cfg(cfg), tmp_path / "a")["ab_test"]
+    b = run_experiment(compose_cfg(cfg), tmp_path / "b")["ab_test"]
+    c = run_experiment(compose_cfg(cfg + ["task.sim_seed=5"]), tmp_path / "c")["ab_test"]
+    assert a["arm_means"] == b["arm_means"] and a["comparisons"] == b["comparisons"]
+    assert a["arm_means"] != c["arm_means"]
+    assert a["arms"] == ["control", "control_b"] and a["arm_models"]["control_b"] == a["arm_models"]["control"]
+
+
+def test_semi_synthetic_oracle_is_the_model_fitted_on_every_interaction(tmp_path):
+    rec = run_experiment(compose_cfg(WORLD + ["model=pop", "task.oracle=ease", "task.target_ctr=0.04"]),
+                         tmp_path / "s")
+    oracle = rec["ab_test"]["oracle"]
+    assert oracle["source"].startswith("model:ease")
+    assert oracle["mean_attractiveness"] * np.mean(1 / np.arange(1, 11)) == pytest.approx(0.04, rel=1e-4)
+    # another ridge penalty is another world: same calibration target, other preferences (hence another shift)
+    other = run_experiment(compose_cfg(WORLD + ["model=pop", "task.oracle=ease", "task.target_ctr=0.04",
+                                                "task.oracle_params={l2: 1.0}"]), tmp_path / "t")["ab_test"]
+    assert other["settings"]["oracle_params"] == {"l2": 1.0}
+    assert other["oracle"]["shift"] != oracle["shift"]
+
+
+@pytest.mark.parametrize("override,setting", [
+    ("task.target_ctr=0.9", "task.target_ctr"), ("task.slate_size=0", "task.slate_size"),
+    ("task.alpha=2", "task.alpha"), ("task.n_looks=0", "task.n_looks"), ("task.primary=ndcg", "task.primary"),
+    ("task.msprt_tau=-1", "task.msprt_tau"), ("task.user_heterogeneity=-1", "task.user_heterogeneity"),
+    ("task.return_base=1.5", "task.return_base")])
+def test_bad_settings_are_refused(tmp_path, override, setting):
+    with pytest.raises(ConfigError, match=setting):
+        run_experiment(compose_cfg(WORLD + [override]), tmp_path / "bad")
+    assert not (tmp_path / "bad" / "results.json").exists()
+
+
+def test_aa_with_treatments_and_oversized_slates_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="task.aa=true"):
+        run_experiment(compose_cfg(WORLD + ["task.aa=true", "task.treatments=[ease]"]), tmp_path / "x")
+    with pytest.raises(ConfigError, match="task.slate_size=80"):
+        run_experiment(compose_cfg(WORLD + ["model=pop", "task.slate_size=80"]), tmp_path / "y")
+
+
+def test_true_scores_oracle_needs_a_synthetic_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "log.csv"
+    pl.DataFrame({"user_id": rng.integers(0, 60, 1500), "item_id": rng.integers(0, 50, 1500)}).unique().write_csv(path)
+    with pytest.raises(ConfigError, match="task.oracle=true_scores needs a dataset with true preferences"):
+        run_experiment(compose_cfg(["dataset=files", f"dataset.path={path}", "logger=none", "model=pop",
+                                    "task=ab_test", "task.oracle=true_scores"]), tmp_path / "z")
