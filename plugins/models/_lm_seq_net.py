@@ -74,40 +74,25 @@ class LMSASRecNet(RecuxModule):
         self.bank_stale = False
 
     # -- training
-    def _fresh(self, targets: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Encode (with gradients) the candidates of this step: at most encode_per_step of the batch's distinct
-        target items (a uniform subset when there are more), then uniform draws from the catalogue up to
-        encode_per_step (sorted item codes); None without an encoder in the network."""
+    def _fresh(self, batch: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Encode (with gradients) at most encode_per_step of the batch's distinct items; None without an
+        encoder in the network."""
         if self.encoder is None:
             return None, None
-        items = torch.unique(targets) - 1
+        items = torch.unique(batch[batch > 0]) - 1
         if len(items) > self.encode_per_step:
             items = items[torch.randperm(len(items), device=items.device)[:self.encode_per_step]]
-        extra = self.encode_per_step - len(items)
-        if extra > 0:
-            draws = torch.randint(self.n_items, (extra,), device=items.device)
-            items = torch.unique(torch.cat([items, draws]))
         fresh = self.text.forward(self.encoder, [self.texts[i] for i in items.tolist()])
         self.timing["encoded_per_step"] += len(items)
-        return torch.sort(items).values, fresh
+        return items, fresh
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        """Next-item cross-entropy. Frozen: full softmax over the catalogue. Encoder in the loop: softmax over
-        the step's freshly encoded items only (targets plus uniform draws: mixed negative sampling, Yang et al.
-        2020; no sampling-bias correction), on the positions whose target was encoded; sequence inputs read the
-        bank for items not encoded. Scoring fresh positives against stale bank negatives would let the encoder
-        lower the loss by shifting every fresh output at once, which measurably hurt validation."""
-        inp, tgt = batch[:, :-1], batch[:, 1:]
-        sel = (tgt != 0) & (inp != 0)
-        idx, fresh = self._fresh(tgt[sel])
+        idx, fresh = self._fresh(batch)
         table = self.item_table(idx, fresh)
+        inp, tgt = batch[:, :-1], batch[:, 1:]
         h = self.run(inp, table)
-        if idx is None:
-            loss = F.cross_entropy(h[sel] @ table[1:].T, tgt[sel] - 1)
-        else:
-            pos = torch.searchsorted(idx, tgt - 1).clamp(max=len(idx) - 1)
-            sel = sel & (idx[pos] == tgt - 1)  # positions whose target is among the encoded candidates
-            loss = F.cross_entropy(h[sel] @ table[idx + 1].T, pos[sel])
+        sel = (tgt != 0) & (inp != 0)
+        loss = F.cross_entropy(h[sel] @ table[1:].T, tgt[sel] - 1)
         reg = getattr(self.finetune, "regularizer", lambda m: None)(self)
         if idx is not None:
             with torch.no_grad():

@@ -10,14 +10,12 @@ Training scheme by fine-tuning strategy (recorded in ``describe()``):
   transformer train. Exact full softmax over the catalogue.
 - lora / adalora / full: the encoder sits in the network (``net.encoder``) and the strategy changes it in
   place. Re-encoding the catalogue every step is unaffordable on CPU (MiniLM on ML-100K's 1,682 titles
-  ~4 s), so each step encodes WITH GRADIENTS at most ``encode_per_step`` items: the batch's distinct targets
-  (a uniform subset when there are more), then uniform draws from the catalogue; the softmax runs over exactly
-  those (mixed negative sampling, Yang et al. 2020), on the positions whose target was encoded, so positive
-  and negatives come from the same encoder (fresh positives against stale negatives let the encoder lower the
-  loss by shifting all fresh outputs, which hurt validation). Sequence inputs not encoded this step read a
-  memory bank (the encoder's latest output for each item, no gradient; Wu et al. 2018). The bank is refreshed
-  by a full catalogue re-encode before every validation, after the fit (best weights), and is what test
-  scoring uses.
+  ~4 s), so each step encodes WITH GRADIENTS at most ``encode_per_step`` of the batch's distinct items (inputs
+  and targets; a uniform random subset when there are more) and takes every other item's f from a memory
+  bank (the encoder's latest output for it, no gradient; Wu et al. 2018's memory bank). The loss is still a
+  softmax over the whole catalogue (every item is a negative); the encoder's gradient flows through the
+  encoded subset only. The bank is refreshed by a full catalogue re-encode before every validation, after the
+  fit (best weights), and is what test scoring uses.
 """
 
 from __future__ import annotations
@@ -99,8 +97,7 @@ class LMSASRec(SequentialRecommender):
         self.net.bank_stale = True  # the best epoch's encoder weights were restored: re-encode for test
         self.net.refresh_bank()
         self.cost = cost_record(self.net, self._text, self.finetune, self.hparams["encode_per_step"],
-                                loss="full softmax" if self.net.encoder is None else
-                                "softmax over the step's encoded targets and uniform draws")
+                                loss="full softmax")
 
     def describe(self) -> dict[str, Any]:
         """Trainable/total parameters (encoder and rest), seconds per epoch (training steps plus the epoch's
