@@ -135,6 +135,8 @@ def test_every_yaml_composes_and_builds(group):
         overrides = [f"{group}={option}"]
         if group == "dataset" and option == "files":
             overrides.append("dataset.path=/nonexistent.csv")
+        if group == "metrics" and option == "judged":  # the judge folder is required (read at compute time)
+            overrides.append("metrics.judge=/nonexistent-judge")
         cfg = compose_cfg(overrides)
         node = cfg[group]
         if group in ("dataset", "model", "finetune", "task"):
