@@ -122,3 +122,14 @@ def test_the_leaderboard_says_not_scored_for_cold_metrics_an_id_model_cannot_sco
     assert rows["random"][1] not in ("not scored", "—")
     assert "not scored = the runs recorded no value" in md
     assert "| — |" in md.replace("| — | best |", "")  # pop's s/epoch: a value the run simply lacks
+
+
+def test_the_leaderboard_shows_each_item_groups_primary_metric_by_default(tmp_path):
+    from recux.cli.leaderboard import main
+
+    run(tmp_path / "runs", "random")
+    out = tmp_path / "board"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--no-wandb", "--no-plots"]) == 0
+    header = next(line for line in next(out.glob("*.md")).read_text().splitlines() if line.startswith("| # |"))
+    assert all(f"{g}/ndcg@10" in header for g in ("cold", "cold_in_catalogue", "warm"))
+    assert "fairness/" not in header

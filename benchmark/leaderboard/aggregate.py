@@ -146,7 +146,7 @@ def _columns(group: Sequence[Run], metrics: Sequence[str] | None, primary: str,
     present: list[str] = []
     for r in group:
         present += [m for m in r.metrics if m not in present]
-    wanted = list(metrics) if metrics else list(DEFAULT_METRICS)
+    wanted = list(metrics) if metrics else list(DEFAULT_METRICS) + _group_columns(present, primary)
     columns = [m for m in wanted if m in present]
     if metrics and len(columns) < len(wanted):
         missing = [m for m in wanted if m not in present]
@@ -161,6 +161,12 @@ def _columns(group: Sequence[Run], metrics: Sequence[str] | None, primary: str,
     if prim in present and prim not in columns:
         columns.insert(0, prim)
     return columns, columns + sorted(m for m in present if m not in columns), prim
+
+
+def _group_columns(present: Sequence[str], primary: str) -> list[str]:
+    """The primary metric of each item group a task reports (cold_start: ``cold/``, ``cold_in_catalogue/``,
+    ``warm/``), shown by default next to the overall metrics; user-group fairness values are not."""
+    return [m for m in present if m.endswith(f"/{primary}") and not m.startswith("fairness/")]
 
 
 def _variant_rows(group: Sequence[Run], all_metrics: Sequence[str]) -> list[Row]:
