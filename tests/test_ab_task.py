@@ -101,3 +101,26 @@ def test_true_scores_oracle_needs_a_synthetic_dataset(tmp_path):
     with pytest.raises(ConfigError, match="task.oracle=true_scores needs a dataset with true preferences"):
         run_experiment(compose_cfg(["dataset=files", f"dataset.path={path}", "logger=none", "model=pop",
                                     "task=ab_test", "task.oracle=true_scores"]), tmp_path / "z")
+
+
+def test_the_ab_board_corrects_each_runs_treatments_with_holm(tmp_path):
+    """scripts/ab_board.py: the Holm column of each treatment equals a plain step-down over the run's raw CTR
+    p-values (p_(i) * (m - i), running maximum, capped at 1), and the lift cell is the run's relative lift."""
+    from tests._scripts import load_script
+
+    rec = run_experiment(compose_cfg(WORLD + ["model=ease", "task.treatments=[ease,itemknn,pop]"]),
+                         tmp_path / "r")
+    board = load_script("ab_board")
+    assert board.main([str(tmp_path / "r"), "--out", str(tmp_path / "lb")]) == 0
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:]]
+            for line in (tmp_path / "lb" / "ab.md").read_text().splitlines() if line.startswith("| ")}
+    arms = [a for a in rec["ab_test"]["arms"] if a != "control"]
+    raw = [rec["ab_test"]["comparisons"][a]["ctr"]["plain"]["p"] for a in arms]
+    order = sorted(range(len(raw)), key=lambda i: raw[i])
+    adjusted, running = [0.0] * len(raw), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
+        adjusted[i] = running
+    for arm, p in zip(arms, adjusted, strict=True):
+        assert rows[arm][6] == f"{board._p(raw[arms.index(arm)])} ({board._p(p)})"
+        assert rows[arm][5].startswith(f"{rec['ab_test']['comparisons'][arm]['ctr']['plain']['relative']:+.1%}")
