@@ -68,9 +68,10 @@ def _app(cfg: DictConfig) -> float | None:
     if results.get("status") != "ok":
         return None
     metrics = results["metrics"]
+    shown = {k: v for k, v in metrics.items() if k.endswith("@10") and not k.startswith(_NOT_PRINTED)}
+    shown = shown or dict(list(metrics.items())[:8])  # tasks without cut-offs (ope, ab_test): their first values
     print(f"{results['label']} seed={results['seed']} on {results['dataset']['name']} ({results['protocol']}): "
-          + ", ".join(f"{k}={'null' if v is None else f'{v:.4f}'}" for k, v in metrics.items()
-                      if k.endswith("@10") and not k.startswith(_NOT_PRINTED)))
+          + ", ".join(f"{k}={'null' if v is None else f'{v:.4f}'}" for k, v in shown.items()))
     print(f"results: {Path(hc.runtime.output_dir) / 'results.json'}")
     return objective(results)
 
