@@ -239,11 +239,16 @@ def check_protocol(spec: RunSpec, model_info: registry.PluginInfo, data: Prepare
     _check_candidates(spec, data, candidates)
 
 
+def known_items(spec: RunSpec, data: PreparedData) -> sp.csr_matrix:
+    """The interactions the test ranking masks (training, and validation with eval.exclude_valid): the user's
+    history as the list-versus-history metrics see it (calibration, unexpectedness, the popularity list PM)."""
+    return (data.train_csr + data.valid_csr).tocsr() if spec.exclude_valid else data.train_csr
+
+
 def _candidates(spec: RunSpec, data: PreparedData) -> np.ndarray:
     """For each test user, the items left to rank once training (and, by eval.exclude_valid, validation)
     items are masked."""
-    masked = data.train_csr + data.valid_csr if spec.exclude_valid else data.train_csr
-    return data.dataset.n_items - np.diff(masked.tocsr().indptr)[data.test_users]
+    return data.dataset.n_items - np.diff(known_items(spec, data).indptr)[data.test_users]
 
 
 def _fitting_ks(spec: RunSpec, limit: int) -> str:
@@ -544,7 +549,7 @@ def evaluate(spec: RunSpec, metrics: Any, ranking: Ranking, data: PreparedData,
         ranking.topk, truth[ranking.users], metrics=metrics, ks=spec.ks, scores=ranking.scores,
         train=data.train_csr, users=ranking.users, n_items=data.dataset.n_items,
         item_features=data.dataset.item_features, bootstrap=spec.bootstrap,
-        graded_truth=data.graded_test if graded is None else graded, history=data.train_csr[ranking.users],
+        graded_truth=data.graded_test if graded is None else graded, history=known_items(spec, data)[ranking.users],
         item_embeddings=metric_embeddings(spec, metrics, data),
     )
 

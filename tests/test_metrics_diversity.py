@@ -377,3 +377,22 @@ def test_an_embedding_metric_on_a_dataset_without_item_text_fails_before_fitting
     with pytest.raises(ConfigError, match=r"metric semantic_ild .*has no item features.*drop semantic_ild"):
         _run(tmp_path, "files", overrides)
     assert fits == [] and encoder_builds == [] and not (tmp_path / "files" / "results.json").exists()
+
+
+def test_the_popularity_model_is_never_unexpected_because_history_is_what_the_ranking_masks(tmp_path):
+    """The popularity list PM excludes the user's history, and the history metrics see is what the test ranking
+    masks (training and, with eval.exclude_valid, validation items), so `pop`'s own lists are PM exactly:
+    unexpectedness_pop@k and serendipity@k are 0 for every user. With the training history alone they were not
+    (validation items were in PM, never in pop's lists)."""
+    import json
+
+    from recux.pipeline import run_experiment
+    from tests._compose import compose_cfg
+
+    overrides = ["dataset=synthetic", "dataset.n_users=150", "dataset.n_items=80", "logger=none", "model=pop",
+                 "metrics.ks=[5,10]", "metrics.plugins=[{name: ndcg}, {name: unexpectedness_pop}, "
+                 "{name: serendipity}]"]
+    run_experiment(compose_cfg(overrides), tmp_path / "pop", overrides)
+    metrics = json.loads((tmp_path / "pop" / "results.json").read_text())["metrics"]
+    assert metrics["unexpectedness_pop@10"] == 0.0 and metrics["serendipity@10"] == 0.0
+    assert metrics["ndcg@10"] > 0  # the lists do hit test items: serendipity is 0 because none is unexpected
