@@ -124,3 +124,34 @@ def test_the_ab_board_corrects_each_runs_treatments_with_holm(tmp_path):
     for arm, p in zip(arms, adjusted, strict=True):
         assert rows[arm][6] == f"{board._p(raw[arms.index(arm)])} ({board._p(p)})"
         assert rows[arm][5].startswith(f"{rec['ab_test']['comparisons'][arm]['ctr']['plain']['relative']:+.1%}")
+
+
+def test_with_wandb_the_run_logs_its_metrics_and_one_table_row_per_arm(monkeypatch, tmp_path):
+    """logger=wandb (a recording stand-in for the wandb module, as in test_wandb_logging): the summary holds the
+    run's metrics and the arms table equals results.json's arm means and CTR comparisons."""
+    from recux import tracking
+    from recux.plugins.tasks.ab_test import ARM_COLUMNS
+    from tests.test_wandb_logging import WANDB_VARS, RecordingWandb
+
+    class Table:
+        def __init__(self, columns, data):
+            self.columns, self.data = columns, data
+
+    for var in WANDB_VARS:
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    rec = RecordingWandb()
+    rec.Table = Table
+    monkeypatch.setattr(tracking, "wandb_api", lambda: rec)
+    WITH_LOGGER = [o for o in WORLD if o != "logger=none"] + ["logger=wandb"]
+    result = run_experiment(compose_cfg(WITH_LOGGER + ["model=ease", "task.treatments=[ease,itemknn]"]),
+                            tmp_path / "r")
+    (wb,) = rec.runs
+    (table,) = [x["ab_test/arms"] for x in wb.logged if "ab_test/arms" in x]
+    ab = result["ab_test"]
+    assert table.columns == ARM_COLUMNS and [r[0] for r in table.data] == ab["arms"]
+    for row in table.data:
+        assert row[2] == ab["arm_means"][row[0]]["ctr"] and row[5] == ab["arm_means"][row[0]]["retention"]
+        if row[0] != "control":
+            assert row[6] == ab["comparisons"][row[0]]["ctr"]["plain"]["relative"]
+    assert wb.summary["test/ctr"] == result["metrics"]["ctr"]

@@ -33,12 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from recux import registry, stages
+from recux import identity, registry, stages
 from recux.data import Split
 from recux.errors import ConfigError
 from recux.registry import register
 from recux.results import RunArtifacts, library_versions, run_config_hash
 from recux.task import Task
+from recux.tracking import make_tracker
 
 log = logging.getLogger("recux")
 
@@ -97,15 +98,24 @@ class ABTest(Task):
         stages.seed_everything(spec.seed)
         if stages.global_rank():
             raise ConfigError("task=ab_test runs on one process; use trainer=cpu or trainer=gpu, not ddp.")
-        with RunArtifacts(run_dir) as art:
-            world = self.build_world(spec, art)
-            t0 = time.perf_counter()
-            result = run_ab(world.slates, world.users, world.oracle.attract, self.click, world.seed, self.ab)
-            timing = {**world.timing, "simulation_seconds": round(time.perf_counter() - t0, 4),
-                      "total_seconds": round(time.perf_counter() - t_start, 4)}
-            record = self._record(spec, world.data, world.arms, world.oracle, result.to_dict(), world.users, timing)
-            self._write(art, record["ab_test"])
-            art.set_results(record)
+        tracker = make_tracker(spec.resolved.get("logger"), run_dir, spec.resolved, name=f"ab_test-s{spec.seed}",
+                               group=identity.data_hash(spec.resolved), tags=[spec.dataset.name, "ab_test"])
+        try:
+            with RunArtifacts(run_dir) as art:
+                world = self.build_world(spec, art)
+                t0 = time.perf_counter()
+                result = run_ab(world.slates, world.users, world.oracle.attract, self.click, world.seed, self.ab)
+                timing = {**world.timing, "simulation_seconds": round(time.perf_counter() - t0, 4),
+                          "total_seconds": round(time.perf_counter() - t_start, 4)}
+                record = self._record(spec, world.data, world.arms, world.oracle, result.to_dict(), world.users,
+                                      timing)
+                self._write(art, record["ab_test"])
+                art.set_results(record)
+            _track(tracker, record)
+            tracker.finish(0)
+        except BaseException:
+            tracker.finish(1)
+            raise
         log.info("A/B test: %s", _brief(record))
         _warn_peeking(record["ab_test"]["sequential"])
         return record
@@ -287,3 +297,27 @@ def _brief(record: dict[str, Any]) -> str:
     m = record["metrics"]
     return ", ".join(f"{k} {m[k]:.4g} (control {m[k + '_control']:.4g}, lift {m[k + '_lift']:+.2%}, "
                      f"p {m[k + '_p']:.3g})" for k in ("ctr", "retention") if k in m)
+
+
+ARM_COLUMNS = ["arm", "users", "ctr", "conversion", "satisfaction", "retention", "ctr_lift", "ctr_lift_ci_low",
+               "ctr_lift_ci_high", "ctr_p", "ctr_p_cuped"]
+
+
+def arm_rows(ab: dict[str, Any]) -> list[list[Any]]:
+    """One row per arm (ARM_COLUMNS): per-user means, and for treatments the CTR lift over the control with its
+    CI and p-values (plain and CUPED); None for the control's comparison cells."""
+    rows = []
+    for arm, n in zip(ab["arms"], ab["sizes"], strict=True):
+        means = [ab["arm_means"][arm][m] for m in ("ctr", "conversion", "satisfaction", "retention")]
+        cmp = (ab["comparisons"].get(arm) or {}).get("ctr")
+        lift = [None] * 5 if cmp is None else [cmp["plain"]["relative"], cmp["plain"]["relative_ci_low"],
+                                               cmp["plain"]["relative_ci_high"], cmp["plain"]["p"],
+                                               cmp["cuped"]["p"]]
+        rows.append([arm, int(n), *means, *lift])
+    return rows
+
+
+def _track(tracker: Any, record: dict[str, Any]) -> None:
+    """The run's metrics as the W&B summary and every arm as a W&B table (nothing without a W&B logger)."""
+    tracker.summary({f"test/{k}": v for k, v in record["metrics"].items()})
+    tracker.log_table("ab_test/arms", ARM_COLUMNS, arm_rows(record["ab_test"]))
