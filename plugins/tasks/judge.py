@@ -72,10 +72,29 @@ class JudgeTask(Task):
                   "dataset": {"name": data.name}, "protocol": f"random rating split {settings.test_fraction}",
                   "metrics": metrics, "judge": result, "config": spec.resolved,
                   "seconds": time.perf_counter() - t0}
-        with RunArtifacts(run_dir) as art:
-            art.path("judge_table.md").write_text(text)
-            if fitted is not None:
-                fitted.meta.update(jv.judge_meta(data, settings, encoder, template, strategy))
-                fitted.save(art.path("judge"))
-            art.set_results(record)
+        from recux.tracking import make_tracker
+
+        tracker = make_tracker(spec.resolved.get("logger"), run_dir, spec.resolved, name=f"judge-{name}-s{spec.seed}",
+                               group=f"judge-{data.name}", tags=[data.name, "judge"])
+        try:
+            with RunArtifacts(run_dir) as art:
+                art.path("judge_table.md").write_text(text)
+                if fitted is not None:
+                    fitted.meta.update(jv.judge_meta(data, settings, encoder, template, strategy))
+                    fitted.save(art.path("judge"))
+                art.set_results(record)
+            tracker.summary({f"test/{k}": v for k, v in metrics.items()})
+            tracker.log_table("judge/validation", TABLE_COLUMNS, table_rows(result["rows"]))
+            tracker.finish(0)
+        except BaseException:
+            tracker.finish(1)
+            raise
         return record
+
+
+TABLE_COLUMNS = ["model", "spearman", "rmse"]
+
+
+def table_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """The validation table's rows for W&B: each judge's Spearman and RMSE (None where it has none)."""
+    return [[r["model"], r["spearman"], r["rmse"]] for r in rows]
