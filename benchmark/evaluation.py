@@ -193,11 +193,13 @@ def _infer_n_items(n_items, topk, gt_indices, gt_cols, train, item_features) -> 
 _NEED_ARG = {
     "train_popularity": ("train", "train=<users x items CSR of training interactions> (recux-evaluate: --train)"),
     "scores": ("scores", "scores=<(n, K) scores of the top-k items>"),
-    "item_features": ("item_features", "item_features=<polars DataFrame, row i = item code i>"),
+    "item_features": ("item_features", "item_features=<polars DataFrame, row i = item code i> "
+                                       "(recux-evaluate: --item-features FILE)"),
     "user_groups": ("user_groups", "user_groups=<(n,) group label per row>"),
     "graded_truth": ("graded_truth", "graded_truth=<CSR like ground_truth with each pair's grade, e.g. the "
                                      "rating, as data> (recux-evaluate: --relevance-col)"),
-    "history": ("history", "history=<CSR whose row r holds the training items of topk row r's user>"),
+    "history": ("history", "history=<CSR whose row r holds the training items of topk row r's user> "
+                           "(recux-evaluate: --history FILE)"),
     "item_embeddings": ("item_embeddings", "item_embeddings=<(n_items, d) array of item embeddings, e.g. a text "
                                            "encoder's, or a zero-argument callable returning it> (a run: the "
                                            "`encoder` config group over the dataset's item texts)"),

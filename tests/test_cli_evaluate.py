@@ -145,3 +145,34 @@ def test_missing_file(tmp_path, capsys):
     rc = run_cli([str(tmp_path / "nope.csv"), write(tmp_path / "t.csv", "user,item\nu,a\n")])
     err = capsys.readouterr().err
     assert rc == 2 and "does not exist" in err and "Traceback" not in err
+
+
+def test_history_and_item_features_reproduce_a_runs_ux_metrics_from_its_files(tmp_path):
+    """A pipeline run's own files (recommendations, split, the dataset's item features) through recux-evaluate
+    with --history (training + validation: what the test ranking masked) and --item-features give the run's
+    calibration, ILD, popularity-list and popularity-lift values."""
+    from recux import stages
+    from recux.pipeline import run_experiment
+    from tests._compose import compose_cfg
+
+    names = ["ndcg", "ild", "miscalibration", "unexpectedness_pop", "serendipity", "pop_lift"]
+    overrides = ["dataset=synthetic", "dataset.n_users=120", "dataset.n_items=70", "logger=none", "model=itemknn",
+                 "metrics.ks=[5,10]", "metrics.plugins=[" + ", ".join(f"{{name: {n}}}" for n in names) + "]"]
+    run = tmp_path / "run"
+    run_experiment(compose_cfg(overrides), run, overrides)
+    record = json.loads((run / "results.json").read_text())
+    split = run / "split"
+    history = pl.concat([pl.read_parquet(split / "train.parquet"), pl.read_parquet(split / "valid.parquet")])
+    history.write_parquet(tmp_path / "history.parquet")
+    data = stages.prepare_data(stages.RunSpec.from_config(compose_cfg(overrides)))
+    feats = data.dataset.item_features.with_columns(pl.Series("item_id", data.dataset.item_ids))
+    feats.write_parquet(tmp_path / "items.parquet")
+    out = tmp_path / "m.json"
+    code = run_cli([str(run / "recommendations.parquet"), str(split / "test.parquet"), "--train",
+                    str(split / "train.parquet"), "--history", str(tmp_path / "history.parquet"), "--item-features",
+                    str(tmp_path / "items.parquet"), "--n-items", str(record["dataset"]["n_items"]),
+                    "--metrics", ",".join(names), "--ks", "5,10", "--output", str(out)])
+    assert code == 0
+    got = json.loads(out.read_text())["means"]
+    for name in (f"{n}@{k}" for n in names for k in (5, 10)):
+        assert got[name] == pytest.approx(record["metrics"][name], rel=1e-12, abs=1e-12), name

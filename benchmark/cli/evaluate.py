@@ -223,7 +223,8 @@ def load_inputs(args: argparse.Namespace, ks: tuple[int, ...], explicit_ks: bool
     recs = read_table(args.recommendations, "recommendations", args.separator)
     truth = read_table(args.ground_truth, "ground-truth", args.separator)
     train = read_table(args.train, "training", args.separator) if args.train else None
-    tables = [t for t in (recs, truth, train) if t is not None]
+    history = read_table(args.history, "history", args.separator) if args.history else None
+    tables = [t for t in (recs, truth, train, history) if t is not None]
     cols = [(_id_col(t, args.user_col, "user", "--user-col"), _id_col(t, args.item_col, "item", "--item-col"))
             for t in tables]
     item_ids = _unify([_ids(t, ic, "--item-col") for t, (_, ic) in zip(tables, cols, strict=True)])
@@ -242,11 +243,31 @@ def load_inputs(args: argparse.Namespace, ks: tuple[int, ...], explicit_ks: bool
     if train is not None:
         tr_users = user_ids[2].unique().sort()
         train_csr = _pairs_csr(_codes(user_ids[2], tr_users), _codes(item_ids[2], keys), (len(tr_users), n_items))
-    roles = ("recommendations", "ground_truth", "train")
+    hist_csr = None
+    if history is not None:
+        hu, hi = user_ids[-1], item_ids[-1]
+        keep = hu.is_in(users).to_numpy()
+        hist_csr = _pairs_csr(_codes(hu.filter(keep), users), _codes(hi.filter(keep), keys), (n_rows, n_items))
+    roles = [r for r, t in (("recommendations", recs), ("ground_truth", truth), ("train", train),
+                            ("history", history)) if t is not None]
     return {"topk": topk, "truth": gt, "graded": _grades(args, truth, tu, ti, (n_rows, n_items)),
-            "train": train_csr, "users": users.to_numpy(), "n_items": n_items, "catalogue": source, "ks": ks,
-            "ks_dropped": dropped, "no_recs": no_recs,
-            "columns": {r: {"user": u, "item": i} for r, (u, i) in zip(roles, cols, strict=False)}}
+            "train": train_csr, "history": hist_csr, "users": users.to_numpy(), "n_items": n_items,
+            "item_features": _item_features(args, keys), "catalogue": source, "ks": ks, "ks_dropped": dropped,
+            "no_recs": no_recs, "columns": {r: {"user": u, "item": i} for r, (u, i) in zip(roles, cols, strict=True)}}
+
+
+def _item_features(args: argparse.Namespace, keys: pl.Series) -> pl.DataFrame | None:
+    """--item-features aligned with the catalogue (row i = item code i; items without a row get nulls). List
+    columns (e.g. genres) need a Parquet file; in a text file every value is one category."""
+    if not args.item_features:
+        return None
+    table = read_table(args.item_features, "item-features", args.separator)
+    col = _id_col(table, args.item_col, "item", "--item-col")
+    ids = _ids(table, col, "--item-col")
+    same = ids.dtype == keys.dtype
+    frame = table.df.with_columns((ids if same else ids.cast(pl.String)).alias("__key"))
+    left = pl.DataFrame({"__key": keys if same else keys.cast(pl.String)})
+    return left.join(frame.drop(col), on="__key", how="left").rename({"__key": "item_id"})
 
 
 def _grades(args: argparse.Namespace, truth: Table, tu: np.ndarray, ti: np.ndarray, shape: tuple[int, int]
@@ -315,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("ground_truth", help="held-out interactions file: user, item")
     ap.add_argument("--train", help="training interactions file (user, item) for popularity metrics (ARP, "
                                     "novelty): the training part only, not validation; nothing is masked")
+    ap.add_argument("--history", help="the interactions each user's list is compared with (user, item): what "
+                    "the lists were ranked around, e.g. a run's split/train.parquet plus valid.parquet; for "
+                    "calibration, unexpectedness_pop, serendipity, pop_lift")
+    ap.add_argument("--item-features", help="item features (item id + columns, e.g. a Parquet genres list "
+                    "column) for category metrics (ild, miscalibration)")
     ap.add_argument("--n-items", type=int, help="catalogue size (coverage and Gini are fractions of it; default: "
                                                 "the items seen in the input files)")
     ap.add_argument("--items", help="catalogue file: the item ids of the catalogue (column --item-col, or its "
@@ -372,7 +398,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--n-items must be a positive catalogue size, got {args.n_items}")
     data = load_inputs(args, explicit_ks or tuple(DEFAULT_KS), explicit_ks is not None)
     report = evaluate_topk(data["topk"], data["truth"], metrics=specs, ks=data["ks"], train=data["train"],
-                           users=data["users"], n_items=data["n_items"], graded_truth=data["graded"])
+                           users=data["users"], n_items=data["n_items"], graded_truth=data["graded"],
+                           history=data["history"], item_features=data["item_features"])
     print(format_table(report.means, report.directions))
     print(f"\ncatalogue: {data['n_items']} items, from {data['catalogue']}")
     print("id columns: " + "; ".join(f"{role.replace('_', ' ')} {c['user']}, {c['item']}"
