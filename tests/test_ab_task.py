@@ -155,3 +155,23 @@ def test_with_wandb_the_run_logs_its_metrics_and_one_table_row_per_arm(monkeypat
         if row[0] != "control":
             assert row[6] == ab["comparisons"][row[0]]["ctr"]["plain"]["relative"]
     assert wb.summary["test/ctr"] == result["metrics"]["ctr"]
+
+
+def test_p_values_are_holm_corrected_across_treatments_in_the_record(tmp_path):
+    """Each comparison carries p_holm: Holm across the run's treatments per metric and test, equal to a plain
+    step-down (p_(i) * (m - i), running maximum, capped at 1); with one treatment p_holm == p."""
+    rec = run_experiment(compose_cfg(WORLD + ["model=ease", "task.treatments=[ease,itemknn,pop]"]), tmp_path / "r")
+    cmp = rec["ab_test"]["comparisons"]
+    for metric in cmp["ease"]:
+        for test in ("plain", "cuped"):
+            raw = [cmp[a][metric][test]["p"] for a in cmp]
+            order = sorted(range(len(raw)), key=lambda i: raw[i])
+            running, expect = 0.0, [0.0] * len(raw)
+            for rank, i in enumerate(order):
+                running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
+                expect[i] = running
+            assert [cmp[a][metric][test]["p_holm"] for a in cmp] == pytest.approx(expect, rel=1e-12, abs=0)
+    assert rec["metrics"]["ctr_p_holm"] == cmp["ease"]["ctr"]["plain"]["p_holm"]
+    one = run_experiment(compose_cfg(WORLD + ["model=ease", "task.treatments=[ease]"]), tmp_path / "one")
+    c = one["ab_test"]["comparisons"]["ease"]["ctr"]["plain"]
+    assert c["p_holm"] == c["p"]

@@ -212,6 +212,7 @@ class ABTest(Task):
         from recux.record import ResultsRecord
 
         ident = stages.RunIdentity.of(spec)
+        add_holm(result["comparisons"])
         names = result["arms"]
         first = names[1]
         treated = first if self.treatments else ident.label  # the run's model keeps its override label
@@ -219,9 +220,11 @@ class ABTest(Task):
         metrics: dict[str, float] = {}
         for m, cmp in result["comparisons"][first].items():
             metrics.update({m: result["arm_means"][first][m], f"{m}_control": result["arm_means"]["control"][m],
-                            f"{m}_lift": cmp["plain"]["relative"], f"{m}_p": cmp["plain"]["p"]})
+                            f"{m}_lift": cmp["plain"]["relative"], f"{m}_p": cmp["plain"]["p"],
+                            f"{m}_p_holm": cmp["plain"]["p_holm"]})
             if "cuped" in cmp:
                 metrics[f"{m}_p_cuped"] = cmp["cuped"]["p"]
+                metrics[f"{m}_p_cuped_holm"] = cmp["cuped"]["p_holm"]
         now = datetime.now(timezone.utc)
         dataset, split = data.dataset, data.split
         import uuid
@@ -241,7 +244,7 @@ class ABTest(Task):
             finetune={"name": spec.finetune.name, "params": spec.finetune.params,
                       "baseline": ident.baseline_finetune},
             optimized_metric=spec.optimized.name, metrics=metrics,
-            directions={k: not k.endswith(("_p", "_p_cuped")) for k in metrics},
+            directions={k: not k.endswith(("_p", "_p_cuped", "_p_holm", "_p_cuped_holm")) for k in metrics},
             users={"evaluated": int(len(users)), "excluded_empty_test": int(dataset.n_users - len(users))},
             timing=timing, device={"accelerator": "cpu", "devices": 1, "trainer_used": False},
             peak_memory_mb=round(stages.peak_memory_mb(), 1), versions=library_versions(), config=spec.resolved,
@@ -321,3 +324,17 @@ def _track(tracker: Any, record: dict[str, Any]) -> None:
     """The run's metrics as the W&B summary and every arm as a W&B table (nothing without a W&B logger)."""
     tracker.summary({f"test/{k}": v for k, v in record["metrics"].items()})
     tracker.log_table("ab_test/arms", ARM_COLUMNS, arm_rows(record["ab_test"]))
+
+
+def add_holm(comparisons: dict[str, dict[str, Any]]) -> None:
+    """Holm-corrected p-values across the treatments, per metric and per test (plain, CUPED): ``p_holm`` beside
+    each ``p`` (recux.significance.holm), so a run with several treatments controls its family-wise error."""
+    from recux.significance import holm
+
+    arms = list(comparisons)
+    metrics = {m for arm in arms for m in comparisons[arm]}
+    for m in metrics:
+        for test in ("plain", "cuped"):
+            cells = [comparisons[a][m][test] for a in arms if test in comparisons[a].get(m, {})]
+            for cell, p in zip(cells, holm([c["p"] for c in cells]), strict=True):
+                cell["p_holm"] = float(p)
