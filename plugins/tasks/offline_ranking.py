@@ -87,6 +87,7 @@ class OfflineRanking(Task):
             fitted.model.save(art.path("model.pkl"))
         record = stages.results_record(spec, ident, model_info, data, fitted, report,
                                        stages.timing(data, fitted, eval_seconds, t_start))
+        record.extra["efficiency"] = efficiency(spec, fitted.model, data, ranking)  # None with eval.efficiency=false
         self._add_to_record(record, report, more, data, state)
         add_fairness(record, report, data, fair)  # metrics.groups: gaps per user group (none by default)
         if diagnose_metrics:  # metrics.diagnose: diagnosis.md and plots beside results.json
@@ -108,3 +109,17 @@ class OfflineRanking(Task):
 
     def _add_to_record(self, record, report, more, data, state) -> None:
         return None
+
+
+def efficiency(spec: stages.RunSpec, model: Any, data: stages.PreparedData, ranking: stages.Ranking) -> Any:
+    """Parameters, size on disk, one user's top-k latency (p50/p99) and batch throughput (recux.efficiency);
+    ``eval.efficiency: false`` skips it, ``eval.latency_users`` sets the latency sample."""
+    ev = spec.resolved.get("eval") or {}
+    if not ev.get("efficiency", True):
+        return None
+    from recux.efficiency import measure
+
+    exclude = stages.known_items(spec, data)
+    exclude.sort_indices()
+    return measure(model, data.test_users, exclude, max(spec.ks), ranking.seconds,
+                   latency_users=int(ev.get("latency_users", 100)), seed=spec.seed)
