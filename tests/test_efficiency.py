@@ -53,3 +53,25 @@ def test_efficiency_can_be_switched_off(tmp_path):
     overrides = [o for o in WORLD if not o.startswith("run.")] + ["model=pop", "eval.efficiency=false"]
     rec = run_experiment(compose_cfg(overrides), tmp_path / "r", overrides)
     assert rec.get("efficiency") is None
+
+
+def test_the_leaderboard_serving_cost_view_shows_each_variants_mean(tmp_path):
+    """Runs with an efficiency record give their section a Serving cost view whose cells are the mean over the
+    variant's seeds of the recorded figures."""
+    from recux.cli.leaderboard import main
+
+    base = [o for o in WORLD if not o.startswith("run.")] + ["model=bpr", "model.max_epochs=2",
+                                                             "model.embedding_dim=8", "model.num_threads=1"]
+    recs = []
+    for seed in (0, 1):
+        overrides = base + [f"seed={seed}"]
+        run_experiment(compose_cfg(overrides), tmp_path / "runs" / f"s{seed}", overrides)
+        recs.append(json.loads((tmp_path / "runs" / f"s{seed}" / "results.json").read_text())["efficiency"])
+    assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "lb"), "--no-wandb", "--no-plots"]) == 0
+    md = next((tmp_path / "lb").glob("*.md")).read_text().split("### Serving cost")[1]
+    row = next(line for line in md.splitlines() if line.startswith("| 1 "))
+    cells = [c.strip() for c in row.split("|")[3:8]]
+    mean = lambda f: sum(f(r) for r in recs) / 2  # noqa: E731
+    assert cells[0] == f"{mean(lambda r: r['parameters']):,.0f}"
+    assert cells[2] == f"{mean(lambda r: r['latency_ms']['p50']):.3f}"
+    assert cells[4] == f"{mean(lambda r: r['throughput_users_per_s']):,.0f}"

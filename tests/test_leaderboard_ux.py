@@ -66,7 +66,7 @@ def test_pareto_refuses_non_finite_or_misshaped_points():
 
 # ---- the UX view of real runs --------------------------------------------------------------------------------
 
-WORLD = ["dataset=synthetic", "dataset.n_items=150", "logger=none"]
+WORLD = ["dataset=synthetic", "dataset.n_items=150", "logger=none", "eval.efficiency=false"]  # no serving view
 UX_ARGS = ["--metrics", "ndcg@10,recall@10", "--ux-metrics", "ndcg@10,novelty@10,ild@10,arp@10,coverage@10,gini@10",
            "--ux-pareto", "ild@10|novelty@10,arp@10"]  # fmt: skip
 

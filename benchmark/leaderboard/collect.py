@@ -102,6 +102,13 @@ class Run:
         v = (((self.record.model or {}).get("describe") or {}).get("params") or {}).get("trainable")
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
+    def efficiency(self, key: str) -> float | None:
+        """A serving-cost figure of results.json ``efficiency`` (recux.efficiency): parameters, size_bytes,
+        throughput_users_per_s, or latency_ms's p50/p99 as ``latency_p50``/``latency_p99``; None if absent."""
+        eff = self.record.extra.get("efficiency") or {}
+        v = (eff.get("latency_ms") or {}).get(key[len("latency_"):]) if key.startswith("latency_") else eff.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
     def timing(self, key: str) -> float | None:
         v = (self.record.timing or {}).get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None

@@ -293,6 +293,7 @@ def render_markdown(
             out += ["", "Notes:", ""] + [f"- {_md_escape(n)}" for n in notes]
         if ux is not None:
             out += render_ux_section(b, ux, (ux_plots or {}).get((b.protocol, b.data_hash)))
+        out += render_serving_cost(b)
     finished = {
         (b.data_hash, r.variant_hash, str(run.seed)) for b in boards for r in b.rows for run in r.runs
     }
@@ -382,3 +383,30 @@ def render_csv(records: Sequence[dict[str, Any]]) -> str:
             ["" if rec.get(k) is None else (repr(v) if isinstance(v := rec[k], float) else v) for k in keys]
         )
     return buf.getvalue()
+
+
+# (results.json efficiency key, column header, format) of the serving-cost view
+SERVING = (("parameters", "parameters", "{:,.0f}"), ("size_bytes", "size MB", "{:.2f}"),
+           ("latency_p50", "latency p50 ms", "{:.3f}"), ("latency_p99", "latency p99 ms", "{:.3f}"),
+           ("throughput_users_per_s", "users/s", "{:,.0f}"))
+
+
+def render_serving_cost(board: Leaderboard) -> list[str]:
+    """A "Serving cost" view (runs that recorded ``efficiency``): per variant the mean over its seeds of the
+    parameters, size on disk, one user's top-k latency p50/p99 and batch throughput; none when no run has it."""
+    rows = []
+    for i, row in enumerate(board.rows, 1):
+        cells = []
+        for key, _, fmt in SERVING:
+            vals = [v for v in (run.efficiency(key) for run in row.runs) if v is not None]
+            scale = 1 / 2**20 if key == "size_bytes" else 1.0
+            cells.append(fmt.format(sum(vals) / len(vals) * scale) if vals else "—")
+        if any(c != "—" for c in cells):
+            rows.append(f"| {i} | {_md_escape(row.display)} | " + " | ".join(cells) + f" | {len(row.runs)} |")
+    if not rows:
+        return []
+    header = "| # | Variant | " + " | ".join(h for _, h, _ in SERVING) + " | n seeds |"
+    return ["", "### Serving cost", "",
+            "Mean over seeds of what each run recorded (results.json `efficiency`): parameters, size on disk, one "
+            "user's score → mask → top-k latency (p50/p99 after warm-up) and batch ranking throughput, on the "
+            "device and load of that run.", "", header, "|---:|:---|" + "---:|" * (len(SERVING) + 1), *rows]
