@@ -9,7 +9,6 @@ inputs read R; logits are the last hidden states against R[1:] (softmax over the
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -17,34 +16,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recux.module import RecuxModule
-from recux.optim import group_warmup, restore_lr
 from recux.plugins.models._seq_net import SeqEncoder
+from recux.plugins.models._text_net import TextEncoderNet
 
 
-class LMSASRecNet(RecuxModule):
+class LMSASRecNet(TextEncoderNet):
     """``seq``: a SeqEncoder (its token table is the ID embedding, or padding only without IDs); ``proj``:
     dim -> hidden; ``encoder``: the text encoder module when the strategy trains it (None: frozen features);
     ``text``: the TextEncoder that runs it and ``texts`` the item texts (not saved as weights)."""
-
-    pretrained_prefixes = ("encoder.",)  # init_from may lack these (frozen-run weights into a LoRA run)
 
     def __init__(self, n_items: int, seq: SeqEncoder, feats: np.ndarray, id_embedding: bool,
                  optimizer: dict[str, Any], scheduler: dict[str, Any] | None = None, finetune: Any = None,
                  encoder: Any = None, text: Any = None, texts: list[str] | None = None,
                  encode_per_step: int = 256) -> None:
-        super().__init__(optimizer, scheduler, finetune)
+        super().__init__(feats, optimizer, scheduler, finetune, encoder, text, texts, encode_per_step)
         self.n_items, self.seq, self.id_embedding = n_items, seq, id_embedding
         self.proj = nn.Linear(feats.shape[1], seq.hidden)
         nn.init.trunc_normal_(self.proj.weight, std=1.0 / math.sqrt(feats.shape[1]))
         nn.init.zeros_(self.proj.bias)
-        self.register_buffer("feats", torch.as_tensor(np.asarray(feats, np.float32)).clone())
         self.register_buffer("seqs", torch.zeros(0, 1, dtype=torch.long), persistent=False)
-        self.encoder = encoder
-        self.text, self.texts, self.encode_per_step = text, texts, int(encode_per_step)
-        self.num_threads: int | None = None
-        self.bank_stale = False
-        self.timing = {"epoch_seconds": [], "steps": 0, "step_seconds": 0.0, "encoded_per_step": 0.0}
 
     # -- item vectors
     def item_table(self, idx: torch.Tensor | None = None, fresh: torch.Tensor | None = None) -> torch.Tensor:
@@ -64,14 +54,6 @@ class LMSASRecNet(RecuxModule):
         for block in s.blocks:
             x = block(x, allowed)
         return s.ln(x)
-
-    @torch.no_grad()
-    def refresh_bank(self) -> None:
-        """Re-encode the whole catalogue with the current encoder (validation, test, after a fit)."""
-        if self.encoder is not None and self.bank_stale:
-            vecs = self.text.embed(self.texts, module=self.encoder)
-            self.feats.copy_(torch.as_tensor(vecs, device=self.feats.device))
-        self.bank_stale = False
 
     # -- training
     def _fresh(self, batch: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -93,51 +75,8 @@ class LMSASRecNet(RecuxModule):
         h = self.run(inp, table)
         sel = (tgt != 0) & (inp != 0)
         loss = F.cross_entropy(h[sel] @ table[1:].T, tgt[sel] - 1)
-        reg = getattr(self.finetune, "regularizer", lambda m: None)(self)
-        if idx is not None:
-            with torch.no_grad():
-                self.feats[idx] = fresh.detach().to(self.feats.dtype)  # the bank keeps the latest outputs
-            self.bank_stale = True
-        return loss if reg is None else loss + reg
-
-    def on_train_start(self) -> None:
-        if self.encoder is not None:
-            where = next(self.encoder.parameters()).device.type
-            wanted = torch.device(getattr(self.text, "device", where)).type
-            if where != wanted:
-                from recux.errors import ConfigError
-
-                raise ConfigError(f"the text encoder runs its inputs on {wanted!r} but the network trains on "
-                                  f"{where!r}: set encoder.device to match the trainer (e.g. encoder.device=cuda "
-                                  "with trainer=gpu)")
-        hook = getattr(self.finetune, "on_fit_start", None)
-        if hook is not None:
-            hook(self, int(self.trainer.estimated_stepping_batches))
-
-    def on_train_epoch_start(self) -> None:
-        if self.num_threads:
-            torch.set_num_threads(int(self.num_threads))
-        self._epoch_start = time.perf_counter()
-
-    def on_train_epoch_end(self) -> None:
-        self.timing["epoch_seconds"].append(time.perf_counter() - self._epoch_start)
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._step_start = time.perf_counter()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        hook = getattr(self.finetune, "after_step", None)
-        if hook is not None:
-            hook(self, int(self.global_step))
-        self.timing["steps"] += 1
-        self.timing["step_seconds"] += time.perf_counter() - self._step_start
-
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
-        saved = group_warmup(optimizer, int(self.global_step))  # per-group warm-up (finetune=full's encoder)
-        try:
-            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        finally:
-            restore_lr(saved)
+        self.keep_in_bank(idx, fresh)
+        return self.regularized(loss)
 
     # -- scoring
     def set_sequences(self, seqs: np.ndarray | torch.Tensor) -> None:

@@ -8,7 +8,6 @@ User tower: the mean of the item vectors of the user's training history, normali
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recux.batches import EpochBatches
-from recux.module import RecuxModule
-from recux.optim import group_warmup, restore_lr
+from recux.plugins.models._text_net import TextEncoderNet
 
 
 class SampledPairs(EpochBatches):
@@ -40,8 +38,7 @@ class SampledPairs(EpochBatches):
             yield self.users[idx], self.items[idx]
 
 
-class TwoTowerNet(RecuxModule):
-    pretrained_prefixes = ("encoder.",)  # init_from may lack these (a frozen run's weights into a LoRA run)
+class TwoTowerNet(TextEncoderNet):
 
     def __init__(self, feats: np.ndarray, history: sp.csr_matrix, trained: np.ndarray, temperature: float,
                  optimizer: dict[str, Any], scheduler: dict[str, Any] | None = None, finetune: Any = None,
@@ -49,17 +46,13 @@ class TwoTowerNet(RecuxModule):
                  encode_per_step: int = 256) -> None:
         """history: (n_users x n_items) training interaction counts; trained: item codes with training
         interactions (the softmax's candidates)."""
-        super().__init__(optimizer, scheduler, finetune)
+        super().__init__(feats, optimizer, scheduler, finetune, encoder, text, texts, encode_per_step)
         dim = feats.shape[1]
         self.proj = nn.Linear(dim, dim, bias=False)
         nn.init.eye_(self.proj.weight)
-        self.register_buffer("feats", torch.as_tensor(np.asarray(feats, np.float32)).clone())
         self.register_buffer("trained", torch.as_tensor(np.asarray(trained), dtype=torch.long))
         self.history = sp.csr_matrix(history, dtype=np.float32)
         self.temperature = float(temperature)
-        self.encoder, self.text, self.texts, self.encode_per_step = encoder, text, texts, int(encode_per_step)
-        self.bank_stale = False
-        self.timing = {"epoch_seconds": [], "steps": 0, "step_seconds": 0.0, "encoded_per_step": 0.0}
 
     # -- towers
     def item_vectors(self, idx: torch.Tensor | None = None, fresh: torch.Tensor | None = None) -> torch.Tensor:
@@ -112,47 +105,8 @@ class TwoTowerNet(RecuxModule):
         pos = torch.searchsorted(cand, targets)
         own[torch.arange(len(users)), pos] = False
         loss = F.cross_entropy(logits.masked_fill(own, float("-inf")), pos)
-        reg = getattr(self.finetune, "regularizer", lambda m: None)(self)
-        if idx is not None:
-            with torch.no_grad():
-                self.feats[idx] = fresh.detach().to(self.feats.dtype)
-            self.bank_stale = True
-        return loss if reg is None else loss + reg
-
-    @torch.no_grad()
-    def refresh_bank(self) -> None:
-        if self.encoder is not None and self.bank_stale:
-            self.feats.copy_(torch.as_tensor(self.text.embed(self.texts, module=self.encoder),
-                                             device=self.feats.device))
-        self.bank_stale = False
-
-    def on_train_start(self) -> None:
-        hook = getattr(self.finetune, "on_fit_start", None)
-        if hook is not None:
-            hook(self, int(self.trainer.estimated_stepping_batches))
-
-    def on_train_epoch_start(self) -> None:
-        self._epoch_start = time.perf_counter()
-
-    def on_train_epoch_end(self) -> None:
-        self.timing["epoch_seconds"].append(time.perf_counter() - self._epoch_start)
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._step_start = time.perf_counter()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        hook = getattr(self.finetune, "after_step", None)
-        if hook is not None:
-            hook(self, int(self.global_step))
-        self.timing["steps"] += 1
-        self.timing["step_seconds"] += time.perf_counter() - self._step_start
-
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
-        saved = group_warmup(optimizer, int(self.global_step))  # finetune=full's encoder warm-up
-        try:
-            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        finally:
-            restore_lr(saved)
+        self.keep_in_bank(idx, fresh)
+        return self.regularized(loss)
 
     # -- scoring
     @torch.no_grad()
