@@ -137,3 +137,19 @@ def small_world():
     from tests._seq_world import make_seq_world
 
     return make_seq_world(n_users=60, n_items=30)
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """Every tracker built in the test talks to a recording stand-in for the wandb module
+    (tests.test_wandb_logging.RecordingWandb); the WANDB_* variables the tracker sets are restored afterwards
+    (set-then-delete makes monkeypatch remember that they were absent)."""
+    from recux import tracking
+    from tests.test_wandb_logging import WANDB_VARS, RecordingWandb
+
+    for var in WANDB_VARS:
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    rec = RecordingWandb()
+    monkeypatch.setattr(tracking, "wandb_api", lambda: rec)
+    return rec

@@ -116,37 +116,21 @@ def test_the_ab_board_corrects_each_runs_treatments_with_holm(tmp_path):
             for line in (tmp_path / "lb" / "ab.md").read_text().splitlines() if line.startswith("| ")}
     arms = [a for a in rec["ab_test"]["arms"] if a != "control"]
     raw = [rec["ab_test"]["comparisons"][a]["ctr"]["plain"]["p"] for a in arms]
-    order = sorted(range(len(raw)), key=lambda i: raw[i])
-    adjusted, running = [0.0] * len(raw), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
-        adjusted[i] = running
+    adjusted = holm_step_down(raw)
     for arm, p in zip(arms, adjusted, strict=True):
         assert rows[arm][6] == f"{board._p(raw[arms.index(arm)])} ({board._p(p)})"
         assert rows[arm][5].startswith(f"{rec['ab_test']['comparisons'][arm]['ctr']['plain']['relative']:+.1%}")
 
 
-def test_with_wandb_the_run_logs_its_metrics_and_one_table_row_per_arm(monkeypatch, tmp_path):
+def test_with_wandb_the_run_logs_its_metrics_and_one_table_row_per_arm(recorder, tmp_path):
     """logger=wandb (a recording stand-in for the wandb module, as in test_wandb_logging): the summary holds the
     run's metrics and the arms table equals results.json's arm means and CTR comparisons."""
-    from recux import tracking
     from recux.plugins.tasks.ab_test import ARM_COLUMNS
-    from tests.test_wandb_logging import WANDB_VARS, RecordingWandb
 
-    class Table:
-        def __init__(self, columns, data):
-            self.columns, self.data = columns, data
-
-    for var in WANDB_VARS:
-        monkeypatch.setenv(var, "")
-        monkeypatch.delenv(var)
-    rec = RecordingWandb()
-    rec.Table = Table
-    monkeypatch.setattr(tracking, "wandb_api", lambda: rec)
     WITH_LOGGER = [o for o in WORLD if o != "logger=none"] + ["logger=wandb"]
     result = run_experiment(compose_cfg(WITH_LOGGER + ["model=ease", "task.treatments=[ease,itemknn]"]),
                             tmp_path / "r")
-    (wb,) = rec.runs
+    (wb,) = recorder.runs
     (table,) = [x["ab_test/arms"] for x in wb.logged if "ab_test/arms" in x]
     ab = result["ab_test"]
     assert table.columns == ARM_COLUMNS and [r[0] for r in table.data] == ab["arms"]
@@ -164,14 +148,19 @@ def test_p_values_are_holm_corrected_across_treatments_in_the_record(tmp_path):
     cmp = rec["ab_test"]["comparisons"]
     for metric in cmp["ease"]:
         for test in ("plain", "cuped"):
-            raw = [cmp[a][metric][test]["p"] for a in cmp]
-            order = sorted(range(len(raw)), key=lambda i: raw[i])
-            running, expect = 0.0, [0.0] * len(raw)
-            for rank, i in enumerate(order):
-                running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
-                expect[i] = running
+            expect = holm_step_down([cmp[a][metric][test]["p"] for a in cmp])
             assert [cmp[a][metric][test]["p_holm"] for a in cmp] == pytest.approx(expect, rel=1e-12, abs=0)
     assert rec["metrics"]["ctr_p_holm"] == cmp["ease"]["ctr"]["plain"]["p_holm"]
     one = run_experiment(compose_cfg(WORLD + ["model=ease", "task.treatments=[ease]"]), tmp_path / "one")
     c = one["ab_test"]["comparisons"]["ease"]["ctr"]["plain"]
     assert c["p_holm"] == c["p"]
+
+
+def holm_step_down(raw: list[float]) -> list[float]:
+    """Holm's adjusted p-values written plainly: p_(i) * (m - i) in ascending order, running maximum, capped at 1."""
+    order = sorted(range(len(raw)), key=lambda i: raw[i])
+    adjusted, running = [0.0] * len(raw), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
+        adjusted[i] = running
+    return adjusted

@@ -155,25 +155,12 @@ def test_cold_start_run_gets_item_segments_paired_with_the_users_overall_value(t
     assert rows["warm"].p == pytest.approx(stats.ttest_rel(t["warm/ndcg@10"], t["ndcg@10"]).pvalue, rel=1e-9, abs=0)
 
 
-def test_in_run_diagnosis_logs_its_segment_table_to_wandb(monkeypatch, tmp_path):
+def test_in_run_diagnosis_logs_its_segment_table_to_wandb(recorder, tmp_path):
     """With logger=wandb the segment table goes to the run's W&B run (a recording stand-in for the wandb
     module, as in test_wandb_logging), one row per segment row of diagnosis.md."""
-    from recux import tracking
     from recux.diagnosis_render import TABLE_COLUMNS
-    from tests.test_wandb_logging import WANDB_VARS, RecordingWandb
-
-    class Table:
-        def __init__(self, columns, data):
-            self.columns, self.data = columns, data
-
-    for var in WANDB_VARS:
-        monkeypatch.setenv(var, "")
-        monkeypatch.delenv(var)
-    rec = RecordingWandb()
-    rec.Table = Table
-    monkeypatch.setattr(tracking, "wandb_api", lambda: rec)
     run_experiment(compose_cfg(FAST[:-1] + ["logger=wandb", "model=pop", "metrics.diagnose=true"]), tmp_path / "r")
-    (wb,) = rec.runs
+    (wb,) = recorder.runs
     (logged,) = [x["diagnosis/segments"] for x in wb.logged if "diagnosis/segments" in x]
     assert logged.columns == TABLE_COLUMNS
     md_rows = [ln for ln in (tmp_path / "r" / "diagnosis.md").read_text().splitlines()

@@ -81,29 +81,16 @@ def test_unknown_judge_settings_are_refused():
         registry.build("task", "judge", {"judge": {"ranks": 3}})
 
 
-def test_with_wandb_the_judge_logs_its_metrics_and_validation_table(monkeypatch, tmp_path):
+def test_with_wandb_the_judge_logs_its_metrics_and_validation_table(recorder, tmp_path):
     """logger=wandb (a recording stand-in, as in test_wandb_logging): the summary holds results.json's metrics and
     the table has one row per judge with its Spearman and RMSE."""
-    from recux import tracking
     from recux.plugins.tasks.judge import TABLE_COLUMNS
     from tests._lm_world import tiny_bert_folder
-    from tests.test_wandb_logging import WANDB_VARS, RecordingWandb
-
-    class Table:
-        def __init__(self, columns, data):
-            self.columns, self.data = columns, data
-
-    for var in WANDB_VARS:
-        monkeypatch.setenv(var, "")
-        monkeypatch.delenv(var)
-    rec = RecordingWandb()
-    rec.Table = Table
-    monkeypatch.setattr(tracking, "wandb_api", lambda: rec)
     tiny = tiny_bert_folder(tmp_path / "bert")
     overrides = [o for o in SMALL if o != "logger=none"] + ["logger=wandb", f"encoder.model={tiny}",
                                                              "encoder.max_length=16"]
     results, _ = run(tmp_path, overrides)
-    (wb,) = rec.runs
+    (wb,) = recorder.runs
     (table,) = [x["judge/validation"] for x in wb.logged if "judge/validation" in x]
     assert table.columns == TABLE_COLUMNS
     assert {r[0]: r[1] for r in table.data} == {k.split("/", 1)[1]: v for k, v in results["metrics"].items()

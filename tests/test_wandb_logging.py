@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from recux import tracking
 from recux.cli.run import CONFIG_MODULE
 from recux.errors import ConfigError
 from recux.pipeline import run_experiment
@@ -55,8 +54,17 @@ class RecordingRun:
             raise RuntimeError("the W&B service went away")
 
 
+class RecordedTable:
+    """wandb.Table as recux builds it: columns and rows."""
+
+    def __init__(self, columns, data):
+        self.columns, self.data = columns, data
+
+
 class RecordingWandb:
-    """The part of the ``wandb`` module's API that recux uses: ``init`` and ``Settings``."""
+    """The part of the ``wandb`` module's API that recux uses: ``init``, ``Settings`` and ``Table``."""
+
+    Table = RecordedTable
 
     def __init__(self, fail_finish: bool = False):
         self.runs: list[RecordingRun] = []
@@ -69,18 +77,6 @@ class RecordingWandb:
     def init(self, **kwargs):
         self.runs.append(RecordingRun(kwargs, self._fail_finish))
         return self.runs[-1]
-
-
-@pytest.fixture
-def recorder(monkeypatch) -> RecordingWandb:
-    """Every tracker built in the test talks to this stand-in; the WANDB_* variables the tracker sets are
-    restored afterwards (set-then-delete makes monkeypatch remember that they were absent)."""
-    for var in WANDB_VARS:
-        monkeypatch.setenv(var, "")
-        monkeypatch.delenv(var)
-    rec = RecordingWandb()
-    monkeypatch.setattr(tracking, "wandb_api", lambda: rec)
-    return rec
 
 
 def run(tmp_path: Path, overrides: list[str]) -> tuple[dict, Path]:
