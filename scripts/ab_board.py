@@ -13,11 +13,10 @@ manifest lists them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
+from recux.leaderboard.task_board import read_task_runs, write_task_board
 from recux.significance import holm
 
 METRICS = ("ctr", "conversion", "satisfaction", "retention")
@@ -60,29 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="outputs/leaderboards")
     p.add_argument("--name", default="ab", help="file stem (default ab)")
     args = p.parse_args(argv)
-    recs = []
-    for run in map(Path, args.runs):
-        rec = json.loads((run / "results.json").read_text())
-        if rec.get("task") != "ab_test":
-            print(f"ab_board: {run} is a task={rec.get('task')} run, not task=ab_test", file=sys.stderr)
-            return 2
-        recs.append((rec, run))
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    lines = ["# recux leaderboard: simulated A/B tests", "",
-             f"Built {now} with `python scripts/ab_board.py {' '.join(args.runs)} --out {args.out}`. Per-user "
-             "means; lifts relative to the control with Welch tests over users (the unit of randomisation), CUPED "
-             "with a simulated pre-period; p-values Holm-corrected across each run's treatments. The simulated "
-             "world favours models of the oracle's family: compare rankings across oracles (docs/ab_test.md).", ""]
-    for rec, run in recs:
-        lines += _section(rec, run)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.md").write_text("\n".join(lines), encoding="utf-8")
-    manifest = {"built": now, "runs": [{"run_id": r["run_id"], "folder": str(f), "data_hash": r["data_hash"],
-                                        "variant_hash": r["variant_hash"], "config_hash": r["config_hash"],
-                                        "label": r["label"]} for r, f in recs]}
-    (out / f"{args.name}.manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    print(f"wrote {out / (args.name + '.md')} and {out / (args.name + '.manifest.json')}")
+    recs = read_task_runs(args.runs, "ab_test", "ab_board")
+    if recs is None:
+        return 2
+    md, manifest = write_task_board(
+        recs, args.out, args.name, "simulated A/B tests",
+        f"python scripts/ab_board.py {' '.join(args.runs)} --out {args.out}",
+        "Per-user means; lifts relative to the control with Welch tests over users (the unit of randomisation), "
+        "CUPED with a simulated pre-period; p-values Holm-corrected across each run's treatments. The simulated "
+        "world favours models of the oracle's family: compare rankings across oracles (docs/ab_test.md).", _section)
+    print(f"wrote {md} and {manifest}")
     return 0
 
 

@@ -12,10 +12,10 @@ examples/obd README: 30 runs). Only the runs given are read; the manifest lists 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
+
+from recux.leaderboard.task_board import read_task_runs, write_task_board
 
 # Saito et al., Open Bandit Dataset and Pipeline (obp examples/obd/README.md): random -> BTS, campaign all,
 # 30 bootstrap runs, relative estimation error mean (std).
@@ -52,28 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", help="task=ope run folders")
     p.add_argument("--out", default="outputs/leaderboards")
     args = p.parse_args(argv)
-    recs = []
-    for run in map(Path, args.runs):
-        rec = json.loads((run / "results.json").read_text())
-        if rec.get("task") != "ope":
-            print(f"ope_board: {run} is a task={rec.get('task')} run, not task=ope", file=sys.stderr)
-            return 2
-        recs.append((rec, run))
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    lines = ["# recux leaderboard: Open Bandit Dataset (off-policy estimation)", "",
-             f"Built {now} with `python scripts/ope_board.py {' '.join(args.runs)} --out {args.out}`. Relative "
-             "error = |estimate − on-policy value| / on-policy value. CIs: bootstrap over rounds. Settings (reward "
-             "model, tuning, simulations) are in each run's results.json.", ""]
-    for rec, run in recs:
-        lines += _section(rec, run)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "obd.md").write_text("\n".join(lines), encoding="utf-8")
-    manifest = {"built": now, "runs": [{"run_id": r["run_id"], "folder": str(f), "data_hash": r["data_hash"],
-                                        "variant_hash": r["variant_hash"], "config_hash": r["config_hash"],
-                                        "label": r["label"]} for r, f in recs]}
-    (out / "obd.manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    print(f"wrote {out / 'obd.md'} and {out / 'obd.manifest.json'}")
+    recs = read_task_runs(args.runs, "ope", "ope_board")
+    if recs is None:
+        return 2
+    md, manifest = write_task_board(
+        recs, args.out, "obd", "Open Bandit Dataset (off-policy estimation)",
+        f"python scripts/ope_board.py {' '.join(args.runs)} --out {args.out}",
+        "Relative error = |estimate − on-policy value| / on-policy value. CIs: bootstrap over rounds. Settings "
+        "(reward model, tuning, simulations) are in each run's results.json.", _section)
+    print(f"wrote {md} and {manifest}")
     return 0
 
 
