@@ -170,6 +170,7 @@ class PreparedData:
     seconds: float
     graded_test: sp.csr_matrix | None = None  # test users' grades (ratings), only when a metric needs them
     metric_embeddings: Any = None  # a MetricEmbeddings for the metrics that need item embeddings (see evaluate)
+    masked: dict[bool, sp.csr_matrix] = field(default_factory=dict, repr=False)  # known_items, per exclude_valid
 
 
 def load_dataset(spec: RunSpec) -> Dataset:
@@ -242,7 +243,11 @@ def check_protocol(spec: RunSpec, model_info: registry.PluginInfo, data: Prepare
 def known_items(spec: RunSpec, data: PreparedData) -> sp.csr_matrix:
     """The interactions the test ranking masks (training, and validation with eval.exclude_valid): the user's
     history as the list-versus-history metrics see it (calibration, unexpectedness, the popularity list PM)."""
-    return (data.train_csr + data.valid_csr).tocsr() if spec.exclude_valid else data.train_csr
+    if spec.exclude_valid not in data.masked:  # ranking, evaluation and efficiency all read it: build it once
+        m = (data.train_csr + data.valid_csr).tocsr() if spec.exclude_valid else data.train_csr
+        m.sort_indices()
+        data.masked[spec.exclude_valid] = m
+    return data.masked[spec.exclude_valid]
 
 
 def _candidates(spec: RunSpec, data: PreparedData) -> np.ndarray:
@@ -468,9 +473,7 @@ def rank(spec: RunSpec, model: Recommender, data: PreparedData) -> Ranking:
     ``eval.exclude_valid``, validation) items masked."""
     t0 = time.perf_counter()
     model.condition_on(concat(data.split.train, data.split.valid))
-    exclude = (data.train_csr + data.valid_csr).tocsr() if spec.exclude_valid else data.train_csr
-    exclude.sort_indices()
-    topk, scores = rank_topk(model.score, data.test_users, max(spec.ks), exclude=exclude,
+    topk, scores = rank_topk(model.score, data.test_users, max(spec.ks), exclude=known_items(spec, data),
                              batch_size=spec.batch_size)
     return Ranking(data.test_users, topk, scores, time.perf_counter() - t0)
 
@@ -481,8 +484,7 @@ def rank_among(spec: RunSpec, model: Recommender, data: PreparedData, users: np.
     items of a cold-start split); training (and validation) items are masked as in ``rank``."""
     t0 = time.perf_counter()
     model.condition_on(concat(data.split.train, data.split.valid))
-    exclude = (data.train_csr + data.valid_csr).tocsr() if spec.exclude_valid else data.train_csr
-    exclude.sort_indices()
+    exclude = known_items(spec, data)
     banned = ~np.asarray(allowed, dtype=bool)
 
     def score(batch: np.ndarray) -> np.ndarray:

@@ -201,11 +201,7 @@ class EpochValidation(pl.Callback):
             metrics: dict[str, float] | None = None
             if trainer.is_global_zero:
                 t0 = time.perf_counter()
-                was_training = pl_module.training
-                pl_module.eval()
-                with torch.no_grad():
-                    metrics = {k: float(v) for k, v in self.ctx.validate(self.score_fn).items()}
-                pl_module.train(was_training)
+                metrics = validate(pl_module, self.ctx, self.score_fn)
                 metrics["seconds"] = time.perf_counter() - t0
             metrics = trainer.strategy.broadcast(metrics, src=0)
             val_seconds = metrics.pop("seconds")
@@ -254,17 +250,23 @@ class _FreshCheckpoint(ModelCheckpoint):
             super().on_train_epoch_end(trainer, pl_module)
 
 
+def validate(module: Any, ctx: FitContext, score_fn: ScoreFn) -> dict[str, float]:
+    """``ctx.validate(score_fn)`` with ``module`` in eval mode and no gradients, its mode restored after."""
+    was = module.training
+    module.eval()
+    with torch.no_grad():
+        metrics = {k: float(v) for k, v in ctx.validate(score_fn).items()}
+    module.train(was)
+    return metrics
+
+
 def _validate_start(module: Any, ctx: FitContext, score_fn: ScoreFn) -> tuple[float, dict[str, Any]] | None:
     """Starting weights (``init_from``) are a candidate of model selection: their validation score and a copy
     of them, recorded in ``ctx.history`` as epoch -1 (None without a validator). A fit that never beats them on
     validation keeps them (best_epoch -1), so a fine-tuning stage can only be selected when it helps."""
     if ctx.validate is None:
         return None
-    was = module.training
-    module.eval()
-    with torch.no_grad():
-        metrics = {k: float(v) for k, v in ctx.validate(score_fn).items()}
-    module.train(was)
+    metrics = validate(module, ctx, score_fn)
     ctx.history.append({"epoch": -1, **{f"val/{k}": v for k, v in metrics.items()}})
     _log.info("starting weights (init_from): val/%s %.4f", ctx.monitor, metrics[ctx.monitor])
     return metrics[ctx.monitor], {k: v.detach().clone() for k, v in module.state_dict().items()}

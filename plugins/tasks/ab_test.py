@@ -165,9 +165,8 @@ class ABTest(Task):
 
         model = self._fit(spec, plugin, data, art.stage)
         model.condition_on(stages.concat(data.split.train, data.split.valid))
-        exclude = (data.train_csr + data.valid_csr).tocsr() if spec.exclude_valid else data.train_csr
-        exclude.sort_indices()
-        topk, _ = rank_topk(model.score, users, self.click.slate_size, exclude=exclude, batch_size=spec.batch_size)
+        topk, _ = rank_topk(model.score, users, self.click.slate_size, exclude=stages.known_items(spec, data),
+                            batch_size=spec.batch_size)
         return topk
 
     # -- oracle

@@ -119,7 +119,5 @@ def efficiency(spec: stages.RunSpec, model: Any, data: stages.PreparedData, rank
         return None
     from recux.efficiency import measure
 
-    exclude = stages.known_items(spec, data)
-    exclude.sort_indices()
-    return measure(model, data.test_users, exclude, max(spec.ks), ranking.seconds,
+    return measure(model, data.test_users, stages.known_items(spec, data), max(spec.ks), ranking.seconds,
                    latency_users=int(ev.get("latency_users", 100)), seed=spec.seed)
