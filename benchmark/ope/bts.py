@@ -32,25 +32,9 @@ _BLOCK_ROWS = 50_000
 def _count_top(values: np.ndarray, counts: np.ndarray) -> None:
     """counts[a, k] += 1 where item a has the (k+1)-th largest value of its row (exact ties, which continuous
     draws make vanishingly rare, go to the larger index)."""
-    n_rows, n_items = values.shape
-    k_max = counts.shape[1]
-    top = np.empty(k_max, dtype=np.int64)
-    for i in range(n_rows):
-        n_top = 0
-        for a in range(n_items):
-            v = values[i, a]
-            j = n_top
-            while j > 0 and values[i, top[j - 1]] <= v:  # insert before smaller-or-equal values
-                j -= 1
-            if j < k_max:
-                last = min(n_top, k_max - 1)
-                for m in range(last, j, -1):
-                    top[m] = top[m - 1]
-                top[j] = a
-                if n_top < k_max:
-                    n_top += 1
-        for k in range(k_max):
-            counts[top[k], k] += 1
+    top = np.empty(counts.shape[1], dtype=np.int64)
+    for i in range(values.shape[0]):
+        legacy_rng.count_row_top(values[i], top, counts)
 
 
 def cached_bts_action_dist(alpha: np.ndarray, beta: np.ndarray, len_list: int, n_sim: int = 1_000_000,

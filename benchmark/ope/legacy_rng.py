@@ -38,6 +38,26 @@ def state_of(rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 @njit(cache=True)
+def count_row_top(row: np.ndarray, top: np.ndarray, counts: np.ndarray) -> None:
+    """counts[a, k] += 1 where item a has the (k+1)-th largest value of ``row``, k < len(top) (insertion into
+    a running top-k in the scratch ``top``; exact ties go to the later item)."""
+    k_max, n_top = len(top), 0
+    for a in range(len(row)):
+        val = row[a]
+        j = n_top
+        while j > 0 and row[top[j - 1]] <= val:
+            j -= 1
+        if j < k_max:
+            for m in range(min(n_top, k_max - 1), j, -1):
+                top[m] = top[m - 1]
+            top[j] = a
+            if n_top < k_max:
+                n_top += 1
+    for k in range(k_max):
+        counts[top[k], k] += 1
+
+
+@njit(cache=True)
 def _regenerate(key: np.ndarray) -> None:
     for i in range(_N):
         j = i + 1 if i + 1 < _N else 0
@@ -147,18 +167,4 @@ def beta_rows(key: np.ndarray, ints: np.ndarray, cached: np.ndarray, alpha: np.n
         if k_max == 0:
             sink[i, :] = row
             continue
-        n_top = 0
-        for a in range(n_items):  # insertion into the running top-k (ties: the later item first)
-            val = row[a]
-            j = n_top
-            while j > 0 and row[top[j - 1]] <= val:
-                j -= 1
-            if j < k_max:
-                last = min(n_top, k_max - 1)
-                for m in range(last, j, -1):
-                    top[m] = top[m - 1]
-                top[j] = a
-                if n_top < k_max:
-                    n_top += 1
-        for k in range(k_max):
-            counts[top[k], k] += 1
+        count_row_top(row, top, counts)
