@@ -6,6 +6,7 @@ only there; within a section rows are variants. The data hash covers
   - the dataset config, minus ``name``-like display settings (``display_name``) and the parameters its plugin
     declares as ``fetch_params`` (how to obtain the data, e.g. a download timeout),
   - the preprocessing config, the split config, the evaluation mask (``eval.exclude_valid``),
+  - the training-data injection (``inject``, recux.injection), only when set,
   - the task config (another kind of experiment is another table), less the settings its plugin declares as
     ``variant_params`` (how the model is trained, e.g. the continual task's mode: part of the variant hash).
 The metric cut-offs (``metrics``) are not data: they choose which columns exist, not what the values are.
@@ -83,6 +84,7 @@ def data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         "preprocess": _by_class_name(config.get("preprocess")),
         "split": _by_class_name(config.get("split")),
         "eval": {"exclude_valid": bool((config.get("eval") or {}).get("exclude_valid", True))},
+        **({"inject": dict(config["inject"])} if config.get("inject") else {}),  # absent: hashes as published
     }
 
 

@@ -28,6 +28,7 @@ from recux import identity, registry
 from recux.data import Dataset, Interactions, Split
 from recux.distributed import global_rank  # noqa: F401  (a stage helper tasks use)
 from recux.errors import ConfigError
+from recux.injection import inject_training
 from recux.model import FitContext, Recommender
 from recux.ranking import rank_topk
 from recux.record import ResultsRecord
@@ -145,7 +146,7 @@ def build_label(model_name: str, finetune_name: str | None, overrides: list[str]
     """Display name of a variant: the model, its fine-tuning strategy (None for the baseline strategy, see the
     finetune registry's ``baseline`` metadata) and the other overrides that change the variant."""
     skip = ("seed=", "model=", "finetune=", "experiment=", "hparams_search=", "logger", "trainer", "dataset", "split",
-            "hydra", "eval.", "run.", "task", "preprocess", "metrics")
+            "hydra", "eval.", "run.", "task", "preprocess", "metrics", "inject")
     extra = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(skip)]
     extra = [o[len("model."):] if o.startswith("model.") else o for o in extra]
     label = model_name if finetune_name is None else f"{model_name}+{finetune_name}"
@@ -190,6 +191,7 @@ def prepare_data(spec: RunSpec) -> PreparedData:
     t0 = time.perf_counter()
     dataset = preprocess(spec, load_dataset(spec))
     split = make_split(spec, dataset)
+    dataset, split = inject_training(spec.resolved, dataset, split, spec.seed)  # training data only; none: as is
     seconds = time.perf_counter() - t0
     train_csr, valid_csr, test_csr = split.train.csr(), split.valid.csr(), split.test.csr()
     return PreparedData(
