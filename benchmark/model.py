@@ -67,6 +67,13 @@ class Recommender(ABC):
         score from their training data, as in RecBole)."""
         return None
 
+    def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray | None:
+        """(len(users), n_items) scores of ``users`` as if their interactions were their rows of ``history`` (the
+        fitted code space), without refitting: what the model recommends after an edited history (perturbation
+        stability, recux.stability). None (the default): the model cannot fold a new history in without
+        refitting (e.g. matrix factorisation, whose user vectors are learnt in training)."""
+        return None
+
     def save(self, path: str | Path) -> None:
         """Persist the fitted model (default: pickle of the object)."""
         with open(path, "wb") as fh:

@@ -11,6 +11,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.model import FitContext, Recommender
 from recux.registry import register
@@ -62,3 +63,10 @@ class EASE(Recommender):
             raise RuntimeError("EASE.score called before fit")
         users = np.asarray(users, dtype=np.int64)
         return np.asarray(self._train[users] @ self.weights, dtype=np.float32)
+
+    def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
+        """``history``'s binary rows of ``users`` @ B: EASE scores any history with the fitted weights."""
+        if self.weights is None:
+            raise RuntimeError("EASE.score_with_history called before fit")
+        rows = history.csr(binary=True)[np.asarray(users, dtype=np.int64)]
+        return np.asarray(rows @ self.weights, dtype=np.float32)

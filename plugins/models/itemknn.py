@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recux.data import Interactions
 from recux.model import FitContext, Recommender
 from recux.ranking import topk_from_scores
 from recux.registry import register
@@ -78,3 +79,10 @@ class ItemKNN(Recommender):
             raise RuntimeError("ItemKNN.score called before fit")
         users = np.asarray(users, dtype=np.int64)
         return np.asarray((self._train[users] @ self.similarity).toarray(), dtype=np.float32)
+
+    def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
+        """``history``'s binary rows of ``users`` @ W: the neighbourhood scores of any history."""
+        if self.similarity is None:
+            raise RuntimeError("ItemKNN.score_with_history called before fit")
+        rows = history.csr(binary=True)[np.asarray(users, dtype=np.int64)]
+        return np.asarray((rows @ self.similarity).toarray(), dtype=np.float32)
