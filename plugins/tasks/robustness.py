@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from recux import stages, stability
+from recux import stability, stages
 from recux.errors import ConfigError
 from recux.injection import apply_injections
 from recux.plugins.tasks.offline_ranking import OfflineRanking
