@@ -5,8 +5,11 @@ An injector is a plugin (kind ``injector``, ``plugins/injectors``, one YAML each
 ``inject(ctx) -> Injection``. A run names its injectors in the top-level ``inject`` setting, a mapping
 ``{key: {name: <injector>, ...params}}`` composed from config groups (``recux +inject=[noise,bandwagon_attack]
 inject.noise.rate=0.3``); absent or empty by default, so existing runs are unchanged. They are applied in the
-order of their keys, sorted, each to the result of the previous one, each with its own seeded generator
-(``[seed, crc32(key)]``), so adding one injector does not change the draws of another. The ``inject`` mapping is
+order of their keys, sorted (a list, as the robustness task's variants are, in its order), each to the result
+of the previous one, each with its own seeded generator (``[seed, crc32(key)]``; a list item's key is its
+injector name), so adding one injector does not change the draws of another, and a variant
+``[{name: noise, rate: 0.2}]`` draws exactly as ``+inject=noise inject.noise.rate=0.2``. Counts given as a rate
+are of the training data as the injector receives it. The ``inject`` mapping is
 part of the run's data hash (recux.identity): injected runs form their own leaderboard sections.
 
 Fake users (shilling profiles) get new user codes after the real ones (``n_users`` grows; their raw ids follow
@@ -139,12 +142,20 @@ def _rng(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(str(key).encode())])
 
 
+def _list_keys(configs: list[Any]) -> list[str]:
+    """Keys of a list of injector configs: the injector's name (as under ``inject``, so a one-item list draws as
+    ``+inject=<name>`` does), ``<name>#<i>`` for the second and later uses of a name."""
+    names = [str(c.get("name")) if isinstance(c, Mapping) else str(i) for i, c in enumerate(configs)]
+    return [n if names.index(n) == i else f"{n}#{i}" for i, n in enumerate(names)]
+
+
 def _specs(configs: Mapping[str, Any] | list[Any] | None, setting: str) -> list[tuple[str, str, dict]]:
-    """(key, injector name, params) per configured injector, in key order (a list keeps its order, keyed by
-    position)."""
+    """(key, injector name, params) per configured injector: a mapping in sorted key order, a list in its
+    order (keyed by ``_list_keys``)."""
     if not configs:
         return []
-    items = sorted(configs.items()) if isinstance(configs, Mapping) else [(f"{i}", c) for i, c in enumerate(configs)]
+    configs = list(configs) if not isinstance(configs, Mapping) else configs
+    items = sorted(configs.items()) if isinstance(configs, Mapping) else list(zip(_list_keys(configs), configs, strict=True))
     out = []
     for key, node in items:
         if not isinstance(node, Mapping) or "name" not in node:
