@@ -84,3 +84,21 @@ def test_stability_recorded_or_noted(runs, tmp_path):
     rand = run_experiment(compose_cfg([*FAST, "model=random", *VARIANTS[:2], "+task.variants={}"]), tmp_path / "r")
     assert not any(k.startswith("stability/") for k in rand["metrics"])
     assert rand["robustness"]["stability"]["note"] == NOT_FOLDABLE
+
+
+def test_leaderboard_robustness_view(runs):
+    from recux.leaderboard import build_leaderboards, find_results, load_runs
+    from recux.leaderboard.robustness import render_robustness, variants
+
+    robust, _, _, tmp = runs
+    loaded, _ = load_runs(find_results([tmp]))
+    boards = {b.data_hash: b for b in build_leaderboards(loaded, significance=False)}
+    board = boards[robust["data_hash"]]
+    assert variants(board, "ndcg@10") == ["noise_20", "bw"]
+    text = "\n".join(render_robustness(board))
+    delta = robust["metrics"]["robustness/noise_20/delta/ndcg@10"]
+    rel = robust["metrics"]["robustness/noise_20/relative/ndcg@10"]
+    assert f"{delta:+.4f} ({100 * rel:+.1f}%)" in text  # one seed: the run's own value, no ± std
+    assert "### Robustness" in text and "remove/rbo@10" in text
+    others = [b for h, b in boards.items() if h != robust["data_hash"]]
+    assert others and all(render_robustness(b) == [] for b in others)  # offline sections get no view
