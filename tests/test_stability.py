@@ -136,3 +136,25 @@ def test_model_without_fold_in_is_not_measured(world):
 def test_settings_refuse_unknown_edits():
     with pytest.raises(ConfigError, match="task.stability.edits"):
         StabilitySettings.of({"edits": ["swap"]})
+
+
+def test_sequential_score_with_history_scores_the_given_sequences(seq_world):
+    from recux.plugins.models.sasrec import SASRec
+    from recux.stages import concat
+    from tests._seq_world import seq_context
+
+    ds, split = seq_world
+    model = SASRec(max_len=12, hidden_size=16, inner_size=32, n_layers=1, n_heads=1, dropout=0.1, attn_dropout=0.1,
+                   lr=5e-3, batch_size=64, max_epochs=1, patience=1, num_threads=1)
+    model.fit(seq_context(ds, split, seed=0))
+    users = np.arange(30)
+    own_before = model.score(users)  # scored from the training sequences
+    history = concat(split.train, split.valid)
+    folded = model.score_with_history(users, history)
+    np.testing.assert_allclose(model.score(users), own_before)  # the model's own sequences are unchanged
+    model.condition_on(history)
+    np.testing.assert_allclose(folded, model.score(users), rtol=1e-5, atol=1e-6)
+    edited, _ = edit_history(history, np.array([3]), "remove", np.random.default_rng(0))
+    after = model.score_with_history(users, edited)
+    changed = ~np.isclose(after, folded, rtol=1e-5, atol=1e-6).all(axis=1)
+    assert changed.tolist() == [u == 3 for u in users]  # only the edited user's scores move
