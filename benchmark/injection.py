@@ -36,16 +36,13 @@ from recux.errors import ConfigError
 @dataclass(frozen=True)
 class InjectionContext:
     """What an injector may read: the training interactions to perturb, every (user, item) pair of the user's
-    whole log (``known``: train + valid + test, so that added pairs never coincide with a held-out one) and a
-    seeded generator."""
+    whole log (``known``: train + valid + test, so that added pairs never coincide with a held-out one), a
+    seeded generator and the number of real users (noise goes to real users; attack sizes count them)."""
 
     train: Interactions
     known: sp.csr_matrix  # (n_users x n_items) binary: pairs an injector must not add
     rng: np.random.Generator
-
-    @property
-    def n_real_users(self) -> int:
-        return self.known.shape[0]
+    n_real_users: int  # users of the dataset (codes below it); fake users added by earlier injectors follow
 
 
 @dataclass(frozen=True)
@@ -180,7 +177,7 @@ def apply_injections(configs: Mapping[str, Any] | list[Any] | None, dataset: Dat
     train, info, targets, n_fake = split.train, {}, [], 0
     for key, name, params in specs:
         injector = registry.build("injector", name, params)
-        out = injector.inject(InjectionContext(train, known, _rng(seed, key)))
+        out = injector.inject(InjectionContext(train, known, _rng(seed, key), split.train.n_users))
         if out.train.n_users != train.n_users + out.n_fake_users or out.train.n_items != train.n_items:
             raise RuntimeError(f"injector '{name}' returned a {out.train.n_users} x {out.train.n_items} code "
                                f"space for {train.n_users} x {train.n_items} plus {out.n_fake_users} fake users")

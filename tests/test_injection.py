@@ -150,3 +150,14 @@ def test_unknown_injector_and_missing_name_are_refused(clean):
         apply_injections({"x": {"name": "nosie"}}, clean.dataset, clean.split, seed=0)
     with pytest.raises(ConfigError, match="inject.x"):
         apply_injections({"x": {"rate": 0.1}}, clean.dataset, clean.split, seed=0)
+
+
+def test_later_injectors_count_and_perturb_real_users_only(clean):
+    n_real = clean.dataset.n_users
+    cfg = {"a1": {"name": "random_attack", "attack_size": 0.1}, "a2": {"name": "average_attack", "attack_size": 0.1},
+           "b": {"name": "noise", "rate": 0.2}}
+    out = apply_injections(cfg, clean.dataset, clean.split, seed=0)
+    assert out.n_fake_users == 2 * round(0.1 * n_real)  # the second attack counts real users, not the first's fakes
+    attacked = apply_injections({k: cfg[k] for k in ("a1", "a2")}, clean.dataset, clean.split, seed=0)
+    added = pairs(out.split.train) - pairs(attacked.split.train)
+    assert added and max(u for u, _ in added) < n_real  # noise lands on real users only

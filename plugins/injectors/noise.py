@@ -23,7 +23,8 @@ def random_new_pairs(known, n: int, rng: np.random.Generator, users: int | None 
     (over its first ``users`` rows; all by default); refuses when fewer than ``n`` are free."""
     n_users = known.shape[0] if users is None else users
     n_items = known.shape[1]
-    taken = np.sort(known[:n_users].tocoo().row.astype(np.int64) * n_items + known[:n_users].tocoo().col)
+    coo = known[:n_users].tocoo()
+    taken = np.sort(coo.row.astype(np.int64) * n_items + coo.col)
     free = n_users * n_items - len(taken)
     if n > free:
         raise ValueError(f"asked for {n} new pairs but only {free} (user, item) pairs are free")

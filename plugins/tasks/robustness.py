@@ -16,7 +16,7 @@ Recorded in results.json (plain names: the clean run, as offline_ranking records
   ``robustness.stability``, for a model that cannot score an edited history without refitting, e.g. BPR).
 
 ``robustness`` in results.json holds each variant's injection record (counts, target items), fit seconds and
-validation metrics. The variants and stability settings are task settings: part of the data hash, so runs with
+validation metrics (``timing.eval_seconds`` includes the variants' fits and the stability measurement). The variants and stability settings are task settings: part of the data hash, so runs with
 other variants form another leaderboard section.
 """
 
