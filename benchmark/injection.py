@@ -146,7 +146,7 @@ def _list_keys(configs: list[Any]) -> list[str]:
     return [n if names.index(n) == i else f"{n}#{i}" for i, n in enumerate(names)]
 
 
-def _specs(configs: Mapping[str, Any] | list[Any] | None, setting: str) -> list[tuple[str, str, dict]]:
+def injector_specs(configs: Mapping[str, Any] | list[Any] | None, setting: str) -> list[tuple[str, str, dict]]:
     """(key, injector name, params) per configured injector: a mapping in sorted key order, a list in its
     order (keyed by ``_list_keys``)."""
     if not configs:
@@ -163,20 +163,28 @@ def _specs(configs: Mapping[str, Any] | list[Any] | None, setting: str) -> list[
     return out
 
 
+def build_injector(name: str, params: dict[str, Any], where: str) -> Injector:
+    """The injector plugin ``name``; a refused setting names where it was configured (e.g. ``inject.noise``)."""
+    from recux import registry
+
+    try:
+        return registry.build("injector", name, params)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
 def apply_injections(configs: Mapping[str, Any] | list[Any] | None, dataset: Dataset, split: Split, seed: int,
                      setting: str = "inject") -> Injected:
     """Apply each configured injector to the training part of ``split`` (validation and test unchanged, only
     their user code space grows with fake users)."""
-    from recux import registry
-
-    specs = _specs(configs, setting)
+    specs = injector_specs(configs, setting)
     if not specs:
         return Injected(dataset, split, {}, None, 0)
     known = (split.train.csr() + split.valid.csr() + split.test.csr()).tocsr()
     known.data[:] = 1.0
     train, info, targets, n_fake = split.train, {}, [], 0
     for key, name, params in specs:
-        injector = registry.build("injector", name, params)
+        injector = build_injector(name, params, f"{setting}.{key}")
         out = injector.inject(InjectionContext(train, known, _rng(seed, key), split.train.n_users))
         if out.train.n_users != train.n_users + out.n_fake_users or out.train.n_items != train.n_items:
             raise RuntimeError(f"injector '{name}' returned a {out.train.n_users} x {out.train.n_items} code "

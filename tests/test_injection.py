@@ -161,3 +161,23 @@ def test_later_injectors_count_and_perturb_real_users_only(clean):
     attacked = apply_injections({k: cfg[k] for k in ("a1", "a2")}, clean.dataset, clean.split, seed=0)
     added = pairs(out.split.train) - pairs(attacked.split.train)
     assert added and max(u for u, _ in added) < n_real  # noise lands on real users only
+
+
+def test_every_inject_yaml_composes_and_builds():
+    from pathlib import Path
+
+    from recux import registry
+    from recux.cli.run import CONFIG_MODULE  # noqa: F401  (the packaged conf)
+    from recux.injection import injector_specs
+
+    options = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "inject").glob("*.yaml"))
+    assert len(options) == 5
+    cfg = compose_cfg([f"+inject=[{','.join(options)}]"])
+    inject = OmegaConf.to_container(cfg.inject)
+    assert sorted(inject) == options
+    for _, name, params in injector_specs(inject, "inject"):
+        registry.build("injector", name, params)
+    robust = compose_cfg(["task=robustness"])
+    registry.build("task", "robustness", {k: v for k, v in robust.task.items() if k != "name"})  # ListConfig ok
+    with pytest.raises(ConfigError, match="task.variants.x"):
+        registry.build("task", "robustness", {"variants": {"x": [{"name": "noise", "rate": 7}]}})

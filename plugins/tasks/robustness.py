@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,7 @@ class Robustness(OfflineRanking):
     def __init__(self, variants: dict[str, Any] | None = None, stability: dict[str, Any] | None = None) -> None:
         self.variants = dict(variants or {})
         for name, cfgs in self.variants.items():
-            if not cfgs or not isinstance(cfgs, (list, tuple, dict)):
-                raise ConfigError(f"task.variants.{name} must be a list of injector configs, e.g. "
-                                  f"[{{name: noise, rate: 0.1}}]; got {cfgs!r}")
+            check_variant(name, cfgs)
         self.stability = stability_settings(stability)
 
     def _evaluate_more(self, spec, metrics, ranking, fitted, model_info, data, state) -> dict[str, Any]:
@@ -103,6 +102,17 @@ class Robustness(OfflineRanking):
 
     def _add_to_record(self, record, report, more, data, state) -> None:
         add_to_record(record, report, more, self.stability)
+
+
+def check_variant(name: str, cfgs: Any) -> None:
+    """A variant is a non-empty list of injector configs whose injectors build (refused before any fitting)."""
+    from recux.injection import build_injector, injector_specs
+
+    if not cfgs or not isinstance(cfgs, (Sequence, Mapping)) or isinstance(cfgs, str):
+        raise ConfigError(f"task.variants.{name} must be a list of injector configs, e.g. "
+                          f"[{{name: noise, rate: 0.1}}]; got {cfgs!r}")
+    for key, injector, params in injector_specs(cfgs, f"task.variants.{name}"):
+        build_injector(injector, params, f"task.variants.{name}[{key}]")
 
 
 def stability_settings(node: dict[str, Any] | None) -> stability.StabilitySettings:
