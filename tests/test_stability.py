@@ -158,3 +158,25 @@ def test_sequential_score_with_history_scores_the_given_sequences(seq_world):
     after = model.score_with_history(users, edited)
     changed = ~np.isclose(after, folded, rtol=1e-5, atol=1e-6).all(axis=1)
     assert changed.tolist() == [u == 3 for u in users]  # only the edited user's scores move
+
+
+def test_ials_fold_in_solves_the_weighted_least_squares_user_step(world):
+    pytest.importorskip("implicit")
+    from recux.plugins.models.ials import IALS
+
+    ds, split, history = world
+    model = IALS(factors=8, regularization=2.0, alpha=3.0, iterations=3, patience=3, num_threads=1)
+    model.fit(fit_context(ds, split))
+    users = np.array([0, 5, 17])
+    got = model.score_with_history(users, history)
+    y = model.item_factors.astype(np.float64)
+    p = history.csr().toarray()
+    for row, u in enumerate(users):
+        # minimise sum_i c_i (p_i - x.y_i)^2 + reg |x|^2 with c_i = 1 + alpha p_i: a plain weighted lstsq
+        w = np.sqrt(1.0 + 3.0 * p[u])
+        a = np.vstack([w[:, None] * y, np.sqrt(2.0) * np.eye(8)])
+        b = np.concatenate([w * p[u], np.zeros(8)])
+        x = np.linalg.lstsq(a, b, rcond=None)[0]
+        np.testing.assert_allclose(got[row], x @ y.T, rtol=1e-4, atol=1e-5)
+    fitted = model.score(users)
+    assert np.corrcoef(got.ravel(), fitted.ravel())[0, 1] > 0.9  # close to the fitted (CG) factors' scores
