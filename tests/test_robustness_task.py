@@ -102,3 +102,13 @@ def test_leaderboard_robustness_view(runs):
     assert "### Robustness" in text and "remove/rbo@10" in text
     others = [b for h, b in boards.items() if h != robust["data_hash"]]
     assert others and all(render_robustness(b) == [] for b in others)  # offline sections get no view
+
+
+def test_main_table_keeps_the_plain_columns(runs):
+    from recux.leaderboard import build_leaderboards, find_results, load_runs
+
+    robust, _, _, tmp = runs
+    loaded, _ = load_runs(find_results([tmp]))
+    board = next(b for b in build_leaderboards(loaded, significance=False) if b.data_hash == robust["data_hash"])
+    assert "ndcg@10" in board.columns and not any(c.startswith("robustness/") for c in board.columns)
+    assert "robustness/noise_20/delta/ndcg@10" in board.all_metrics  # still aggregated, for the view

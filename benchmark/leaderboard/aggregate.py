@@ -165,8 +165,9 @@ def _columns(group: Sequence[Run], metrics: Sequence[str] | None, primary: str,
 
 def _group_columns(present: Sequence[str], primary: str) -> list[str]:
     """The primary metric of each item group a task reports (cold_start: ``cold/``, ``cold_in_catalogue/``,
-    ``warm/``), shown by default next to the overall metrics; user-group fairness values are not."""
-    return [m for m in present if m.endswith(f"/{primary}") and not m.startswith("fairness/")]
+    ``warm/``), shown by default next to the overall metrics; user-group fairness values and the robustness
+    task's per-variant values (its own view, recux.leaderboard.robustness) are not."""
+    return [m for m in present if m.endswith(f"/{primary}") and not m.startswith(("fairness/", "robustness/"))]
 
 
 def _variant_rows(group: Sequence[Run], all_metrics: Sequence[str]) -> list[Row]:

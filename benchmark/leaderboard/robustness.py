@@ -14,13 +14,11 @@ _VARIANT = re.compile(r"^robustness/(?P<v>[^/]+)/delta/(?P<m>.+)$")
 
 
 def variants(board: Leaderboard, metric: str) -> list[str]:
-    """The section's injected variants that have a degradation of ``metric``, in first-seen order."""
-    out = []
-    for name in board.all_metrics:
-        hit = _VARIANT.match(name)
-        if hit and hit["m"] == metric and hit["v"] not in out:
-            out.append(hit["v"])
-    return out
+    """The section's injected variants that have a degradation of ``metric``, in the task's configured order
+    (its ``variants`` setting, part of the section's data settings), others after them by name."""
+    found = {hit["v"] for hit in map(_VARIANT.match, board.all_metrics) if hit and hit["m"] == metric}
+    configured = list(((board.data_settings or {}).get("task") or {}).get("variants") or {})
+    return [v for v in configured if v in found] + sorted(found - set(configured))
 
 
 def _pm(s: Stat | None, digits: int = 4, sign: bool = False) -> str:
