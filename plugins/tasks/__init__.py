@@ -7,4 +7,5 @@ from recux.plugins.tasks import (  # noqa: F401
     judge,
     offline_ranking,
     ope,
+    replay,
 )
