@@ -146,15 +146,16 @@ class Replay(Task):
         lightning = model_info.meta.get("training") == "lightning"
         fitted = stages.fit(spec, model_info, data, art.stage,
                             lightning_logger=tracker.lightning_logger() if lightning else None)
+        valid = stages.best_validation(fitted)  # before the replay conditions the model on request histories
         history = stream.history_csr()
         t0 = time.perf_counter()
         served = serve(fitted.model, stream, history, max(spec.ks), self.batch_size, self.warmup)
         serve_seconds = time.perf_counter() - t0
+        fitted.model.condition_on(data.split.train)  # back to the state validation saw (the record re-validates)
         log.info("replayed %d requests in %.1f s", len(stream), serve_seconds)
         window, starts = assign_windows(stream.ts, self.window_by, self.window_size)
         whole = _evaluate(spec, metrics, data, stream, served, history, np.arange(len(stream)), spec.bootstrap)
         rows = self._window_rows(spec, metrics, data, stream, served, history, window, starts)
-        valid = stages.best_validation(fitted)
         self._check_columns(rows)
         fired, bounds = monitor.apply_alerts(self.alerts, rows, valid)
         eval_seconds = time.perf_counter() - t0
