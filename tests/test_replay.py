@@ -24,7 +24,7 @@ from tests._compose import compose_cfg
 
 WORLD = ["dataset=synthetic", "dataset.n_users=120", "dataset.n_items=50", "logger=none",
          "trainer.enable_progress_bar=false", "task=replay", "split=global_temporal", "task.window.size=40",
-         "task.warmup=0"]
+         "task.warmup=0", "task.alert_min_requests=0"]
 
 
 def _split(seed=0, n_users=12, n_items=15, n=160, span=40) -> Split:
@@ -228,6 +228,10 @@ def test_drop_alerts_compare_with_the_first_window_or_the_validation_value():
     assert rows[2]["alerts"] == "val,drop"
     below = mon.Alert.of("low", {"column": "ndcg@10", "below": 0.19})
     assert [f["window"] for f in mon.apply_alerts([below], rows, {})[0]] == [1, 2, 4]
+    for w, row in enumerate(rows):  # windows with fewer requests than the minimum stay quiet
+        row["n_requests"] = 10 * w
+    assert [f["window"] for f in mon.apply_alerts([below], rows, {}, min_requests=20)[0]] == [2, 4]
+    assert [f["window"] for f in mon.apply_alerts([below], rows, {}, min_requests=21)[0]] == [4]
 
 
 @pytest.mark.parametrize("rule", [{"column": "x"}, {"column": "x", "above": 1, "below": 0}, {"above": 1},

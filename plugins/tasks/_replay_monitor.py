@@ -12,6 +12,10 @@ stay finite):
 
 Bins: quantiles of the reference sample (``quantile_edges``), so the reference spreads evenly over the bins;
 values outside its range fall in the end bins.
+
+Small windows: with no drift at all, n window values and m reference values in B bins give PSI of about
+(B - 1) (1/n + 1/m) (its chi-square approximation), e.g. 0.09 for 100 values in 10 bins: a window needs many more
+values than bins before a bound such as 0.25 means a shift (``alert_min_requests`` keeps tiny windows quiet).
 """
 
 from __future__ import annotations
@@ -144,11 +148,12 @@ def parse_alerts(node: Any) -> list[Alert]:
     return [Alert.of(str(name), rule) for name, rule in node.items() if rule is not None]
 
 
-def apply_alerts(alerts: list[Alert], rows: list[dict[str, Any]], validation: dict[str, float]
-                 ) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+def apply_alerts(alerts: list[Alert], rows: list[dict[str, Any]], validation: dict[str, float],
+                 min_requests: int = 0) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
     """Mark each window row (in place: ``alerts``, a comma-separated list of fired names, and ``alert``, whether
     any fired); return the fired events (window, alert, column, value, threshold) and the alerts'
-    thresholds by column (for the plots)."""
+    thresholds by column (for the plots). Windows with fewer than ``min_requests`` requests never fire (their
+    values are mostly noise); the first window is the drop reference whatever its size."""
     fired, bounds = [], {}
     for row in rows:
         row["alerts"], row["alert"] = "", False
@@ -160,7 +165,7 @@ def apply_alerts(alerts: list[Alert], rows: list[dict[str, Any]], validation: di
             bounds.setdefault(alert.column, []).append(bound)
         for row in rows:
             value = row.get(alert.column)
-            if alert.fires(value, bound):
+            if row.get("n_requests", min_requests) >= min_requests and alert.fires(value, bound):
                 row["alerts"] = ",".join(filter(None, [row["alerts"], alert.name]))
                 row["alert"] = True
                 fired.append({"window": row["window"], "alert": alert.name, "column": alert.column,

@@ -58,7 +58,7 @@ class Replay(Task):
     """Replay of a time-ordered test period through a fitted model: latency, windowed metrics, drift, alerts."""
 
     def __init__(self, window: Any = None, batch_size: int = 1, warmup: int = 10, drift: Any = None,
-                 alerts: Any = None) -> None:
+                 alerts: Any = None, alert_min_requests: int = 0) -> None:
         window = dict(window or {"by": "requests", "size": 500})
         self.window_by, self.window_size = str(window.get("by", "requests")), window.get("size", 500)
         assign_windows(np.zeros(1, np.int64), self.window_by, self.window_size)  # refuses bad settings now
@@ -72,10 +72,15 @@ class Replay(Task):
         if not self.eps >= 0:
             raise ConfigError(f"task.drift.eps={self.eps} must be >= 0 (smoothing of empty bins), e.g. 1e-4.")
         self.alerts = monitor.parse_alerts(alerts)
+        if int(alert_min_requests) < 0:
+            raise ConfigError(f"task.alert_min_requests={alert_min_requests} must be >= 0 (windows with fewer "
+                              "requests never fire an alert), e.g. 50.")
+        self.alert_min_requests = int(alert_min_requests)
 
     def settings(self) -> dict[str, Any]:
         return {"window_by": self.window_by, "window_size": self.window_size, "batch_size": self.batch_size,
-                "warmup": self.warmup, "drift_bins": self.bins, "drift_eps": self.eps}
+                "warmup": self.warmup, "drift_bins": self.bins, "drift_eps": self.eps,
+                "alert_min_requests": self.alert_min_requests}
 
     def run(self, spec: stages.RunSpec, run_dir: Path) -> dict[str, Any]:
         t_start = time.perf_counter()
@@ -157,7 +162,7 @@ class Replay(Task):
         whole = _evaluate(spec, metrics, data, stream, served, history, np.arange(len(stream)), spec.bootstrap)
         rows = self._window_rows(spec, metrics, data, stream, served, history, window, starts)
         self._check_columns(rows)
-        fired, bounds = monitor.apply_alerts(self.alerts, rows, valid)
+        fired, bounds = monitor.apply_alerts(self.alerts, rows, valid, self.alert_min_requests)
         eval_seconds = time.perf_counter() - t0
         latency = _latency(served.latency_ms)
         record = self._record(spec, ident, model_info, data, fitted, whole, stream, rows, fired, latency,
