@@ -124,15 +124,18 @@ def test_micro_batches_are_consecutive_bounded_and_never_repeat_a_user():
 # ---------------------------------------------------------------------------------------------------- windows
 
 
-@pytest.mark.parametrize("size", [1, 7, 50, 500])
-def test_request_windows_partition_the_requests_in_order(size):
-    ts = np.sort(np.random.default_rng(0).integers(0, 1000, 333))
+@pytest.mark.parametrize(("n", "size"), [(333, 1), (333, 7), (333, 50), (333, 500), (701, 100), (749, 100),
+                                         (750, 100), (800, 100)])
+def test_request_windows_partition_the_requests_in_order(n, size):
+    ts = np.sort(np.random.default_rng(0).integers(0, 1000, n))
     window, starts = assign_windows(ts, "requests", size)
     assert starts is None
     sizes = np.bincount(window)
-    assert sizes.sum() == len(ts) and (sizes > 0).all()
-    assert (sizes[:-1] == size).all() and 0 < sizes[-1] <= size
-    assert (np.diff(window) >= 0).all()
+    assert sizes.sum() == n and (sizes > 0).all() and (np.diff(window) >= 0).all()  # consecutive blocks
+    # plain rule: blocks of `size`; a remainder under half a block joins the last full block
+    full, rest = divmod(n, size)
+    expected = [size] * full + [rest] if rest >= size / 2 or not full else [size] * (full - 1) + [size + rest]
+    assert sizes.tolist() == [s for s in expected if s]
 
 
 @pytest.mark.parametrize("span", [1, 37, 400, "1h"])

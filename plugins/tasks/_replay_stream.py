@@ -125,13 +125,19 @@ def parse_span(size: object) -> int:
 
 def assign_windows(ts: np.ndarray, by: str, size: object) -> tuple[np.ndarray, np.ndarray | None]:
     """Window index of each request (0..W-1, every index used) and, for time windows, each window's nominal
-    start time. ``by=requests``: consecutive blocks of ``size`` requests in replay order (the last may be
-    shorter); ``by=time``: spans of ``size`` from the first request, empty spans dropped."""
+    start time. ``by=requests``: consecutive blocks of ``size`` requests in replay order; a remainder shorter
+    than half a block joins the block before it (no window of a handful of requests), a longer one is the last
+    window. ``by=time``: spans of ``size`` from the first request, empty spans dropped."""
     if by == "requests":
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or int(size) < 1:
             raise ConfigError(f"task.window.size={size!r} must be a positive number of requests with "
                               "window.by=requests, e.g. 500.")
-        return np.arange(len(ts), dtype=np.int64) // int(size), None
+        size = int(size)
+        window = np.arange(len(ts), dtype=np.int64) // size
+        full, rest = divmod(len(ts), size)
+        if full and 0 < rest < size / 2:
+            window[full * size:] = full - 1
+        return window, None
     if by == "time":
         span = parse_span(size)
         raw = (np.asarray(ts, np.int64) - int(ts[0])) // span if len(ts) else np.zeros(0, np.int64)
