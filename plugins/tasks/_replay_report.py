@@ -20,36 +20,39 @@ def _figure(n_panels: int):
     return fig, axes
 
 
-def _shade(ax, rows: list[dict[str, Any]]) -> None:
+def _shade(ax, rows: list[dict[str, Any]], own: set[int]) -> None:
+    """Windows where an alert on this panel's columns fired (``own``): red; where another alert fired: pale."""
     for row in rows:
         if row.get("alert"):
-            ax.axvspan(row["window"] - 0.5, row["window"] + 0.5, color="tab:red", alpha=0.15, lw=0)
+            w = row["window"]
+            ax.axvspan(w - 0.5, w + 0.5, color="tab:red", alpha=0.18 if w in own else 0.05, lw=0)
 
 
-def _panel(ax, rows, columns: list[str], ylabel: str, bounds: dict[str, list[float]]) -> None:
-    from matplotlib.ticker import MaxNLocator
-
+def _panel(ax, rows, columns: list[str], ylabel: str, bounds: dict[str, list[float]],
+           fired: list[dict[str, Any]]) -> None:
     x = [r["window"] for r in rows]
     for col in columns:
         ax.plot(x, [r.get(col, math.nan) for r in rows], marker="o", markersize=3, label=col)
         for bound in bounds.get(col, ()):
             ax.axhline(bound, color="tab:red", linestyle="--", lw=0.8)
-    _shade(ax, rows)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _shade(ax, rows, {f["window"] for f in fired if f["column"] in columns})
+    step = max(1, len(rows) // 12)
+    ax.set_xticks(x[::step], [f"{r['window']}\n{r.get('start', '')[5:10]}" for r in rows[::step]], fontsize=7)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
 
 
 def _save(fig, path: Path, title: str) -> None:
-    fig.axes[-1].set_xlabel("window (red: an alert fired; dashed: alert threshold)")
+    fig.axes[-1].set_xlabel("window and start date (red: an alert on the panel fired; pale: another alert; "
+                            "dashed: threshold)", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 def plot_all(rows: list[dict[str, Any]], art, panels: dict[str, list[list[str]]], bounds: dict[str, list[float]],
-             title: str) -> dict[str, str]:
+             fired: list[dict[str, Any]], title: str) -> dict[str, str]:
     """One PNG per kind (metrics, drift, latency); ``panels[kind]``: the column groups, one panel each."""
     out = {}
     for kind, groups in panels.items():
@@ -58,7 +61,7 @@ def plot_all(rows: list[dict[str, Any]], art, panels: dict[str, list[list[str]]]
             continue
         fig, axes = _figure(len(groups))
         for ax, cols in zip(axes, groups, strict=True):
-            _panel(ax, rows, cols, cols[0].split("@")[0] if len(cols) == 1 else kind, bounds)
+            _panel(ax, rows, cols, cols[0].split("@")[0] if len(cols) == 1 else kind, bounds, fired)
         _save(fig, art.path(PLOTS[kind]), f"{title}: {kind}")
         out[kind] = PLOTS[kind]
     return out

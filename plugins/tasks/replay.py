@@ -249,7 +249,7 @@ class Replay(Task):
                   "drift": [[f"drift_{s}_psi", f"drift_{s}_js"] for s in DRIFT_SOURCES],
                   "latency": [list(LATENCY_COLUMNS)]}
         title = f"{record.label} on {record.dataset['name']} ({record.protocol})"
-        plots = report_md.plot_all(rows, art, panels, bounds, title)
+        plots = report_md.plot_all(rows, art, panels, bounds, fired, title)
         shown = [*acc, *beyond, "latency_p99_ms", *(f"drift_{s}_psi" for s in DRIFT_SOURCES)]
         notes = [] if record.extra["replay"]["global_time_cut"] else [
             "Note: the split cuts each user's history separately, so some users' training rows are later than "
