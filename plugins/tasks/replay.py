@@ -251,7 +251,13 @@ class Replay(Task):
         title = f"{record.label} on {record.dataset['name']} ({record.protocol})"
         plots = report_md.plot_all(rows, art, panels, bounds, fired, title)
         shown = [*acc, *beyond, "latency_p99_ms", *(f"drift_{s}_psi" for s in DRIFT_SOURCES)]
-        notes = [] if record.extra["replay"]["global_time_cut"] else [
+        notes = [
+            "Drift: PSI = sum_i (p_i - q_i) ln(p_i / q_i), JS in bits, over quantile bins of the reference; "
+            "requested_popularity and user_activity: the window's target rows (their item's training popularity, "
+            "their user's number of training interactions) against the training rows; recommended_popularity: "
+            f"the top {spec.optimized.k} lists' items against the first window's. A window of a few users (a "
+            "rating session) shows as high user_activity drift."]
+        notes += [] if record.extra["replay"]["global_time_cut"] else [
             "Note: the split cuts each user's history separately, so some users' training rows are later than "
             "other users' test requests (the model has seen part of the stream's future); split=global_temporal "
             "has one time cut for everyone."]
