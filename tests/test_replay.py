@@ -328,10 +328,16 @@ def test_the_model_is_fitted_on_train_only_and_never_sees_a_request_future(tmp_p
     assert fitted == sorted(zip(split.train.user.tolist(), split.train.item.tolist(),
                                 split.train.timestamp.tolist(), strict=True))
     assert split.train.timestamp.max() < split.test.timestamp.min()
-    stream = build_stream(split)
+    stream, valid = build_stream(split), build_stream(split, "valid")
     assert len(stream) == record["replay"]["n_requests"]
-    # skip validation (before any conditioning, and once more for the record) and the 3 untimed warm-up requests
-    calls = [c for c in spy.calls if c[1] is not None][3:3 + len(stream)]
+    assert len(valid) == record["replay"]["validation"]["n_requests"] > 0
+    conditioned = [c for c in spy.calls if c[1] is not None]  # not the fit's validation (before any conditioning)
+    # first the validation period's replay: each request sees only rows before it, never a test row
+    for r, (users, hist) in enumerate(conditioned[:len(valid)]):
+        assert users.tolist() == [valid.user[r]]
+        assert hist.timestamp.max(initial=-1) < min(valid.ts[r], split.test.timestamp.min())
+    # then the 3 untimed warm-up requests and the replay (the record's own validation comes after)
+    calls = conditioned[len(valid) + 3:len(valid) + 3 + len(stream)]
     for r, (users, hist) in enumerate(calls):
         assert users.tolist() == [stream.user[r]]
         assert hist.timestamp[hist.user == users[0]].max(initial=-1) < stream.ts[r]  # nothing at or after t
@@ -373,7 +379,7 @@ def test_the_task_composes_runs_end_to_end_and_writes_its_outputs(tmp_path, reco
     (["split=random"], "not time-ordered"),
     (["task.window.by=sessions"], "task.window.by"),
     (["task.alerts.latency_p99.column=latency_p95_ms"], "not a window column"),
-    (["task.alerts.below_validation.column=coverage@10"], "validation value"),
+    (["task.alerts.below_validation.column=latency_p99_ms"], "validation value"),
     (["+task.alerts.two={column: ndcg@10, above: 1, below: 0}"], "exactly one of"),
     (["metrics=graded"], "graded"),
 ])

@@ -89,7 +89,7 @@ def drift(p: np.ndarray, q: np.ndarray, eps: float) -> dict[str, float]:
 class Alert:
     """One rule over a column of the window table. Exactly one of: ``above`` (fires when value > above),
     ``below`` (value < below), ``drop`` (value < (1 - drop) * reference value, reference: the first window's
-    value or the fitted model's validation value). A NaN value never fires."""
+    value or the validation value: the same replay over the validation period). A NaN value never fires."""
 
     name: str
     column: str

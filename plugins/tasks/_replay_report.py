@@ -76,14 +76,17 @@ def _fmt(v: Any) -> str:
 
 
 def markdown(title: str, settings: dict[str, Any], overall: dict[str, float], latency: dict[str, float],
-             rows: list[dict[str, Any]], columns: list[str], fired: list[dict[str, Any]], alerts: list[Any],
-             plots: dict[str, str], notes: list[str]) -> str:
-    """The replay report: settings, the whole replay's metrics, the window table, the alerts, the plots."""
+             validation: dict[str, float] | None, rows: list[dict[str, Any]], columns: list[str],
+             fired: list[dict[str, Any]], alerts: list[Any], plots: dict[str, str], notes: list[str]) -> str:
+    """The replay report: settings, the whole replay's metrics (and the validation period's replay), the window
+    table, the alerts, the plots."""
     lines = [f"# Replay report: {title}", ""]
     lines += [f"- {k}: {v}" for k, v in settings.items()] + [""]
     lines += notes + ([""] if notes else [])
-    lines += ["## Whole replay", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in {**overall, **latency}.items()] + [""]
+    valid = validation or {}
+    lines += ["## Whole replay", "", "| metric | test period | validation period |", "|---|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} | {_fmt(valid.get(k, ''))} |" for k, v in {**overall, **latency}.items()]
+    lines += [""]
     cols = ["window", "start", "n_requests", *columns, "alerts"]
     lines += ["## Windows", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows] + [""]

@@ -78,13 +78,15 @@ def _key(user: np.ndarray, ts_rank: np.ndarray, n_ranks: int) -> np.ndarray:
     return user.astype(np.int64) * (n_ranks + 1) + ts_rank.astype(np.int64)
 
 
-def build_stream(split: Split) -> Stream:
-    """The requests of the test part of ``split`` over the whole split's log."""
+def build_stream(split: Split, part: str = "test") -> Stream:
+    """The requests of one part of ``split`` ("test": the replay; "valid": the same replay of the validation
+    period, the like-for-like reference of the alerts) over the whole split's log (a request sees only the rows
+    before it, so a validation request never sees a test row)."""
     if split.test.timestamp is None or split.train.timestamp is None:
         raise ConfigError("task=replay replays requests in time order and needs timestamps; this dataset has "
                           "none. Use a dataset with timestamps (e.g. ml-100k, synthetic).")
     log = _concat([split.train, split.valid, split.test]).sort_by_user_time()
-    part = split.test
+    part = getattr(split, part)
     all_ts = np.unique(log.timestamp)  # every part's timestamps are in the log
     n_ranks = len(all_ts)
     log_key = _key(log.user, np.searchsorted(all_ts, log.timestamp), n_ranks)  # sorted (user, time) order
