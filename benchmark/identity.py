@@ -7,7 +7,9 @@ only there; within a section rows are variants. The data hash covers
     declares as ``fetch_params`` (how to obtain the data, e.g. a download timeout),
   - the preprocessing config, the split config, the evaluation mask (``eval.exclude_valid``),
   - the task config (another kind of experiment is another table), less the settings its plugin declares as
-    ``variant_params`` (how the model is trained, e.g. the continual task's mode: part of the variant hash).
+    ``variant_params`` (how the model is trained, e.g. the continual task's mode: part of the variant hash),
+  - the training-data fraction (``data.train_fraction`` and ``data.train_keep``, recux.subsample) when it is not
+    1.0: each fraction of a learning curve is its own section (same test set, fewer training interactions).
 The metric cut-offs (``metrics``) are not data: they choose which columns exist, not what the values are.
 A dataset plugin may declare ``added_defaults`` ({parameter: value}): parameters added after runs were published,
 left out of the data hash while at that value (it reads the data as before), so earlier runs keep their hash.
@@ -30,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from recux import subsample
 from recux.results import config_hash
 
 DEFAULT_TASK = "offline_ranking"
@@ -77,12 +80,14 @@ def data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     dataset = dict(config.get("dataset") or {})
     for key in (*DISPLAY_KEYS, *_fetch_params(dataset.get("name")), *_added_defaults(dataset)):
         dataset.pop(key, None)
+    train = subsample.identity_settings(config)  # data.train_fraction: {} at 1.0, so earlier hashes stay
     return {
         "task": {k: v for k, v in _task(config).items() if k not in _task_variant_params(config)},
         "dataset": dataset,
         "preprocess": _by_class_name(config.get("preprocess")),
         "split": _by_class_name(config.get("split")),
         "eval": {"exclude_valid": bool((config.get("eval") or {}).get("exclude_valid", True))},
+        **({"data": train} if train else {}),
     }
 
 
