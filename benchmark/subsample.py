@@ -56,9 +56,13 @@ def settings(config: Mapping[str, Any]) -> tuple[float, str]:
 
 
 def identity_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What the data hash adds: nothing at fraction 1.0 (hashes as before), else the fraction and the rule."""
-    fraction, keep = settings(config)
-    return {} if fraction == 1.0 else {"train_fraction": fraction, "train_keep": keep}
+    """What the data hash adds: nothing at fraction 1.0 (hashes as before), else the fraction and the rule, as
+    written (unchecked: a failed run's record with a refused value still gets a hash)."""
+    node = dict(config.get("data") or {})
+    fraction = node.get("train_fraction", 1.0)
+    if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and float(fraction) == 1.0:
+        return {}
+    return {"train_fraction": fraction, "train_keep": node.get("train_keep", "random")}
 
 
 def keep_sizes(n: np.ndarray, fraction: float) -> np.ndarray:

@@ -127,3 +127,5 @@ def test_bad_settings_are_refused_with_the_setting_named(override, setting):
     spec = stages.RunSpec.from_config(compose_cfg([*FAST, override]))
     with pytest.raises(ConfigError, match=setting):
         stages.prepare_data(spec)
+    hashed = identity.data_hash(spec.resolved)  # a failed run's record with the refused value still gets a hash
+    assert (hashed != identity.data_hash({**spec.resolved, "data": {}})) == (setting == "data.train_fraction")
