@@ -57,6 +57,11 @@ def test_points_equal_a_plain_recomputation(runs_root):
             lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
             assert (p.ci_low, p.ci_high) == (pytest.approx(lo, abs=1e-12), pytest.approx(hi, abs=1e-12))
             assert p.rel_loss == pytest.approx(1 - np.mean(values) / full, abs=1e-12)
+    runs, _ = load_runs(find_results([runs_root / "pop_0.25_0", *(runs_root / f"pop_1.0_{s}" for s in SEEDS)]))
+    one_seed = next(c for c in learning_curves(build_leaderboards(runs, significance=False), significance=False)
+                    if c.metric == "ndcg@10").lines["pop"][0.25]
+    seed0 = [r["metrics"]["ndcg@10"] for r in _results(runs_root, "pop", 0.25)[:1] + _results(runs_root, "pop", 1.0)[:1]]
+    assert one_seed.rel_loss == pytest.approx(1 - seed0[0] / seed0[1], abs=1e-12)  # 100% over the same seed
     rec = {(r["variant"], r["train_fraction"]): r for r in curve_records([curve])}
     assert rec[("pop", 0.25)]["mean"] == curve.lines["pop"][0.25].mean
 

@@ -4,7 +4,8 @@ Runs at different fractions are different sections (the fraction is part of the 
 settings agree except for the fraction form one *curve family*, and a variant (same variant hash: the fraction is
 not part of it) present at two or more fractions is one line. Per fraction and metric a point is the mean over
 seeds with a 95% t-interval over seeds (mean ± t_{0.975, n-1} s / sqrt(n); none with one seed) and the relative
-loss against the same variant's 100% point, 1 - mean_f / mean_1.
+loss against the same variant's 100% point, 1 - mean_f / mean_1, mean_1 over the seeds the fraction's point has
+(all of the 100% seeds when they share none).
 
 Significance at each fraction: every pair of lines present at that fraction, paired per user on the runs of the
 same seed (recux.leaderboard.pairing.paired_values: one pair per user, the user's mean over the shared seeds),
@@ -102,11 +103,19 @@ def _point(fraction: float, row: Row, metric: str) -> Point | None:
     return Point(fraction, float(np.mean(values)), std, len(values), lo, hi, math.nan, row)
 
 
-def _with_loss(line: dict[float, Point]) -> dict[float, Point]:
+def _full_mean(full: Point, seeds: list, metric: str) -> float:
+    """The 100% point's mean over the seeds the other point has (all of its seeds when it shares none)."""
+    values = [r.metrics.get(metric) for r in full.row.runs if r.seed in seeds] or [full.mean]
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(values)) if values else full.mean
+
+
+def _with_loss(line: dict[float, Point], metric: str) -> dict[float, Point]:
     full = line.get(1.0)
     out = {}
     for f, p in sorted(line.items()):
-        loss = 1.0 - p.mean / full.mean if full is not None and full.mean else math.nan
+        base = _full_mean(full, p.row.seeds, metric) if full is not None else math.nan
+        loss = 1.0 - p.mean / base if base and math.isfinite(base) else math.nan
         out[f] = Point(p.fraction, p.mean, p.std, p.n, p.ci_low, p.ci_high, loss, p.row)
     return out
 
@@ -130,7 +139,7 @@ def _lines(boards: Sequence[Leaderboard], metric: str) -> dict[str, dict[float, 
             if p is not None:
                 by_variant.setdefault(row.variant_hash, {})[f] = p
                 names[row.variant_hash] = max(names.get(row.variant_hash, (-1.0, "")), (f, row.display))
-    return {names[h][1]: _with_loss(line) for h, line in by_variant.items() if len(line) >= 2}
+    return {names[h][1]: _with_loss(line, metric) for h, line in by_variant.items() if len(line) >= 2}
 
 
 def _compare(curve: Curve, n_resamples: int, seed: int, cache: _PerUserCache) -> None:
