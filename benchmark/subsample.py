@@ -107,6 +107,16 @@ def subsample_split(split: Split, fraction: float, keep: str, seed: int) -> Spli
     return replace(split, train=train, settings={**split.settings, **info})
 
 
+def refuse(spec: Any, task: str) -> None:
+    """For a task that builds its own training data (not through stages.prepare_data): refuse a fraction below
+    1.0 instead of ignoring it."""
+    fraction, _ = settings(spec.resolved)
+    if fraction != 1.0:
+        raise ConfigError(f"data.train_fraction={fraction:g} is not supported by task={task} (it builds its own "
+                          "training periods); remove it (data.train_fraction=1.0) or use task=offline_ranking or "
+                          "task=cold_start")
+
+
 def apply(spec: Any, split: Split) -> Split:
     """The stage hook: ``data.train_fraction``/``data.train_keep`` of a run spec, seeded by the run's seed."""
     fraction, keep = settings(spec.resolved)

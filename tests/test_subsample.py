@@ -129,3 +129,11 @@ def test_bad_settings_are_refused_with_the_setting_named(override, setting):
         stages.prepare_data(spec)
     hashed = identity.data_hash(spec.resolved)  # a failed run's record with the refused value still gets a hash
     assert (hashed != identity.data_hash({**spec.resolved, "data": {}})) == (setting == "data.train_fraction")
+
+
+def test_continual_task_refuses_a_fraction(tmp_path):
+    """task=continual builds its own training periods: the setting is refused, not silently ignored."""
+    cfg = compose_cfg([*FAST, "task=continual", "task.n_periods=3", "task.mode=retrain", "model=pop",
+                       "data.train_fraction=0.5"])
+    with pytest.raises(ConfigError, match="data.train_fraction=0.5 is not supported by task=continual"):
+        run_experiment(cfg, tmp_path / "c")
