@@ -90,6 +90,24 @@ def test_comparisons_equal_a_plain_paired_test(runs_root):
         assert 0 < c.p_permutation_holm <= 1
 
 
+def test_loss_comparisons_equal_a_plain_recomputation(runs_root):
+    curve = _curve(runs_root)
+    (c,) = curve.drop_comparisons  # one fraction below 1, one pair
+    drops = {}
+    for m in MODELS:  # per user: mean over seeds of (value at 100% - value at 25%) = mean(1.0) - mean(0.25)
+        frames = []
+        for s in SEEDS:
+            f = pl.read_parquet(runs_root / f"{m}_0.25_{s}" / "per_user_metrics.parquet").select("user_id", "ndcg@10")
+            one = pl.read_parquet(runs_root / f"{m}_1.0_{s}" / "per_user_metrics.parquet").select("user_id", "ndcg@10")
+            frames.append(one.join(f, on="user_id").select("user_id", (pl.col("ndcg@10") - pl.col("ndcg@10_right"))
+                                                           .alias("d")))
+        drops[m] = pl.concat(frames).group_by("user_id").agg(pl.col("d").mean()).sort("user_id")["d"].to_numpy()
+    a, b = drops[c.a], drops[c.b]
+    assert c.test.n == len(a) and c.n_seeds == len(SEEDS)
+    assert c.test.mean_diff == pytest.approx(float(np.mean(a - b)), abs=1e-12)
+    assert c.p_ttest_holm == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
+
+
 def test_leaderboard_gets_the_section_only_with_several_fractions(runs_root, tmp_path):
     runs, _ = load_runs(find_results([runs_root]))
     boards = build_leaderboards(runs, significance=False)

@@ -11,6 +11,11 @@ Significance at each fraction: every pair of lines present at that fraction, pai
 same seed (recux.leaderboard.pairing.paired_values: one pair per user, the user's mean over the shared seeds),
 tested with recux.significance.paired_compare, p-values Holm-corrected over the pairs of that fraction (one
 family of comparisons per fraction and metric, as the main table corrects over its rows).
+
+Loss comparison ("does A lose less than B?"): at each fraction f < 1, every pair of lines with a 100% point, per
+user the drop from 100% to f of each (value at 100% - value at f, on the seeds all four rows share, averaged per
+user), compared paired per user (mean of drop_A - drop_B < 0: A loses less), Holm-corrected per fraction. It
+compares absolute drops, not the relative loss of the table.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from itertools import combinations
 import numpy as np
 
 from recux.leaderboard.aggregate import Leaderboard, Row
+from recux.leaderboard.collect import _seed_key
 from recux.leaderboard.pairing import CI_LEVEL, SIGNIFICANCE_SEED, _PerUserCache, paired_values
 from recux.results import config_hash
 from recux.significance import N_RESAMPLES, PairedTest, holm, paired_compare
@@ -76,6 +82,7 @@ class Curve:
     settings: dict
     lines: dict[str, dict[float, Point]]
     comparisons: list[Comparison] = field(default_factory=list)
+    drop_comparisons: list[Comparison] = field(default_factory=list)  # A's vs B's per-user drop from 100%
 
     @property
     def fractions(self) -> list[float]:
@@ -159,6 +166,57 @@ def _compare(curve: Curve, n_resamples: int, seed: int, cache: _PerUserCache) ->
                               for c, pp, pt in zip(found, p_perm, p_t, strict=True)]
 
 
+def _per_user(cache: _PerUserCache, run, metric: str, name: str):
+    got = cache.get(run, metric)
+    return got if isinstance(got, str) else got.rename({"v": name})
+
+
+def drop_pairs(a_f: Row, a_1: Row, b_f: Row, b_1: Row, metric: str, cache: _PerUserCache | None = None):
+    """Per user the drops from 100% to the fraction, ``(drop_a, drop_b, n_seeds)`` with drop = value at 100% -
+    value at f, each the user's mean over the seeds all four rows share (users with a value in all four); or a
+    string saying why there are none."""
+    import polars as pl
+
+    cache = cache or _PerUserCache()
+    by_seed = [{_seed_key(r.seed): r for r in row.runs} for row in (a_f, a_1, b_f, b_1)]
+    shared = sorted(set.intersection(*(set(m) for m in by_seed)))
+    if not shared:
+        return "no seed shared by both variants at both fractions"
+    frames = []
+    for seed in shared:
+        parts = [_per_user(cache, m[seed], metric, n) for m, n in zip(by_seed, ("af", "a1", "bf", "b1"), strict=True)]
+        for part in parts:
+            if isinstance(part, str):
+                return part
+        joined = parts[0]
+        for part in parts[1:]:
+            joined = joined.join(part, on="user_id", how="inner")
+        frames.append(joined.drop_nulls().filter(pl.all_horizontal(pl.col("af", "a1", "bf", "b1").is_not_nan())))
+    per_user = pl.concat(frames).group_by("user_id").agg(pl.col("af", "a1", "bf", "b1").mean()).sort("user_id")
+    if per_user.height == 0:
+        return "no test user with values in all four runs"
+    drop_a = (per_user["a1"] - per_user["af"]).to_numpy()
+    return drop_a, (per_user["b1"] - per_user["bf"]).to_numpy(), len(shared)
+
+
+def _compare_drops(curve: Curve, n_resamples: int, seed: int, cache: _PerUserCache) -> None:
+    """At each fraction below 1: does A lose less than B? Paired per user, drop_A vs drop_B (Holm per fraction)."""
+    for f in [x for x in curve.fractions if x != 1.0]:
+        here = [(n, line[f], line[1.0]) for n, line in curve.lines.items() if f in line and 1.0 in line]
+        found = []
+        for (na, af, a1), (nb, bf, b1) in combinations(here, 2):
+            pairs = drop_pairs(af.row, a1.row, bf.row, b1.row, curve.metric, cache)
+            if isinstance(pairs, str):
+                found.append(Comparison(f, na, nb, None, 0, note=pairs))
+                continue
+            x, y, n_seeds = pairs
+            found.append(Comparison(f, na, nb, paired_compare(x, y, n_resamples, CI_LEVEL, seed), n_seeds))
+        p_perm = holm([c.test.p_permutation if c.test else math.nan for c in found])
+        p_t = holm([c.test.p_ttest if c.test else math.nan for c in found])
+        curve.drop_comparisons += [Comparison(c.fraction, c.a, c.b, c.test, c.n_seeds, float(pp), float(pt), c.note)
+                                   for c, pp, pt in zip(found, p_perm, p_t, strict=True)]
+
+
 def learning_curves(boards: Sequence[Leaderboard], significance: bool = True,
                     n_resamples: int = N_RESAMPLES, seed: int = SIGNIFICANCE_SEED) -> list[Curve]:
     """Every curve family with at least two fractions and one line, per metric (see the module docstring)."""
@@ -178,5 +236,6 @@ def learning_curves(boards: Sequence[Leaderboard], significance: bool = True,
             curve = Curve(dataset, protocol, key, metric, fboards[0].higher_is_better(metric), settings, lines)
             if significance:
                 _compare(curve, n_resamples, seed, cache)
+                _compare_drops(curve, n_resamples, seed, cache)
             out.append(curve)
     return out

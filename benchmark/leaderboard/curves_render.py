@@ -52,6 +52,21 @@ def significance_table(curve: Curve, alpha: float = 0.05) -> list[str]:
     return lines
 
 
+def drop_table(curve: Curve, alpha: float = 0.05) -> list[str]:
+    """"Does A lose less than B": per-user drop from 100% of A minus that of B (negative: A loses less)."""
+    if not curve.drop_comparisons:
+        return []
+    lines = ["| fraction | A | B | drop A − drop B per user [95% CI] | p permutation (Holm) | p t-test (Holm) | "
+             "users | seeds |", "|---:|---|---|---:|---:|---:|---:|---:|"]
+    for c in curve.drop_comparisons:
+        mark = " *" if not math.isnan(c.p_permutation_holm) and c.p_permutation_holm <= alpha else ""
+        diff = _fmt_diff(c.test) if c.test else f"n/a — {_md_escape(c.note)}"
+        lines.append(f"| {_pct(c.fraction)} | {_md_escape(c.a)} | {_md_escape(c.b)} | {diff} | "
+                     f"{_fmt_p(c.p_permutation_holm)}{mark} | {_fmt_p(c.p_ttest_holm)} | "
+                     f"{c.test.n if c.test else 0} | {c.n_seeds} |")
+    return lines
+
+
 def plot_name(stem: str, curve: Curve) -> str:
     return f"{stem}_curve_{sanitize_filename(curve.protocol)}_{curve.key.replace('/', '-')[:8]}.png"
 
@@ -72,7 +87,8 @@ def render_markdown(curves: Sequence[Curve], plots: dict[tuple[str, str], str] |
            "recux.subsample; validation, test and the masked items unchanged). Cells: mean over seeds ± half the "
            "95% t-interval, seeds n, and in brackets the change against the same variant at 100%. Comparisons: "
            "every pair of variants at each fraction, paired per user on the same seeds; p-values Holm-corrected "
-           "over the pairs of that fraction (* at p <= 0.05)."]
+           "over the pairs of that fraction (* at p <= 0.05). Loss comparisons: the same pairs on each user's drop "
+           "from 100% to the fraction (seeds shared by all four runs); a negative difference means A loses less."]
     for (protocol, key), fam in _families(curves).items():
         out += ["", f"### {fam[0].dataset} — protocol `{protocol}` — curve `{key[:8]}`", "",
                 f"Data: {_md_escape(describe_settings(fam[0].settings))}."]
@@ -83,6 +99,9 @@ def render_markdown(curves: Sequence[Curve], plots: dict[tuple[str, str], str] |
                     *curve_table(c)]
             sig = significance_table(c)
             out += ["", *sig] if sig else []
+            drops = drop_table(c)
+            out += ["", f"Loss from 100% ({c.metric} at 100% − at the fraction, per user), A vs B:", "", *drops] \
+                if drops else []
     return "\n".join(out) + "\n"
 
 
@@ -95,13 +114,17 @@ def curve_records(curves: Sequence[Curve]) -> list[dict[str, Any]]:
             for c in curves for name, line in c.lines.items() for f, p in sorted(line.items())]
 
 
-def comparison_records(curves: Sequence[Curve]) -> list[dict[str, Any]]:
+def comparison_records(curves: Sequence[Curve], kind: str = "comparisons") -> list[dict[str, Any]]:
     return [{"dataset": c.dataset, "protocol": c.protocol, "curve": c.key, "metric": c.metric,
              "train_fraction": k.fraction, "a": k.a, "b": k.b, "n_users": k.test.n if k.test else None,
              "n_seeds": k.n_seeds, "mean_diff": k.test.mean_diff if k.test else None,
              "ci_low": k.test.ci_low if k.test else None, "ci_high": k.test.ci_high if k.test else None,
              "p_permutation_holm": _none(k.p_permutation_holm), "p_ttest_holm": _none(k.p_ttest_holm),
-             "note": k.note} for c in curves for k in c.comparisons]
+             "note": k.note} for c in curves for k in getattr(c, kind)]
+
+
+def drop_records(curves: Sequence[Curve]) -> list[dict[str, Any]]:
+    return [{**rec, "compares": "drop from 100% (a - b)"} for rec in comparison_records(curves, "drop_comparisons")]
 
 
 def _none(v: float) -> float | None:
@@ -151,6 +174,7 @@ def render_curves(stem: str, boards: Sequence[Leaderboard], plots: bool = True,
     fams = _families(curves)
     names = {k: plot_name(stem, fam[0]) for k, fam in fams.items()} if plots else {}
     files = {f"{stem}_curves.csv": render_csv(curve_records(curves)).encode("utf-8"),
-             f"{stem}_curves_significance.csv": render_csv(comparison_records(curves)).encode("utf-8")}
+             f"{stem}_curves_significance.csv": render_csv(comparison_records(curves)).encode("utf-8"),
+             f"{stem}_curves_loss_significance.csv": render_csv(drop_records(curves)).encode("utf-8")}
     files.update({names[k]: plot_family(fam) for k, fam in fams.items() if k in names})
     return render_markdown(curves, names), files
