@@ -80,11 +80,16 @@ class SeqEncoder(nn.Module):
         return allowed
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.encode(seq, self.tok(seq))
+
+    def encode(self, seq: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The forward pass with the (B, L, hidden) input item vectors given (``tok(seq)`` in ``forward``;
+        LM-SASRec's text-derived vectors; explanations' differentiable inputs); ``seq`` gives the padding."""
         n = seq.shape[1]
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds max_len {self.max_len}")
         pos = self.pos.weight[self.max_len - n:]  # right-aligned positions
-        x = self.drop(self.tok(seq) * math.sqrt(self.hidden) + pos)
+        x = self.drop(items * math.sqrt(self.hidden) + pos)
         x = x * (seq != 0).unsqueeze(-1)  # padding carries nothing
         allowed = self.attention_mask(seq)
         for block in self.blocks:
@@ -132,6 +137,15 @@ class SeqNet(RecuxModule):
     @torch.no_grad()
     def score_sequences(self, seqs: torch.Tensor) -> torch.Tensor:
         return self.logits(self.encoder(seqs)[:, -1])
+
+    # -- explanations (gradient x input on the input item vectors; plugins/explainers/gradient.py)
+    def item_inputs(self, seqs: torch.Tensor) -> torch.Tensor:
+        """(B, L, hidden) the item vectors the transformer reads for token rows (before position and scale)."""
+        return self.encoder.tok(seqs)
+
+    def score_from_inputs(self, seqs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Scores of token rows whose input item vectors are ``inputs`` (output vectors unchanged)."""
+        return self.logits(self.encoder.encode(seqs, inputs)[:, -1])
 
     @torch.no_grad()
     def score(self, users: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from typing import Any
 
 from recux import registry, stages
 from recux.diagnosis_report import diagnose_setting, write_in_run
+from recux.explain import ExplainSetup
 from recux.fairness import FairnessSettings, add_fairness
 from recux.finetune import check_finetune
 from recux.registry import register
@@ -65,6 +66,7 @@ class OfflineRanking(Task):
         report more (e.g. per item group) override the three hooks below, not this sequence."""
         state = self._before_fit(spec, data)
         fair, diagnose_metrics = FairnessSettings.of(spec, data), diagnose_setting(spec)  # refused before fitting
+        explain = ExplainSetup.of(spec.resolved, spec.model.name, spec.ks)  # explainer=...: None by default
         if spec.save_split:
             stages.write_split(data, art)
         lightning = model_info.meta.get("training") == "lightning"
@@ -90,6 +92,11 @@ class OfflineRanking(Task):
         record.extra["efficiency"] = efficiency(spec, fitted.model, data, ranking)  # None with eval.efficiency=false
         self._add_to_record(record, report, more, data, state)
         add_fairness(record, report, data, fair)  # metrics.groups: gaps per user group (none by default)
+        if explain is not None:  # explanations.parquet, explanations.md, the deletion test's metrics
+            from recux.explanations import run_explanations
+
+            run_explanations(explain, fitted.model, ranking, data, stages.known_items(spec, data), art, record,
+                             spec.seed)
         if diagnose_metrics:  # metrics.diagnose: diagnosis.md and plots beside results.json
             write_in_run(diagnose_metrics, record, data, art, tracker)
         art.set_results(record.to_dict())
