@@ -347,3 +347,40 @@ def test_a_wrong_pairing_fails_the_run_before_fitting(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="explainer=gradient"):
         run_experiment(compose_cfg(over), tmp_path / "run", over)
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_leaderboard_faithfulness_pairs_per_user_means_over_seeds(tmp_path):
+    from scipy import stats
+
+    from recux.leaderboard import build_leaderboards, find_results, load_runs
+    from recux.leaderboard.faithfulness import explanation_groups, faithfulness_row, render_faithfulness
+    from recux.pipeline import run_experiment
+    from tests._compose import compose_cfg
+
+    base = ["dataset=synthetic", "logger=none", "model=ease", "eval.efficiency=false"]
+    for seed in (0, 1):
+        over = [*base, f"seed={seed}", "explainer=neighbourhood", "explainer.settings.items=3",
+                "explainer.settings.users=200"]
+        run_experiment(compose_cfg(over), tmp_path / f"ex{seed}", over)
+    plain = [*base, "model=itemknn"]
+    run_experiment(compose_cfg(plain), tmp_path / "plain", plain)
+    runs, _ = load_runs(find_results([tmp_path]))
+    (board,) = build_leaderboards(runs, significance=False)
+    ease_row = next(r for r in board.rows if r.label == "ease")
+    knn_row = next(r for r in board.rows if r.label == "itemknn")
+    assert explanation_groups(knn_row) == {}
+    got = faithfulness_row(explanation_groups(ease_row)[("neighbourhood", 3)])
+    # plain: per-user means over the seeds where the user was tested, then a paired t-test
+    values: dict = {}
+    for seed in (0, 1):
+        for rec in pl.read_parquet(tmp_path / f"ex{seed}" / "explanation_faithfulness.parquet").iter_rows(named=True):
+            if not np.isnan(rec["rank_drop"]):
+                values.setdefault(rec["user_id"], []).append((rec["rank_drop"], rec["rank_drop_random"]))
+    a = np.array([np.mean([v[0] for v in values[u]]) for u in sorted(values)])
+    b = np.array([np.mean([v[1] for v in values[u]]) for u in sorted(values)])
+    assert got["users"] == len(values) > 200  # the seeds' samples of 200 users overlap only partly
+    assert got["rank_drop"]["explainer"] == pytest.approx(a.mean())
+    assert got["rank_drop"]["random"] == pytest.approx(b.mean())
+    assert got["rank_drop"]["test"].p_ttest == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    text = "\n".join(render_faithfulness(board))
+    assert "### Explanation faithfulness" in text and "`neighbourhood`" in text and text.count("| ease |") == 1
