@@ -31,7 +31,10 @@ class Attribution:
 
     def __post_init__(self) -> None:
         self.candidates = np.asarray(self.candidates, dtype=np.int64)
-        self.weights = np.asarray(self.weights, dtype=np.float64).reshape(-1, len(self.candidates))
+        self.weights = np.asarray(self.weights, dtype=np.float64)
+        if self.weights.ndim != 2 or self.weights.shape[1] != len(self.candidates):
+            raise ValueError(f"Attribution weights have shape {self.weights.shape}; expected (n recommended "
+                             f"items, {len(self.candidates)} candidates)")
 
     def top(self, row: int, m: int) -> np.ndarray:
         """The ``m`` candidates with the largest weights for recommended item ``row`` (ties: lower item code

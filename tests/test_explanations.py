@@ -65,6 +65,18 @@ def sasrec(seq_world):
     return model, split
 
 
+@pytest.fixture(scope="module")
+def bert4rec(seq_world):
+    from recux.plugins.models.bert4rec import BERT4Rec
+
+    ds, split = seq_world
+    model = BERT4Rec(max_len=8, hidden_size=16, inner_size=32, n_layers=1, n_heads=2, batch_size=64, max_epochs=1,
+                     patience=1, num_threads=1)
+    model.fit(seq_context(ds, split))
+    model.condition_on(train_plus_valid(split))
+    return model
+
+
 def top_items(model, users, n, known=None):
     items, _ = rank_topk(model.score, users, n, exclude=known, batch_size=64)
     return items.astype(np.int64)
@@ -107,6 +119,15 @@ def test_text_similarity_is_the_profile_weighted_cosine_and_sums_to_the_score(co
         np.testing.assert_allclose(atts[k].weights.sum(axis=1), scores[k, items[k]], rtol=1e-4, atol=1e-6)
 
 
+def test_gradient_explains_bert4rec_over_its_history_items_not_the_mask_token(bert4rec):
+    users = np.arange(5)
+    hist = bert4rec.history(users)
+    atts = GradientXInput().explain(bert4rec, users, hist, top_items(bert4rec, users, 2))
+    for h, att in zip(hist, atts, strict=True):
+        np.testing.assert_array_equal(att.candidates, np.unique(h[-(bert4rec.hparams["max_len"] - 1):]))
+        assert np.isfinite(att.weights).all() and np.abs(att.weights).sum() > 0
+
+
 def test_gradient_x_input_matches_central_finite_differences(sasrec):
     import torch
 
@@ -138,9 +159,9 @@ def test_gradient_x_input_matches_central_finite_differences(sasrec):
 # ------------------------------------------------------------------ re-scoring an edited history
 
 
-def test_rescoring_the_unedited_history_reproduces_score(linear, content, sasrec):
+def test_rescoring_the_unedited_history_reproduces_score(linear, content, sasrec, bert4rec):
     users = np.arange(30)
-    for model in (*linear, content[0], sasrec[0]):
+    for model in (*linear, content[0], sasrec[0], bert4rec):
         np.testing.assert_allclose(model.score_histories(model.history(users)), model.score(users),
                                    rtol=1e-5, atol=1e-6)
 
