@@ -40,7 +40,7 @@ FORMAT = "recux-lm-judge/1"
 @dataclass
 class JudgeConfig:
     rank: int = 16  # dimensions of the text user/item factors
-    heads: int = 1  # attention heads of the text-similarity neighbourhood term
+    heads: int = 2  # attention heads of the text-similarity neighbourhood term (2: chosen on training-side validation)
     lr: float = 1e-3
     weight_decay: float = 1e-2
     batch_size: int = 1024

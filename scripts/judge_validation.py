@@ -30,7 +30,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=None, help="cap on the judge's optimiser steps")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--patience", type=int, default=3, help="epochs without a better validation RMSE")
-    p.add_argument("--heads", type=int, default=1, help="heads of the judge's text-neighbourhood term")
+    p.add_argument("--heads", type=int, default=2, help="heads of the judge's text-neighbourhood term")
     p.add_argument("--encode-per-step", type=int, default=64)
     p.add_argument("--encoder-model", default=None, help="Hugging Face name or folder (default: packaged MiniLM)")
     p.add_argument("--judge-base", default="bayesian_mf", help="the judge's ratings-only base: bayesian_mf | "
