@@ -89,7 +89,7 @@ def oof_base(train: Interactions, folds: int, seed: int, mf: dict[str, Any], bas
     for f in range(folds):
         rest, this = fold != f, fold == f
         model = build(base, **mf).fit(train.user[rest], train.item[rest], train.rating[rest], train.n_users,
-                                   train.n_items)
+                                      train.n_items)
         out[this] = model.predict(train.user[this], train.item[this])
     return out
 
