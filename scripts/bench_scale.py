@@ -156,11 +156,18 @@ class _Timer:
 
     def __enter__(self) -> dict[str, Any]:
         self.rss_before_mb = peak_rss_mb()
-        self._t0 = time.perf_counter()
+        self._t0, self._cpu0 = time.perf_counter(), cpu_seconds()
         return self.extra
 
     def __exit__(self, *exc: Any) -> None:
         self.seconds = time.perf_counter() - self._t0
+        self.cpu_seconds = cpu_seconds() - self._cpu0
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (wall time on a shared machine also counts waiting)."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -174,7 +181,8 @@ def run_stage(args: argparse.Namespace) -> None:
     work = Path(args.workdir)
     timer = _Timer()
     out = RUNNERS[args.stage](spec, work, timer)
-    out.update(stage=args.stage, seconds=round(timer.seconds, 2), peak_rss_mb=round(peak_rss_mb(), 1),
+    out.update(stage=args.stage, seconds=round(timer.seconds, 2), cpu_seconds=round(timer.cpu_seconds, 2),
+               load_avg=round(os.getloadavg()[0], 1), peak_rss_mb=round(peak_rss_mb(), 1),
                rss_before_mb=round(timer.rss_before_mb, 1),
                child_seconds=round(time.perf_counter() - t0, 2))
     (work / f"{args.stage}.json").write_text(json.dumps(out))
@@ -184,12 +192,13 @@ def run_stage(args: argparse.Namespace) -> None:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'stage':<11} {'seconds':>9} {'peak RSS MB':>12} {'RSS before MB':>14} {'process s':>10}  notes"]
+    lines = [f"{'stage':<11} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12} {'RSS before MB':>14} {'load':>5}  notes"]
+    shown = ("stage", "seconds", "cpu_seconds", "peak_rss_mb", "rss_before_mb", "load_avg", "child_seconds",
+             "metrics")
     for r in rows:
-        notes = {k: v for k, v in r.items() if k not in ("stage", "seconds", "peak_rss_mb", "rss_before_mb",
-                                                          "child_seconds", "metrics")}
-        lines.append(f"{r['stage']:<11} {r['seconds']:>9.2f} {r['peak_rss_mb']:>12.0f} {r['rss_before_mb']:>14.0f} "
-                     f"{r['child_seconds']:>10.1f}  {json.dumps(notes)}")
+        notes = {k: v for k, v in r.items() if k not in shown}
+        lines.append(f"{r['stage']:<11} {r['seconds']:>8.1f} {r['cpu_seconds']:>8.1f} {r['peak_rss_mb']:>12.0f} "
+                     f"{r['rss_before_mb']:>14.0f} {r['load_avg']:>5.1f}  {json.dumps(notes)}")
     return "\n".join(lines)
 
 
