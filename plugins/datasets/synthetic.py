@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from recux.data import Dataset, Interactions
+from recux.data import Dataset, Interactions, present_codes
 from recux.registry import register
 
 GENRE_NAMES = (
@@ -51,7 +51,7 @@ class SyntheticData(Dataset):
     )
 
     def reindexed(self, keep: Interactions) -> SyntheticData:
-        users, items = np.unique(keep.user), np.unique(keep.item)
+        users, items = present_codes(keep.user, self.n_users), present_codes(keep.item, self.n_items)
         out = super().reindexed(keep)
         assert isinstance(out, SyntheticData)
         out.user_factors = None if self.user_factors is None else self.user_factors[users]
