@@ -1,8 +1,10 @@
 """What serving a fitted model costs (results.json ``efficiency``): parameters, size on disk, one user's top-k
 latency and batch throughput, measured on the device the run used.
 
-- ``parameters``: the numbers the model stores to score: a torch network's parameter elements (``model.net``),
-  else the elements of the model's NumPy arrays and the stored entries of its SciPy sparse matrices.
+- ``parameters``: the numbers the model stores to score: ``model.n_parameters()`` when it has one (a compressed
+  model: its stored elements, the non-zeros of pruned matrices), else a torch network's parameter elements
+  (``model.net``), else the elements of the model's NumPy arrays and the stored entries of its SciPy sparse
+  matrices.
 - ``size_bytes``: the file ``model.save`` writes (the run's model.pkl format); models without ``save`` are
   measured as their pickle; None when neither works.
 - ``latency_ms``: p50 and p99 over ``latency_users`` test users of one user's full path — score the catalogue,
@@ -24,6 +26,8 @@ import scipy.sparse as sp
 
 
 def count_parameters(model: Any) -> int:
+    if callable(getattr(model, "n_parameters", None)):  # e.g. a compressed model: what it stores
+        return int(model.n_parameters())
     net = getattr(model, "net", None)
     if net is not None and hasattr(net, "parameters"):
         return int(sum(p.numel() for p in net.parameters()))
@@ -66,16 +70,22 @@ def single_user_latency(score: Any, users: np.ndarray, k: int, exclude: sp.csr_m
     return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)), "n": len(times)}
 
 
-def measure(model: Any, test_users: np.ndarray, exclude: sp.csr_matrix, k: int, ranking_seconds: float,
-            latency_users: int = 100, warmup: int = 10, seed: int = 0) -> dict[str, Any]:
-    """The ``efficiency`` record of a fitted, conditioned model (see the module docstring)."""
+def latency_sample(test_users: np.ndarray, latency_users: int, warmup: int, seed: int) -> tuple[np.ndarray, int]:
+    """The seeded sample of test users timed one at a time (warm-up users first) and the warm-up count."""
     rng = np.random.default_rng(seed)
     n = min(len(test_users), latency_users + warmup)
     sample = rng.choice(np.asarray(test_users), size=n, replace=False) if n else np.zeros(0, np.int64)
+    return sample, min(warmup, max(n - 1, 0))
+
+
+def measure(model: Any, test_users: np.ndarray, exclude: sp.csr_matrix, k: int, ranking_seconds: float,
+            latency_users: int = 100, warmup: int = 10, seed: int = 0) -> dict[str, Any]:
+    """The ``efficiency`` record of a fitted, conditioned model (see the module docstring)."""
+    sample, warmup = latency_sample(test_users, latency_users, warmup, seed)
     return {
         "parameters": count_parameters(model),
         "size_bytes": size_on_disk(model),
-        "latency_ms": single_user_latency(model.score, sample, k, exclude, warmup=min(warmup, max(n - 1, 0))),
+        "latency_ms": single_user_latency(model.score, sample, k, exclude, warmup=warmup),
         "latency_k": int(k),
         "throughput_users_per_s": (len(test_users) / ranking_seconds) if ranking_seconds > 0 else None,
     }

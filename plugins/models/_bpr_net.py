@@ -81,3 +81,11 @@ class BPRNet(RecuxModule):
         """(len(users), n_items) dot-product scores as float32 numpy."""
         idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.user_emb.weight.device)
         return (self.user_emb.weight[idx] @ self.item_emb.weight.T).float().cpu().numpy()
+
+    def score_inputs(self, users: np.ndarray) -> dict[str, Any]:
+        """The inputs of ``score_from`` for these users (ONNX export)."""
+        return {"users": np.asarray(users, dtype=np.int64)}
+
+    def score_from(self, users: torch.Tensor) -> torch.Tensor:
+        """``score`` as a torch function of user codes (exportable)."""
+        return self.user_emb.weight[users] @ self.item_emb.weight.T
