@@ -290,6 +290,18 @@ def check(resolved: Mapping[str, Any], model_info: Any) -> Compressor | None:
     return compressor
 
 
+def check_task(resolved: Mapping[str, Any], task_info: Any) -> None:
+    """A compress setting other than none needs a task that applies it (registered with ``compresses=True``)."""
+    name = settings_of(resolved)["name"]
+    if name == NONE or task_info.meta.get("compresses"):
+        return
+    from recux import registry
+
+    able = [t for t in registry.names("task") if registry.get("task", t).meta.get("compresses")]
+    raise ConfigError(f"compress={name}: task '{task_info.name}' does not apply post-training compression (tasks "
+                      f"that do: {', '.join(able)}); use compress=none with it")
+
+
 def compress(resolved: Mapping[str, Any], model: Recommender, model_name: str) -> Recommender:
     """The model the run ranks with: ``model`` itself for compress=none, else a CompressedModel."""
     node = settings_of(resolved)

@@ -126,7 +126,8 @@ def register(kind: str, name: str, **meta: Any) -> Callable[[Any], Any]:
     a download timeout): left out of the data hash that keys leaderboard sections; ``added_defaults``
     ({parameter: value}): parameters added later, left out of the data hash while at that value;
     ``item_text_template``: the item text of text models when ``item_text.template`` is null (recux.item_text).
-    Task metadata: none (a task is a class with ``run(spec, cfg, run_dir)``; see recux.task).
+    Task metadata: ``compresses`` (bool, default False): the task applies the ``compress`` stage (other tasks
+    refuse compress settings other than none); see recux.task.
     Compress metadata: none (a compressor is a ``recux.compression.Compressor``; config group ``compress``).
     """
     if kind not in KINDS:

@@ -267,6 +267,9 @@ def test_bad_settings_are_refused_naming_the_setting(tmp_path):
                                           "compress=none"):
         overrides = WORLD[:5] + ["model=itemknn", "compress=int8"]
         run_experiment(compose_cfg(overrides), tmp_path / "knn", overrides)
+    with pytest.raises(ConfigError, match="compress=fp16: task 'continual' does not apply post-training "
+                                          "compression .*offline_ranking.*use compress=none"):
+        _run(tmp_path, "cont", ["task=continual", "compress=fp16"])
 
 
 @pytest.mark.parametrize("name", ["none", "int8", "prune", "fp16"])

@@ -20,7 +20,7 @@ from recux.tracking import make_tracker
 log = logging.getLogger("recux")
 
 
-@register("task", "offline_ranking")
+@register("task", "offline_ranking", compresses=True)
 class OfflineRanking(Task):
     """Offline evaluation of a full-catalogue top-k ranking against held-out interactions (the default)."""
 
