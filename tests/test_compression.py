@@ -21,9 +21,10 @@ import pytest
 import torch
 
 from recux import identity, registry
-from recux.compression import CompressedModel, compress, decode, magnitude_prune, sparse_or_dense
+from recux.compression import CompressedModel, compress
 from recux.errors import ConfigError
 from recux.pipeline import run_experiment
+from recux.tensor_codecs import decode, magnitude_prune, sparse_or_dense
 from tests._compose import compose_cfg
 from tests._model_world import fit_context
 from tests._seq_world import seq_context, train_plus_valid, warm_up_validation

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from recux.compression import Compressor, decode, fp16
+from recux.compression import Compressor
 from recux.registry import register
+from recux.tensor_codecs import decode, fp16
 
 
 @register("compress", "fp16")

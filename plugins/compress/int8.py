@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from recux.compression import Compressor, decode, dense, int8_of_quantized, int8_rows, weight_modules
+from recux.compression import Compressor, weight_modules
 from recux.registry import register
+from recux.tensor_codecs import decode, dense, int8_of_quantized, int8_rows
 
 
 @register("compress", "int8")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from recux.compression import Compressor, magnitude_prune, sparse_or_dense, weight_modules
+from recux.compression import Compressor, weight_modules
 from recux.errors import ConfigError
 from recux.registry import register
+from recux.tensor_codecs import magnitude_prune, sparse_or_dense
 
 
 @register("compress", "prune")
