@@ -253,7 +253,8 @@ def check_source(resolved: Mapping[str, Any], path: str) -> dict[str, Any]:
 
 def load_fitted(spec: Any, model_info: Any, data: Any) -> Any:
     """``compress.from_model``: the fitted model of the uncompressed run of this variant and seed, loaded
-    instead of fitting (a ``recux.stages.Fitted`` with no epoch history; None when the setting is null)."""
+    instead of fitting (a ``recux.stages.Fitted`` with no epoch history and no validator: the record's
+    valid_metrics stay empty, since the saved model scores from train + valid; None when the setting is null)."""
     path = settings_of(spec.resolved).get("from_model")
     if path is None:
         return None
@@ -269,7 +270,7 @@ def load_fitted(spec: Any, model_info: Any, data: Any) -> Any:
     ctx = FitContext(dataset=data.dataset, split=data.split, seed=spec.seed,
                      finetune=registry.build("finetune", spec.finetune.name, spec.finetune.params),
                      monitor=spec.optimized.name)
-    return stages.Fitted(model, ctx, stages.make_validator(spec, data), time.perf_counter() - t0)
+    return stages.Fitted(model, ctx, None, time.perf_counter() - t0)
 
 
 def record(resolved: Mapping[str, Any], model: Recommender) -> dict[str, Any]:
