@@ -10,7 +10,12 @@ latency and batch throughput, measured on the device the run used.
 - ``latency_ms``: p50 and p99 over ``latency_users`` test users of one user's full path — score the catalogue,
   mask the user's training (and validation) items, take the top-k — each timed alone after ``warmup`` untimed
   users (Python ``time.perf_counter``; the users are a seeded sample).
-- ``throughput_users_per_s``: test users ranked per second by the run's batched ranking stage.
+- ``throughput_users_per_s``: test users ranked per second by the run's batched ranking stage (for a sequential
+  model it includes building the users' scoring sequences).
+
+Under ``compress`` (recux.compression) the model measured is the compressed one: its parameters are what it
+stores (non-zeros of pruned matrices), its size the compressed file. ``compress.export_onnx=true`` adds
+``onnx`` (recux.onnx_export): the same measures through onnxruntime.
 """
 
 from __future__ import annotations
