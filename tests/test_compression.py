@@ -344,3 +344,20 @@ def test_onnx_record_says_why_an_int8_linear_network_is_not_exported(sasrec, seq
     seen = (split.train.csr() + split.valid.csr()).tocsr()
     rec = onnx_efficiency(small, np.arange(20), seen, k=5, batch_size=8, latency_users=5)
     assert "dynamically quantised nn.Linear" in rec["error"]
+
+
+def test_cold_start_runs_compress_too(tmp_path):
+    """The cold_start task applies the compress stage (it chains offline_ranking's stages): its record names the
+    method and its model file is the smaller compressed one."""
+    world = ["experiment=cold_start", "dataset=synthetic", "dataset.n_users=150", "dataset.n_items=120",
+             "logger=none", "metrics.ks=[5,10]", "model=bpr", "model.max_epochs=2", "model.embedding_dim=8",
+             "model.num_threads=1", "trainer.enable_progress_bar=false", "eval.latency_users=5"]
+    recs = {}
+    for name in ("none", "fp16"):
+        overrides = world + [f"compress={name}"]
+        run_experiment(compose_cfg(overrides), tmp_path / name, overrides)
+        recs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    assert recs["fp16"]["task"] == "cold_start" and recs["fp16"]["compression"]["method"] == "fp16"
+    assert "compression" not in recs["none"]
+    assert recs["fp16"]["efficiency"]["size_bytes"] < recs["none"]["efficiency"]["size_bytes"]
+    assert recs["fp16"]["variant_hash"] != recs["none"]["variant_hash"]
