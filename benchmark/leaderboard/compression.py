@@ -93,7 +93,7 @@ def render_compression(board: Leaderboard) -> list[str]:
         base_size = r["base_size_bytes"] / 2**20 if not math.isnan(r["base_size_bytes"]) else math.nan
         onnx = " / ".join(_fmt(r[k], "{:.3f}") for k in ("onnx_latency_p50", "base_onnx_latency_p50"))
         lines.append(
-            f"| {r['variant']} | {r['base']} | {_fmt(r[f'delta_{m}'], '{:+.4f}')} | {r['paired_seeds']} | "
+            f"| {r['variant']} | {r['base']} | {_fmt(r[f'delta_{m}'], '{:+.5f}')} | {r['paired_seeds']} | "
             f"{_fmt(size, '{:.3f}')}{_ratio(size, base_size)} | "
             f"{_fmt(r['latency_p50'], '{:.3f}')}{_ratio(r['latency_p50'], r['base_latency_p50'])} | "
             f"{_fmt(r['latency_p99'], '{:.3f}')}{_ratio(r['latency_p99'], r['base_latency_p99'])} | "
