@@ -86,8 +86,8 @@ def onnx_efficiency(model: Any, test_users: np.ndarray, exclude: sp.csr_matrix, 
         return {"error": f"onnx/onnxruntime not installed ({exc.name}); pip install 'recux[deploy]'"}
     import torch
 
-    from recux.efficiency import latency_sample, single_user_latency
-    from recux.ranking import rank_topk, to_numpy
+    from recux.efficiency import batch_throughput, latency_sample, single_user_latency
+    from recux.ranking import to_numpy
 
     module, why = exportable(model)
     if module is None:
@@ -107,10 +107,8 @@ def onnx_efficiency(model: Any, test_users: np.ndarray, exclude: sp.csr_matrix, 
             return {"error": f"export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"}
         diff = float(np.max(np.abs(scorer.score(sample) - to_numpy(model.score(sample))))) if len(sample) else None
         latency = single_user_latency(scorer.score, sample, k, exclude, warmup=warm)
-        t0 = time.perf_counter()
-        rank_topk(scorer.score, np.asarray(test_users), k, exclude=exclude, batch_size=batch_size)
-        seconds = time.perf_counter() - t0
+        throughput = batch_throughput(scorer.score, np.asarray(test_users), k, exclude, batch_size)
         return {"size_bytes": path.stat().st_size, "latency_ms": latency, "latency_k": int(k),
-                "throughput_users_per_s": len(test_users) / seconds if seconds > 0 else None,
+                "throughput_users_per_s": throughput,
                 "max_abs_diff_vs_torch": diff, "export_seconds": round(export_seconds, 3), "opset": OPSET,
                 "runtime": f"onnxruntime {onnxruntime.__version__} CPU"}

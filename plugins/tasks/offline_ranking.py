@@ -116,14 +116,15 @@ class OfflineRanking(Task):
 
 def efficiency(spec: stages.RunSpec, model: Any, data: stages.PreparedData, ranking: stages.Ranking) -> Any:
     """Parameters, size on disk, one user's top-k latency (p50/p99) and batch throughput (recux.efficiency);
-    ``eval.efficiency: false`` skips it, ``eval.latency_users`` sets the latency sample."""
+    ``eval.efficiency: false`` skips it, ``eval.latency_users`` and ``eval.throughput_users`` set the samples."""
     ev = spec.resolved.get("eval") or {}
     if not ev.get("efficiency", True):
         return None
     from recux.efficiency import measure
 
-    out = measure(model, data.test_users, stages.known_items(spec, data), max(spec.ks), ranking.seconds,
-                  latency_users=int(ev.get("latency_users", 100)), seed=spec.seed)
+    out = measure(model, data.test_users, stages.known_items(spec, data), max(spec.ks), spec.batch_size,
+                  latency_users=int(ev.get("latency_users", 100)), seed=spec.seed,
+                  throughput_users=int(ev.get("throughput_users", 10_000)))
     if compression.settings_of(spec.resolved).get("export_onnx"):  # the same measures through onnxruntime
         from recux.onnx_export import onnx_efficiency
 
