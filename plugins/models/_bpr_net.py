@@ -82,3 +82,11 @@ class BPRNet(RecuxModule):
         device tensor: the ranking takes its top-k there)."""
         idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.user_emb.weight.device)
         return host_or_device(self.user_emb.weight[idx] @ self.item_emb.weight.T)
+
+    def score_inputs(self, users: np.ndarray) -> dict[str, Any]:
+        """The inputs of ``score_from`` for these users (ONNX export)."""
+        return {"users": np.asarray(users, dtype=np.int64)}
+
+    def score_from(self, users: torch.Tensor) -> torch.Tensor:
+        """``score`` as a torch function of user codes (exportable)."""
+        return self.user_emb.weight[users] @ self.item_emb.weight.T
