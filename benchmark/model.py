@@ -67,6 +67,11 @@ class Recommender(ABC):
         score from their training data, as in RecBole)."""
         return None
 
+    def serving_module(self) -> Any:
+        """The torch module (with ``score(users)``) the model scores with, for post-training compression and
+        ONNX export (recux.compression); None: the model has none (default)."""
+        return None
+
     def save(self, path: str | Path) -> None:
         """Persist the fitted model (default: pickle of the object)."""
         with open(path, "wb") as fh:
