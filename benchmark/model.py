@@ -81,6 +81,10 @@ class Recommender(ABC):
         history, as if those had been the user's interactions."""
         raise NotImplementedError(f"{type(self).__name__} cannot score an edited history; pick a model an "
                                   "explainer supports (`recux-plugins explainer`)")
+    def serving_module(self) -> Any:
+        """The torch module (with ``score(users)``) the model scores with, for post-training compression and
+        ONNX export (recux.compression); None: the model has none (default)."""
+        return None
 
     def save(self, path: str | Path) -> None:
         """Persist the fitted model (default: pickle of the object)."""

@@ -73,10 +73,10 @@ class SeqEncoder(nn.Module):
         """(B, 1, L, L) bool: query q may read key k."""
         n = seq.shape[1]
         real = (seq != 0)[:, None, None, :]  # keys
-        eye = torch.eye(n, dtype=torch.bool, device=seq.device)
-        allowed = real | eye
+        pos = torch.arange(n, device=seq.device)  # index comparisons, not eye/tril: those export to ONNX ops
+        allowed = real | (pos[:, None] == pos[None, :])  # (EyeLike, Trilu) onnxruntime lacks for booleans
         if self.causal:
-            allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=seq.device).tril()
+            allowed = allowed & (pos[:, None] >= pos[None, :])
         return allowed
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
@@ -154,6 +154,16 @@ class SeqNet(RecuxModule):
             raise RuntimeError("no sequences to score from: call set_sequences first")
         idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.seqs.device)
         return self.score_sequences(self.seqs[idx]).float().cpu().numpy()
+
+
+    def score_inputs(self, users: np.ndarray) -> dict[str, Any]:
+        """The inputs of ``score_from`` for these users: their token rows (ONNX export and serving)."""
+        idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.seqs.device)
+        return {"seqs": self.seqs[idx].cpu().numpy()}
+
+    def score_from(self, seqs: torch.Tensor) -> torch.Tensor:
+        """``score`` as a torch function of the users' token rows (exportable)."""
+        return self.logits(self.encoder(seqs)[:, -1])
 
 
 class SASRecNet(SeqNet):
