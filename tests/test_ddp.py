@@ -12,7 +12,6 @@ import sys
 import polars as pl
 import pytest
 
-
 # DDP averages the ranks' gradients in another summation order than one process's batch mean: float32
 # rounding differences that can flip near-tied items in a top-k. Stated tolerance for every metric.
 DDP_TOLERANCE = 0.01
