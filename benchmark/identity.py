@@ -15,7 +15,8 @@ A dataset plugin may declare ``added_defaults`` ({parameter: value}): parameters
 left out of the data hash while at that value (it reads the data as before), so earlier runs keep their hash.
 The variant hash covers the model, the fine-tuning strategy, the trainer settings (minus progress-bar display
 keys and keys set to null, which mean "not set", e.g. ``trainer.max_epochs: null``) and ``optimized_metric`` (it
-drives early stopping); for models that use a text encoder (capability ``text_encoder``) also the ``encoder``
+drives early stopping), the post-training compression (``compress`` other than none, minus ``from_model`` and
+``export_onnx``, which say where the fitted model comes from and what else is measured); for models that use a text encoder (capability ``text_encoder``) also the ``encoder``
 group and ``item_text`` (the template), which other models ignore, so their hashes stay as published. Only models trained with Lightning (``training="lightning"``) use the trainer: for every
 other model the trainer settings are replaced by the default trainer's (``UNUSED_TRAINER``, what conf/trainer/cpu
 contributed to every earlier run), so ``trainer=gpu`` on EASE is the same variant as a default run, and existing
@@ -129,6 +130,9 @@ def variant_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     if model_meta is not None and TEXT_CAPABILITY in model_meta.get("capabilities", ()):
         out["encoder"] = dict(config.get("encoder") or {})
         out["item_text"] = dict(config.get("item_text") or {})
+    compress = dict(config.get("compress") or {})
+    if compress.get("name", "none") != "none":  # compress=none (and runs before the group existed): hash unchanged
+        out["compress"] = {k: v for k, v in compress.items() if k not in ("from_model", "export_onnx")}
     run = dict(config.get("run") or {})
     if run.get("init_from") is not None:  # starting weights change the variant; the seed's own file does not
         out["init_from"] = run.get("init_from_variant") or str(run["init_from"])

@@ -145,7 +145,8 @@ def build_label(model_name: str, finetune_name: str | None, overrides: list[str]
     """Display name of a variant: the model, its fine-tuning strategy (None for the baseline strategy, see the
     finetune registry's ``baseline`` metadata) and the other overrides that change the variant."""
     skip = ("seed=", "model=", "finetune=", "experiment=", "hparams_search=", "logger", "trainer", "dataset", "split",
-            "hydra", "eval.", "run.", "task", "preprocess", "metrics", "data.")
+            "hydra", "eval.", "run.", "task", "preprocess", "metrics", "data.", "explainer", "compress.from_model",
+            "compress.export_onnx")  # data.* (train fraction): the data, not the variant; explainer: not the variant
     extra = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(skip)]
     extra = [o[len("model."):] if o.startswith("model.") else o for o in extra]
     label = model_name if finetune_name is None else f"{model_name}+{finetune_name}"
