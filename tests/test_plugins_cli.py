@@ -18,7 +18,9 @@ def test_listing_does_not_import_heavy_libraries():
     listing, heavy_line = out.stdout.rsplit("HEAVY=", 1)
     assert json.loads(heavy_line) == []
     data = json.loads(listing)
-    assert set(data) == {"dataset", "model", "finetune", "metric", "task", "encoder"}
+    assert set(data) == {"dataset", "model", "finetune", "metric", "task", "encoder", "explainer", "compress"}
+    assert {p["name"] for p in data["explainer"]} == {"neighbourhood", "gradient", "text_similarity"}
+    assert {p["name"] for p in data["compress"]} == {"none", "int8", "prune", "fp16"}
     assert [p["name"] for p in data["encoder"]] == ["hf"]
     assert {"offline_ranking", "cold_start", "continual"} <= {p["name"] for p in data["task"]}
     bpr = next(p for p in data["model"] if p["name"] == "bpr")
