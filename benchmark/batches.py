@@ -1,9 +1,15 @@
 """The base of recux's training batch iterators: one seeded permutation per epoch, sliced per rank.
 
 Each ``iter()`` is one epoch. Its randomness comes from one torch generator seeded by (seed, epoch number)
-only, so runs repeat exactly and a resumed or re-iterated object continues the same sequence. Under a
-multi-process launch each rank takes an equal, disjoint slice of the epoch's permutation (the remainder
-is dropped, so every rank runs the same number of steps). torch is imported when batches are made.
+only, so runs repeat exactly and a resumed or re-iterated object continues the same sequence.
+
+``batch_size`` is the global batch. Under a multi-process launch of W ranks every rank builds the same
+epoch (permutation, negatives, masks: one generator) and takes rows rank, rank + W, ... of each batch, so
+the W shards of step t together are exactly the single-process batch t. With a mean loss, DDP's averaged
+gradient is then the single-process gradient (shards of equal size; a last batch that does not split evenly
+differs slightly, and one with fewer than W rows is dropped so every rank runs the same steps): a W-process
+run follows the single-process run up to floating-point summation order (tests/test_ddp.py). torch is
+imported when batches are made.
 """
 
 from __future__ import annotations
@@ -36,12 +42,10 @@ class EpochBatches:
         self.seed = int(seed)
         self.epoch = 0
 
-    def _n_local(self) -> int:
-        _, world = rank_world()
-        return self.n // world
-
     def __len__(self) -> int:
-        return math.ceil(self._n_local() / self.batch_size)
+        _, world = rank_world()
+        full, last = divmod(self.n, self.batch_size)
+        return full + (1 if last >= world else 0) if world > 1 else math.ceil(self.n / self.batch_size)
 
     def __iter__(self) -> Iterator[Any]:
         # A generator function: the permutation is drawn at the first next(), not at iter(), so probing
@@ -52,10 +56,12 @@ class EpochBatches:
         gen = epoch_generator(self.seed, self.epoch)
         self.epoch += 1
         perm = torch.randperm(self.n, generator=gen)
-        if world > 1:
-            n_local = self.n // world
-            perm = perm[rank * n_local:(rank + 1) * n_local]
-        yield from self._epoch(perm, gen)
+        if world == 1:
+            yield from self._epoch(perm, gen)
+            return
+        for batch in self._epoch(perm, gen):
+            if _rows(batch) >= world:
+                yield _shard(batch, rank, world)
 
     def _epoch(self, perm: Any, generator: Any) -> Iterator[Any]:
         raise NotImplementedError
@@ -64,3 +70,14 @@ class EpochBatches:
         """Consecutive ``batch_size`` slices of ``perm``."""
         for start in range(0, len(perm), self.batch_size):
             yield perm[start:start + self.batch_size]
+
+
+def _rows(batch: Any) -> int:
+    return len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch)
+
+
+def _shard(batch: Any, rank: int, world: int) -> Any:
+    """Rows rank, rank + world, ... of a batch (a tensor or a tuple/list of tensors sharing dim 0)."""
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(t[rank::world] for t in batch)
+    return batch[rank::world]

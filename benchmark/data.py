@@ -147,8 +147,7 @@ class Dataset:
 
     def reindexed(self, keep: Interactions) -> Dataset:
         """Drop users/items with no remaining interactions and re-code densely (after filtering)."""
-        users = np.unique(keep.user)
-        items = np.unique(keep.item)
+        users, items = present_codes(keep.user, self.n_users), present_codes(keep.item, self.n_items)
         umap = np.full(self.n_users, -1, dtype=np.int64)
         umap[users] = np.arange(len(users))
         imap = np.full(self.n_items, -1, dtype=np.int64)
@@ -162,10 +161,15 @@ class Dataset:
             interactions=inter,
             user_ids=self.user_ids[users],
             item_ids=self.item_ids[items],
-            user_features=None if self.user_features is None else self.user_features[users.tolist()],
-            item_features=None if self.item_features is None else self.item_features[items.tolist()],
+            user_features=None if self.user_features is None else self.user_features[users],
+            item_features=None if self.item_features is None else self.item_features[items],
             true_scores=None if self.true_scores is None else self.true_scores[np.ix_(users, items)],
         )
+
+
+def present_codes(codes: np.ndarray, n: int) -> np.ndarray:
+    """The distinct codes of ``codes`` in increasing order (``np.unique`` for codes in 0..n-1, without a sort)."""
+    return np.flatnonzero(np.bincount(codes, minlength=n))
 
 
 def _align(features: pl.DataFrame | None, key: str, ids: np.ndarray) -> pl.DataFrame | None:

@@ -461,10 +461,10 @@ def evaluate_scores(
 ) -> EvalReport:
     """Rank a dense (n x n_items) score matrix (higher first; items of ``exclude`` row r masked for row r),
     keep the top ``k_max`` (default max(ks)) and evaluate them with ``evaluate_topk``."""
-    from recux.ranking import mask_rows, to_numpy, topk_from_scores
+    from recux.ranking import to_numpy, topk_from_scores
 
     arr = to_numpy(scores)
-    block = np.array(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)  # a copy: masked in place
+    block = np.asarray(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)  # only read
     if block.ndim != 2:
         raise ConfigError(f"scores must be a 2-D (users x items) array, got shape {block.shape}")
     n, n_cols = block.shape
@@ -475,8 +475,7 @@ def evaluate_scores(
         exclude = _canonical_csr(exclude)
         if exclude.shape != block.shape:
             raise ConfigError(f"exclude has shape {exclude.shape} but scores has {block.shape}; align them")
-        mask_rows(block, np.arange(n), exclude)
-    topk, top_scores = topk_from_scores(block, k_max)
+    topk, top_scores = topk_from_scores(block, k_max, exclude=exclude)
     kwargs.setdefault("n_items", n_cols)
     return evaluate_topk(topk, ground_truth, ks=ks, scores=top_scores, **kwargs)
 

@@ -8,13 +8,16 @@ only there; within a section rows are variants. The data hash covers
   - the preprocessing config, the split config, the evaluation mask (``eval.exclude_valid``),
   - the training-data injection (``inject``, recux.injection), only when set,
   - the task config (another kind of experiment is another table), less the settings its plugin declares as
-    ``variant_params`` (how the model is trained, e.g. the continual task's mode: part of the variant hash).
+    ``variant_params`` (how the model is trained, e.g. the continual task's mode: part of the variant hash),
+  - the training-data fraction (``data.train_fraction`` and ``data.train_keep``, recux.subsample) when it is not
+    1.0: each fraction of a learning curve is its own section (same test set, fewer training interactions).
 The metric cut-offs (``metrics``) are not data: they choose which columns exist, not what the values are.
 A dataset plugin may declare ``added_defaults`` ({parameter: value}): parameters added after runs were published,
 left out of the data hash while at that value (it reads the data as before), so earlier runs keep their hash.
 The variant hash covers the model, the fine-tuning strategy, the trainer settings (minus progress-bar display
 keys and keys set to null, which mean "not set", e.g. ``trainer.max_epochs: null``) and ``optimized_metric`` (it
-drives early stopping); for models that use a text encoder (capability ``text_encoder``) also the ``encoder``
+drives early stopping), the post-training compression (``compress`` other than none, minus ``from_model`` and
+``export_onnx``, which say where the fitted model comes from and what else is measured); for models that use a text encoder (capability ``text_encoder``) also the ``encoder``
 group and ``item_text`` (the template), which other models ignore, so their hashes stay as published. Only models trained with Lightning (``training="lightning"``) use the trainer: for every
 other model the trainer settings are replaced by the default trainer's (``UNUSED_TRAINER``, what conf/trainer/cpu
 contributed to every earlier run), so ``trainer=gpu`` on EASE is the same variant as a default run, and existing
@@ -31,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from recux import subsample
 from recux.results import config_hash
 
 DEFAULT_TASK = "offline_ranking"
@@ -78,6 +82,7 @@ def data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     dataset = dict(config.get("dataset") or {})
     for key in (*DISPLAY_KEYS, *_fetch_params(dataset.get("name")), *_added_defaults(dataset)):
         dataset.pop(key, None)
+    train = subsample.identity_settings(config)  # data.train_fraction: {} at 1.0, so earlier hashes stay
     return {
         "task": {k: v for k, v in _task(config).items() if k not in _task_variant_params(config)},
         "dataset": dataset,
@@ -85,6 +90,7 @@ def data_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         "split": _by_class_name(config.get("split")),
         "eval": {"exclude_valid": bool((config.get("eval") or {}).get("exclude_valid", True))},
         **({"inject": dict(config["inject"])} if config.get("inject") else {}),  # absent: hashes as published
+        **({"data": train} if train else {}),
     }
 
 
@@ -126,6 +132,9 @@ def variant_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     if model_meta is not None and TEXT_CAPABILITY in model_meta.get("capabilities", ()):
         out["encoder"] = dict(config.get("encoder") or {})
         out["item_text"] = dict(config.get("item_text") or {})
+    compress = dict(config.get("compress") or {})
+    if compress.get("name", "none") != "none":  # compress=none (and runs before the group existed): hash unchanged
+        out["compress"] = {k: v for k, v in compress.items() if k not in ("from_model", "export_onnx")}
     run = dict(config.get("run") or {})
     if run.get("init_from") is not None:  # starting weights change the variant; the seed's own file does not
         out["init_from"] = run.get("init_from_variant") or str(run["init_from"])

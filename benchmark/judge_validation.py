@@ -3,11 +3,14 @@ ratings on a seeded random split of the ratings (recux.rating_eval), pooled over
 RMSE where the scores are ratings.
 
 Rows: popularity, the frozen user-profile judge (recux.rating_models.TextProfile), item mean, user + item means,
-regularised biases, biased MF (32 factors, ALS), the LM judge (recux.lm_judge) and, as an ablation, the same
+regularised biases, biased MF (32 factors, ALS), Bayesian MF (Gibbs sampling, recux.rating_models.BayesianMF),
+the LM judge (recux.lm_judge) on the ratings-only base ``Settings.judge_base`` and, as an ablation, the same
 judge with the item text embeddings replaced by random unit vectors of the same shape (any gain of the LM judge
-over it is the text's, not the network's). The biases' lambdas and MF's reg are chosen on 10% of the TRAINING
-ratings by RMSE; the held-out part is used once, for the table. The LM judge is compared with biased MF and
-with the ablation by a paired bootstrap over users (recux.rating_eval.paired_bootstrap_spearman).
+over it is the text's, not the network's); optionally (``Settings.mf_judge``) the LM judge on biased MF too.
+The biases' lambdas, MF's reg and Bayesian MF's factors are chosen on 10% of the TRAINING ratings by RMSE; the
+held-out part is used once, for the table. The LM judge is compared with its own base (the LM's increment), with
+biased MF and with the ablation, and Bayesian MF with biased MF, by a paired bootstrap over users
+(recux.rating_eval.paired_bootstrap_spearman).
 Used by scripts/judge_validation.py and by ``recux task=judge`` (plugins/tasks/judge.py).
 """
 
@@ -27,6 +30,7 @@ REFERENCE = {"popularity": 0.235, "text_profile": 0.240, "item_mean": 0.418, "us
 REFERENCE_MF_RMSE = 0.922
 BIAS_GRID = (1.0, 2.0, 5.0, 10.0, 25.0)
 MF_REG_GRID = (0.05, 0.08, 0.1, 0.15, 0.2)
+BPMF_FACTOR_GRID = (10, 20)
 
 
 @dataclass
@@ -36,12 +40,15 @@ class Settings:
     bootstrap: int = 1000  # user resamples of the Spearman-difference CIs
     judge: bool = True  # fit the LM judge (False: ratings-only baselines)
     ablation: bool = True  # also fit the judge on random item vectors
+    judge_base: str = "bayesian_mf"  # the LM judge's ratings-only base: bayesian_mf | biased_mf
+    mf_judge: bool = False  # also fit the LM judge on biased MF (when judge_base is bayesian_mf)
 
 
 def select(train: Interactions, seed: int) -> dict[str, Any]:
-    """Biases' (lam_u, lam_i) and MF's reg with the lowest RMSE on 10% of the training ratings."""
+    """Biases' (lam_u, lam_i), MF's reg and Bayesian MF's factors with the lowest RMSE on 10% of the training
+    ratings."""
     from recux.rating_eval import random_rating_split, rmse
-    from recux.rating_models import BiasedMF, Biases
+    from recux.rating_models import BayesianMF, BiasedMF, Biases
 
     fit, val = random_rating_split(train, 0.1, seed + 1)
     args = (fit.user, fit.item, fit.rating, fit.n_users, fit.n_items)
@@ -51,7 +58,8 @@ def select(train: Interactions, seed: int) -> dict[str, Any]:
 
     lam = min(((a, b) for a in BIAS_GRID for b in BIAS_GRID), key=lambda ab: err(Biases(lam_u=ab[0], lam_i=ab[1])))
     reg = min(MF_REG_GRID, key=lambda r: err(BiasedMF(reg=r)))
-    return {"biases": {"lam_u": lam[0], "lam_i": lam[1]}, "biased_mf": {"reg": reg}}
+    k = min(BPMF_FACTOR_GRID, key=lambda f: err(BayesianMF(factors=f)))
+    return {"biases": {"lam_u": lam[0], "lam_i": lam[1]}, "biased_mf": {"reg": reg}, "bayesian_mf": {"factors": k}}
 
 
 def row(name: str, pred: np.ndarray, test: Interactions, seconds: float, is_rating: bool) -> dict[str, Any]:
@@ -62,7 +70,8 @@ def row(name: str, pred: np.ndarray, test: Interactions, seconds: float, is_rati
 
 
 def baselines(train: Interactions, test: Interactions, feats: np.ndarray | None, chosen: dict[str, Any]
-              ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+              ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], dict[str, Any]]:
+    """(table rows, held-out predictions, fitted models), by model name."""
     from recux import rating_models as rm
 
     models: list[tuple[str, Any, bool]] = [("popularity", rm.Popularity(), False)]
@@ -70,24 +79,27 @@ def baselines(train: Interactions, test: Interactions, feats: np.ndarray | None,
         models.append(("text_profile", rm.TextProfile(feats), False))
     models += [("item_mean", rm.ItemMean(), True), ("user_item_means", rm.UserItemMeans(), True),
                ("biases", rm.Biases(**chosen["biases"]), True),
-               ("biased_mf", rm.BiasedMF(**chosen["biased_mf"]), True)]
-    rows, preds = [], {}
+               ("biased_mf", rm.BiasedMF(**chosen["biased_mf"]), True),
+               ("bayesian_mf", rm.BayesianMF(**chosen["bayesian_mf"]), True)]
+    rows, preds, fitted = [], {}, {}
     for name, model, is_rating in models:
         t0 = time.perf_counter()
-        preds[name] = model.fit(train.user, train.item, train.rating, train.n_users, train.n_items).predict(
-            test.user, test.item)
+        fitted[name] = model.fit(train.user, train.item, train.rating, train.n_users, train.n_items)
+        preds[name] = model.predict(test.user, test.item)
         rows.append(row(name, preds[name], test, time.perf_counter() - t0, is_rating))
-    return rows, preds
+    return rows, preds, fitted
 
 
 def fit_judge_row(name: str, train: Interactions, test: Interactions, feats: np.ndarray, config: Any,
-                  strategy: Any, text: Any = None, texts: list[str] | None = None, init: Any = None
-                  ) -> tuple[dict[str, Any], np.ndarray, Any]:
-    """(table row with the training record, held-out predictions, the fitted judge)."""
+                  strategy: Any, text: Any = None, texts: list[str] | None = None, init: Any = None,
+                  base: Any = None) -> tuple[dict[str, Any], np.ndarray, Any]:
+    """(table row with the training record, held-out predictions, the fitted judge); ``base``: see
+    recux.lm_judge.fit_judge."""
     from recux.lm_judge import fit_judge
 
     t0 = time.perf_counter()
-    fitted, record = fit_judge(train, feats, config, strategy=strategy, text=text, texts=texts, init=init)
+    fitted, record = fit_judge(train, feats, config, strategy=strategy, text=text, texts=texts, init=init,
+                               base=base)
     pred = fitted.predict(test.user, test.item)
     out = row(name, pred, test, time.perf_counter() - t0, True)
     out["training"] = {k: record[k] for k in ("best_valid_rmse", "valid_rmse_of_base", "steps", "train_seconds",
@@ -113,36 +125,71 @@ def run(data: Dataset, settings: Settings, feats: np.ndarray | None = None, judg
     fitted LM judge or None). ``feats``: the item text embeddings (None: ratings-only rows); ``strategy``: the
     judge's fine-tuning strategy (one with the encoder in the network also needs ``text`` and ``texts``);
     ``init``: a fitted judge (same split and settings) whose head the LM judge starts from."""
-    from recux.lm_judge import JudgeConfig
     from recux.rating_eval import random_rating_split
 
+    if settings.judge_base not in ("bayesian_mf", "biased_mf"):
+        from recux.errors import ConfigError
+
+        raise ConfigError(f"judge_base={settings.judge_base!r}; choose bayesian_mf or biased_mf")
     t_start = time.perf_counter()
     train, test = random_rating_split(data.interactions, settings.test_fraction, settings.seed)
     chosen = select(train, settings.seed)
-    rows, preds = baselines(train, test, feats, chosen)
+    rows, preds, models = baselines(train, test, feats, chosen)
     result: dict[str, Any] = {"settings": asdict(settings), "n_train": len(train), "n_test": len(test),
-                              "selected": chosen, "reference_mf_rmse": REFERENCE_MF_RMSE}
+                              "selected": chosen, "reference_mf_rmse": REFERENCE_MF_RMSE,
+                              "bayesian_mf_vs_biased_mf": compare(preds["bayesian_mf"], preds["biased_mf"], test,
+                                                                  settings.bootstrap, settings.seed)}
     fitted = None
     if settings.judge and feats is not None:
-        cfg = judge_config or JudgeConfig()
-        cfg.mf = dict(chosen["biased_mf"])
-        in_net = bool(getattr(strategy, "encoder_in_net", False))
-        name = f"lm_judge_{getattr(strategy, 'name', 'frozen')}" + ("_from_init" if init is not None else "")
-        out, pred, fitted = fit_judge_row(name, train, test, feats, cfg, strategy, text if in_net else None,
-                                          texts if in_net else None, init)
-        rows.append(out)
-        result["judge_vs_biased_mf"] = compare(pred, preds["biased_mf"], test, settings.bootstrap, settings.seed)
-        if settings.ablation:
-            from recux import registry
-
-            ab, ab_pred, _ = fit_judge_row("judge_random_vectors", train, test,
-                                           random_vectors(feats.shape, settings.seed), cfg,
-                                           registry.build("finetune", "frozen", {}))
-            rows.append(ab)
-            result["judge_vs_random_vectors"] = compare(pred, ab_pred, test, settings.bootstrap, settings.seed)
+        fitted = _judges(settings, train, test, feats, judge_config, strategy, text, texts, init, chosen, preds,
+                         models, rows, result)
     result["rows"] = rows
     result["seconds"] = time.perf_counter() - t_start
     return result, fitted
+
+
+def _judge_config(judge_config: Any, base: str, chosen: dict[str, Any]) -> Any:
+    from dataclasses import replace
+
+    from recux.lm_judge import JudgeConfig
+
+    return replace(judge_config or JudgeConfig(), base=base, mf=dict(chosen[base]))
+
+
+def _judges(settings: Settings, train: Interactions, test: Interactions, feats: np.ndarray, judge_config: Any,
+            strategy: Any, text: Any, texts: list[str] | None, init: Any, chosen: dict[str, Any],
+            preds: dict[str, np.ndarray], models: dict[str, Any], rows: list, result: dict[str, Any]) -> Any:
+    """The LM judge rows (on ``settings.judge_base``; the random-vector ablation; optionally on biased MF) and
+    their bootstrap comparisons, appended to ``rows`` and ``result``; returns the main fitted judge."""
+    from recux import registry
+    from recux.lm_judge import oof_base
+
+    base_name = settings.judge_base
+    cfg = _judge_config(judge_config, base_name, chosen)
+    base = (oof_base(train, cfg.folds, cfg.seed, cfg.mf, base_name), models[base_name])
+    in_net = bool(getattr(strategy, "encoder_in_net", False))
+    name = f"lm_judge_{getattr(strategy, 'name', 'frozen')}" + ("_from_init" if init is not None else "")
+    out, pred, fitted = fit_judge_row(name, train, test, feats, cfg, strategy, text if in_net else None,
+                                      texts if in_net else None, init, base)
+    out["base"] = base_name
+    rows.append(out)
+    n, seed = settings.bootstrap, settings.seed
+    result["judge_vs_base"] = compare(pred, preds[base_name], test, n, seed)
+    result["judge_vs_biased_mf"] = compare(pred, preds["biased_mf"], test, n, seed)
+    if settings.ablation:
+        ab, ab_pred, _ = fit_judge_row("judge_random_vectors", train, test, random_vectors(feats.shape, seed), cfg,
+                                       registry.build("finetune", "frozen", {}), base=base)
+        ab["base"] = base_name
+        rows.append(ab)
+        result["judge_vs_random_vectors"] = compare(pred, ab_pred, test, n, seed)
+    if settings.mf_judge and base_name != "biased_mf":
+        mf_cfg = _judge_config(judge_config, "biased_mf", chosen)
+        mf_out, mf_pred, _ = fit_judge_row(f"{name}_on_biased_mf", train, test, feats, mf_cfg, strategy,
+                                           text if in_net else None, texts if in_net else None)
+        mf_out["base"] = "biased_mf"
+        rows.append(mf_out)
+        result["mf_judge_vs_biased_mf"] = compare(mf_pred, preds["biased_mf"], test, n, seed)
+    return fitted
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -159,7 +206,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def comparisons(result: dict[str, Any]) -> list[str]:
     lines = []
-    for key in ("judge_vs_biased_mf", "judge_vs_random_vectors"):
+    for key in ("bayesian_mf_vs_biased_mf", "judge_vs_base", "judge_vs_biased_mf", "judge_vs_random_vectors",
+                "mf_judge_vs_biased_mf"):
         if key in result:
             c = result[key]
             lines.append(f"{key}: Spearman diff {c['diff']:+.4f}, 95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] "

@@ -133,6 +133,10 @@ class LightningRecommender(Recommender):
             raise RuntimeError(f"{type(self).__name__}.score called before fit or load")
         return self.net.score(users)
 
+    def serving_module(self) -> Any:
+        """The fitted network: its ``score`` reads its own weights (override when scoring reads derived ones)."""
+        return self.net
+
     def save(self, path: str | Path) -> None:
         """A torch file: format tag, class, hyper-parameters, code-space sizes, the fine-tuning strategy
         (name and params), weights and extra state."""

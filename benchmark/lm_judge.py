@@ -1,9 +1,10 @@
 """A language-model satisfaction judge: (a user's rated history, an item) -> predicted rating, trained on
 training ratings with a fine-tuning strategy (frozen, lora, full) over a text encoder.
 
-Design (the network and its formula: recux._judge_net). The prediction is a residual on top of a biased
-matrix-factorisation model (recux.rating_models.BiasedMF): the language model must ADD to what the ratings
-alone give. Stacking without leakage:
+Design (the network and its formula: recux._judge_net). The prediction is a residual on top of a
+matrix-factorisation model of the ratings alone (``base``: ``bayesian_mf``, recux.rating_models.BayesianMF, or
+``biased_mf``, BiasedMF; both predict mu + b_u + b_i + p_u . q_i): the language model must ADD to what the
+ratings alone give. Stacking without leakage:
 
 - the base prediction of each training rating is out-of-fold: the training ratings are cut into ``folds``
   random folds and each fold's base comes from an MF fitted on the other folds; test pairs get the MF fitted
@@ -31,7 +32,7 @@ import scipy.sparse as sp
 
 from recux.data import Interactions
 from recux.errors import ConfigError
-from recux.rating_models import BiasedMF
+from recux.rating_models import RatingModel, build
 
 FORMAT = "recux-lm-judge/1"
 
@@ -39,7 +40,7 @@ FORMAT = "recux-lm-judge/1"
 @dataclass
 class JudgeConfig:
     rank: int = 16  # dimensions of the text user/item factors
-    heads: int = 1  # attention heads of the text-similarity neighbourhood term
+    heads: int = 2  # attention heads of the text-similarity neighbourhood term (2: chosen on training-side validation)
     lr: float = 1e-3
     weight_decay: float = 1e-2
     batch_size: int = 1024
@@ -50,12 +51,15 @@ class JudgeConfig:
     folds: int = 5
     encode_per_step: int = 64
     seed: int = 0
-    mf: dict[str, Any] = field(default_factory=dict)  # BiasedMF settings of the base model
+    base: str = "bayesian_mf"  # the ratings-only base model: bayesian_mf | biased_mf (recux.rating_models)
+    mf: dict[str, Any] = field(default_factory=dict)  # the base model's settings
 
     def check(self) -> None:
         if int(self.heads) < 1 or int(self.rank) < 1 or int(self.batch_size) < 1 or int(self.max_epochs) < 1 or int(self.folds) < 2:
             raise ConfigError(f"judge: heads, rank, batch_size, max_epochs must be >= 1 and folds >= 2; got {self.rank}, "
                               f"{self.batch_size}, {self.max_epochs}, {self.folds}")
+        if self.base not in ("bayesian_mf", "biased_mf"):
+            raise ConfigError(f"judge: base={self.base!r}; choose bayesian_mf or biased_mf")
         if not 0.0 < float(self.valid_fraction) < 0.5 or float(self.lr) <= 0:
             raise ConfigError(f"judge: valid_fraction must be in (0, 0.5) and lr > 0; got {self.valid_fraction}, "
                               f"{self.lr}")
@@ -77,22 +81,29 @@ def errors_csr(train: Interactions, base: np.ndarray) -> sp.csr_matrix:
     return m
 
 
-def oof_base(train: Interactions, folds: int, seed: int, mf: dict[str, Any]) -> np.ndarray:
-    """Out-of-fold biased-MF prediction of every training rating."""
+def oof_base(train: Interactions, folds: int, seed: int, mf: dict[str, Any], base: str = "biased_mf"
+             ) -> np.ndarray:
+    """Out-of-fold prediction of every training rating by the base model ``base`` with settings ``mf``."""
     fold = np.random.default_rng(seed).integers(0, folds, len(train))
     out = np.empty(len(train))
     for f in range(folds):
         rest, this = fold != f, fold == f
-        model = BiasedMF(**mf).fit(train.user[rest], train.item[rest], train.rating[rest], train.n_users,
-                                   train.n_items)
+        model = build(base, **mf).fit(train.user[rest], train.item[rest], train.rating[rest], train.n_users,
+                                      train.n_items)
         out[this] = model.predict(train.user[this], train.item[this])
     return out
+
+
+def fit_base(train: Interactions, cfg: JudgeConfig) -> tuple[np.ndarray, RatingModel]:
+    """(out-of-fold base predictions of the training ratings, the base model fitted on all of them)."""
+    oof = oof_base(train, cfg.folds, cfg.seed, cfg.mf, cfg.base)
+    return oof, build(cfg.base, **cfg.mf).fit(train.user, train.item, train.rating, train.n_users, train.n_items)
 
 
 class Judge:
     """A fitted judge: ``predict(users, items)`` in numpy (full training history; see ``_judge_net``)."""
 
-    def __init__(self, head: dict[str, np.ndarray], mf: BiasedMF, ratings: sp.csr_matrix, errors: sp.csr_matrix,
+    def __init__(self, head: dict[str, np.ndarray], mf: RatingModel, ratings: sp.csr_matrix, errors: sp.csr_matrix,
                  meta: dict[str, Any] | None = None) -> None:
         self.head, self.mf, self.ratings, self.meta = head, mf, ratings.tocsr(), dict(meta or {})
         self.errors = errors.tocsr()
@@ -154,7 +165,7 @@ class Judge:
                  mf_P=self.mf.P, mf_Q=self.mf.Q, mf_bu=self.mf.bu, mf_bi=self.mf.bi,
                  r_indptr=R.indptr, r_indices=R.indices, r_data=R.data, e_data=self.errors.data)
         meta = {"format": FORMAT, "n_users": self.n_users, "n_items": self.n_items, "mf_mu": self.mf.mu,
-                "mf": self.mf.params(), **self.meta}
+                "base": self.mf.name, "mf": self.mf.params(), **self.meta}
         (folder / "judge.json").write_text(json.dumps(meta, indent=2, default=str))
         return folder
 
@@ -169,23 +180,25 @@ class Judge:
         if meta.get("format") != FORMAT:
             raise ConfigError(f"{meta_path} has format {meta.get('format')!r}, expected {FORMAT!r}")
         z = np.load(folder / "arrays.npz")
-        mf = BiasedMF(**meta["mf"])
+        mf = build(meta.get("base", "biased_mf"), **meta["mf"])
         mf.mu, mf.P, mf.Q, mf.bu, mf.bi = float(meta["mf_mu"]), z["mf_P"], z["mf_Q"], z["mf_bu"], z["mf_bi"]
         R = sp.csr_matrix((z["r_data"], z["r_indices"], z["r_indptr"]), shape=(meta["n_users"], meta["n_items"]))
         E = sp.csr_matrix((z["e_data"], z["r_indices"], z["r_indptr"]), shape=R.shape)
         head = {k[len("head_"):]: z[k] for k in z.files if k.startswith("head_")}
-        rest = {k: v for k, v in meta.items() if k not in ("format", "n_users", "n_items", "mf_mu", "mf")}
+        rest = {k: v for k, v in meta.items() if k not in ("format", "n_users", "n_items", "mf_mu", "base", "mf")}
         return cls(head, mf, R, E, rest)
 
 
 def fit_judge(train: Interactions, feats: np.ndarray, cfg: JudgeConfig | None = None, strategy: Any = None,
-              text: Any = None, texts: list[str] | None = None, init: Judge | None = None
-              ) -> tuple[Judge, dict[str, Any]]:
+              text: Any = None, texts: list[str] | None = None, init: Judge | None = None,
+              base: tuple[np.ndarray, RatingModel] | None = None) -> tuple[Judge, dict[str, Any]]:
     """Fit the judge on ``train`` ratings with item text embeddings ``feats`` (n_items, d). ``strategy``: a
     fine-tuning strategy (recux.finetune); one with ``encoder_in_net`` needs ``text`` (the encoder plugin)
     and ``texts`` (item texts in code order). ``init``: a fitted judge whose head weights the network starts
     from (the two-stage recipe: frozen to convergence, then a few lora/full epochs); it must come from the same
-    training ratings and settings. Returns the judge and a training record."""
+    training ratings and settings. ``base``: (out-of-fold base predictions of the training ratings, the base
+    fitted on all of them) from ``fit_base`` with the same settings, to share one base between fits.
+    Returns the judge and a training record."""
     import torch
 
     from recux._judge_net import JudgeNet
@@ -199,8 +212,7 @@ def fit_judge(train: Interactions, feats: np.ndarray, cfg: JudgeConfig | None = 
         raise ConfigError(f"judge: {feats.shape[0]} item embeddings for {train.n_items} items")
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    base_tr = oof_base(train, cfg.folds, cfg.seed, cfg.mf)
-    mf = BiasedMF(**cfg.mf).fit(train.user, train.item, train.rating, train.n_users, train.n_items)
+    base_tr, mf = base if base is not None else fit_base(train, cfg)
     t_base = time.perf_counter() - t0
     in_net = bool(getattr(strategy, "encoder_in_net", False))
     if in_net and (text is None or texts is None):

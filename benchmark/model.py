@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pickle
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,26 @@ class Recommender(ABC):
         The runner calls it before test ranking with train + validation interactions, so a sequential model
         predicts the item after the validation item (leave-last-one-out). Default: ignore it (general models
         score from their training data, as in RecBole)."""
+        return None
+
+    # -- re-scoring an edited history (explanations' deletion test, recux.faithfulness)
+    def history(self, users: np.ndarray) -> list[np.ndarray]:
+        """The item codes each user is scored from (time order where the model reads order; repeats kept where
+        the model counts them): ``score_histories(history(users))`` equals ``score(users)``."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose the history it scores users from, so "
+                                  "it cannot be explained by deleting history items; pick a model an explainer "
+                                  "supports (`recux-plugins explainer`)")
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """(len(histories), n_items) float32 scores of users whose history is the given item codes (in the
+        layout of ``history``), with the fitted parameters unchanged: the model conditioned on an edited
+        history, as if those had been the user's interactions."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score an edited history; pick a model an "
+                                  "explainer supports (`recux-plugins explainer`)")
+
+    def serving_module(self) -> Any:
+        """The torch module (with ``score(users)``) the model scores with, for post-training compression and
+        ONNX export (recux.compression); None: the model has none (default)."""
         return None
 
     def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray | None:

@@ -40,3 +40,11 @@ class RecuxModule(pl.LightningModule):
         opt = build_optimizer(self.optimizer_spec, self.trainable_parameters())
         sched = build_scheduler(self.scheduler_spec, opt, lambda: self.trainer.estimated_stepping_batches)
         return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
+
+
+def host_or_device(scores: Any) -> Any:
+    """A network's score block for ``Recommender.score``: float32 numpy when computed on the CPU (as before),
+    the float32 tensor itself when computed on a GPU, so ``recux.ranking.rank_topk`` takes the top-k on the
+    device and copies only (users x k) back (every caller of ``score`` accepts tensors via ``to_numpy``)."""
+    scores = scores.float()
+    return scores if scores.device.type != "cpu" else scores.cpu().numpy()

@@ -20,5 +20,8 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | 
     """Run the experiment a composed config describes and write its artefacts into ``run_dir``; returns the
     results record as a dict (see recux.record.ResultsRecord)."""
     spec = RunSpec.from_config(cfg, overrides)
+    from recux.compression import check_task
+
+    check_task(spec.resolved, registry.get("task", spec.task.name))  # compress=int8 on a task that ignores it
     task = registry.build("task", spec.task.name, spec.task.params)
     return task.run(spec, Path(run_dir))

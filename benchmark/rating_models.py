@@ -13,6 +13,10 @@ the prediction that does not need them (the global mean plus the other side's te
   factorization techniques for recommender systems", eq. 5), fitted by alternating least squares: with the item
   side fixed, each user's (p_u, b_u) is the ridge solution over its ratings with features (q_i, 1) and targets
   r - mu - b_i, and symmetrically for the items (Zhou et al. 2008, ALS-WR, scale the ridge by the count).
+- ``bayesian_mf``: the same model, mu + b_u + b_i + p_u . q_i, as Bayesian probabilistic matrix factorisation
+  (Salakhutdinov & Mnih 2008, "Bayesian probabilistic matrix factorization using Markov chain Monte Carlo",
+  ICML), the biases folded into the factor vectors; the prediction is the posterior mean of the rating,
+  averaged over Gibbs samples (recux._bpmf).
 """
 
 from __future__ import annotations
@@ -190,8 +194,53 @@ def _solve_side(rows: tuple, F: np.ndarray, fb: np.ndarray, resid: np.ndarray, r
     return sol[:, :k], sol[:, k]
 
 
+@dataclass
+class BayesianMF(RatingModel):
+    """mu + b_u + b_i + p_u . q_i by Gibbs sampling (recux._bpmf): ``factors`` dimensions, ``samples`` sweeps of
+    which the first ``burn`` are not averaged, observation precision ``alpha`` (None: sampled, Gamma(1, 1) prior),
+    ``seed``. The average over the S kept sweeps s of p_us . q_is is the dot product of the concatenated
+    [p_u1 .. p_uS] / sqrt(S) and [q_i1 .. q_iS] / sqrt(S), so ``P``, ``Q``, ``bu`` (mean b_u), ``bi`` hold the
+    posterior-mean predictor in BiasedMF's form."""
+
+    factors: int = 10
+    samples: int = 150
+    burn: int = 30
+    alpha: float | None = None
+    seed: int = 0
+    name: str = field(default="bayesian_mf", init=False)
+
+    def fit(self, user, item, rating, n_users, n_items, keep_draws: bool = False):
+        """``keep_draws``: also keep each averaged sweep's (P, Q, bu, bi) in ``draws`` (for checks)."""
+        from recux._bpmf import gibbs
+
+        user, item, rating = _check(user, item, rating, n_users, n_items)
+        if int(self.factors) < 1 or not 0 <= int(self.burn) < int(self.samples) or (
+                self.alpha is not None and float(self.alpha) <= 0):
+            raise ConfigError(f"bayesian_mf: factors >= 1, 0 <= burn < samples and alpha > 0 (or null) needed, got "
+                              f"factors={self.factors}, burn={self.burn}, samples={self.samples}, alpha={self.alpha}")
+        self.mu = float(rating.mean())
+        draws = list(gibbs(_rows(user, item, n_users), _rows(item, user, n_items), user, item, rating - self.mu,
+                           int(self.factors), int(self.samples), int(self.burn), self.alpha,
+                           np.random.default_rng(self.seed)))
+        root = np.sqrt(len(draws))
+        self.P = np.hstack([d[0] for d in draws]) / root
+        self.Q = np.hstack([d[1] for d in draws]) / root
+        self.bu = np.mean([d[2] for d in draws], axis=0)
+        self.bi = np.mean([d[3] for d in draws], axis=0)
+        self.draws = draws if keep_draws else None
+        return self
+
+    def predict(self, user, item):
+        u, i = np.asarray(user), np.asarray(item)
+        return self.mu + self.bu[u] + self.bi[i] + np.einsum("nk,nk->n", self.P[u], self.Q[i])
+
+    def params(self):
+        return {"factors": self.factors, "samples": self.samples, "burn": self.burn, "alpha": self.alpha,
+                "seed": self.seed}
+
+
 BASELINES = {"popularity": Popularity, "item_mean": ItemMean, "user_item_means": UserItemMeans,
-             "biases": Biases, "biased_mf": BiasedMF}
+             "biases": Biases, "biased_mf": BiasedMF, "bayesian_mf": BayesianMF}
 
 
 def build(name: str, **params: Any) -> RatingModel:

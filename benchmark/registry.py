@@ -1,4 +1,5 @@
-"""Plugin registry: one decorator registers a dataset, model, fine-tuning strategy, metric or task by name.
+"""Plugin registry: one decorator registers a dataset, model, fine-tuning strategy, metric, task, text encoder
+or compression method by name.
 
 Plugins live in modules named by the entry-point group ``recux.plugins`` (built-ins included), so a
 third-party package ships a plugin by declaring one entry point. Importing a plugin module must stay
@@ -17,7 +18,7 @@ from typing import Any
 from recux.errors import ConfigError, PluginError, RecuxError
 
 ENTRY_POINT_GROUP = "recux.plugins"
-KINDS = ("dataset", "model", "finetune", "metric", "task", "encoder", "injector")
+KINDS = ("dataset", "model", "finetune", "metric", "task", "encoder", "explainer", "compress", "injector")
 
 # What a metric may need from the evaluation context.
 METRIC_NEEDS = frozenset({"topk", "ground_truth", "item_features", "train_popularity", "user_groups", "scores",
@@ -109,6 +110,11 @@ def _check_meta(kind: str, name: str, meta: dict[str, Any]) -> dict[str, Any]:
         if isinstance(fetch, str) or not all(isinstance(p, str) for p in fetch):
             raise PluginError(f"dataset '{name}' declares fetch_params={fetch!r}; use a tuple of parameter names")
         meta["fetch_params"] = tuple(fetch)
+    elif kind == "explainer":
+        models = meta.get("models")
+        if isinstance(models, str) or not models or not all(isinstance(m, str) for m in models):
+            raise PluginError(f"explainer '{name}' declares models={models!r}; use a tuple of model names it explains")
+        meta["models"] = tuple(models)
     return meta
 
 
@@ -125,7 +131,10 @@ def register(kind: str, name: str, **meta: Any) -> Callable[[Any], Any]:
     a download timeout): left out of the data hash that keys leaderboard sections; ``added_defaults``
     ({parameter: value}): parameters added later, left out of the data hash while at that value;
     ``item_text_template``: the item text of text models when ``item_text.template`` is null (recux.item_text).
-    Task metadata: none (a task is a class with ``run(spec, cfg, run_dir)``; see recux.task).
+    Explainer metadata: ``models`` (tuple of model names it explains; see ``recux.explain``).
+    Task metadata: ``compresses`` (bool, default False): the task applies the ``compress`` stage (other tasks
+    refuse compress settings other than none); see recux.task.
+    Compress metadata: none (a compressor is a ``recux.compression.Compressor``; config group ``compress``).
     Injector metadata: none (a class with ``inject(ctx)``, perturbing training data; see recux.injection).
     """
     if kind not in KINDS:

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from recux import identity, registry
+from recux import identity, registry, subsample
 from recux.data import Dataset, Interactions, Split
 from recux.distributed import global_rank  # noqa: F401  (a stage helper tasks use)
 from recux.errors import ConfigError
@@ -146,7 +146,8 @@ def build_label(model_name: str, finetune_name: str | None, overrides: list[str]
     """Display name of a variant: the model, its fine-tuning strategy (None for the baseline strategy, see the
     finetune registry's ``baseline`` metadata) and the other overrides that change the variant."""
     skip = ("seed=", "model=", "finetune=", "experiment=", "hparams_search=", "logger", "trainer", "dataset", "split",
-            "hydra", "eval.", "run.", "task", "preprocess", "metrics", "inject")
+            "hydra", "eval.", "run.", "task", "preprocess", "metrics", "data.", "explainer", "compress.from_model",
+            "compress.export_onnx", "inject")  # data.*, inject: the data, not the variant; explainer: neither
     extra = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(skip)]
     extra = [o[len("model."):] if o.startswith("model.") else o for o in extra]
     label = model_name if finetune_name is None else f"{model_name}+{finetune_name}"
@@ -194,6 +195,7 @@ def prepare_data(spec: RunSpec) -> PreparedData:
     dataset, split = inject_training(spec.resolved, dataset, split, spec.seed)  # training data only; none: as is
     seconds = time.perf_counter() - t0
     train_csr, valid_csr, test_csr = split.train.csr(), split.valid.csr(), split.test.csr()
+    split = subsample.apply(spec, split)  # data.train_fraction: fewer training rows; the full train stays the mask
     return PreparedData(
         dataset, split, train_csr, valid_csr, test_csr,
         valid_users=np.flatnonzero(np.diff(valid_csr.indptr) > 0),

@@ -1,10 +1,11 @@
 """Validate rating judges on ML-100K (issue 11, section 3): the protocol of recux.judge_validation — Spearman
 of each judge's scores with held-out ratings (seeded random 80/20 split of the ratings), RMSE, the issue's
-reference values, and paired user-bootstrap CIs of the LM judge's Spearman difference to biased MF and to the
-random-vector ablation. Prints a markdown table; --out writes everything as JSON; --save-judge keeps the fitted
+reference values, and paired user-bootstrap CIs of the LM judge's Spearman difference to its ratings-only base
+(Bayesian MF by default: the LM's own increment), to biased MF and to the random-vector ablation. Prints a markdown table; --out writes everything as JSON; --save-judge keeps the fitted
 LM judge for the judged_satisfaction metric.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py                # frozen MiniLM
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py                # frozen MiniLM on Bayesian MF
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py --mf-judge     # + the judge on biased MF
     OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py --finetune lora --max-steps 60 --no-ablation
     .venv/bin/python scripts/judge_validation.py --save-judge runs/judge-ml100k   # for judged_satisfaction
 """
@@ -29,9 +30,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=None, help="cap on the judge's optimiser steps")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--patience", type=int, default=3, help="epochs without a better validation RMSE")
-    p.add_argument("--heads", type=int, default=1, help="heads of the judge's text-neighbourhood term")
+    p.add_argument("--heads", type=int, default=2, help="heads of the judge's text-neighbourhood term")
     p.add_argument("--encode-per-step", type=int, default=64)
     p.add_argument("--encoder-model", default=None, help="Hugging Face name or folder (default: packaged MiniLM)")
+    p.add_argument("--judge-base", default="bayesian_mf", help="the judge's ratings-only base: bayesian_mf | "
+                   "biased_mf")
+    p.add_argument("--mf-judge", action="store_true", help="also fit the judge on biased MF (a second row)")
     p.add_argument("--no-judge", action="store_true", help="only the rating baselines")
     p.add_argument("--no-ablation", action="store_true", help="skip the random-vector ablation of the judge")
     p.add_argument("--no-download", action="store_true", help="use only a local or cached ML-100K")
@@ -58,7 +62,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     data, _, _ = load(args.seed, args.test_fraction, not args.no_download)
     settings = jv.Settings(seed=args.seed, test_fraction=args.test_fraction, bootstrap=args.bootstrap,
-                           judge=not args.no_judge, ablation=not args.no_ablation)
+                           judge=not args.no_judge, ablation=not args.no_ablation, judge_base=args.judge_base,
+                           mf_judge=args.mf_judge)
     encoder = texts = feats = None
     if settings.judge:
         from recux.embedding_cache import cached_embeddings

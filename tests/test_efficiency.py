@@ -16,7 +16,7 @@ from recux.pipeline import run_experiment
 from tests._compose import compose_cfg
 
 WORLD = ["dataset=synthetic", "dataset.n_users=80", "dataset.n_items=50", "logger=none",
-         "eval.latency_users=20", "run.save_model=true"]
+         "eval.latency_users=20", "eval.throughput_users=30", "run.save_model=true"]
 
 
 @pytest.mark.parametrize("model", ["ease", "bpr"])
@@ -37,6 +37,7 @@ def test_efficiency_record_matches_the_fitted_model(tmp_path, model):
     lat = eff["latency_ms"]
     assert lat["n"] == 20 and 0 < lat["p50"] <= lat["p99"]
     assert eff["throughput_users_per_s"] > 0 and eff["latency_k"] == 20
+    assert eff["throughput_n"] == min(30, rec["users"]["evaluated"])  # the warm pass's seeded sample
 
 
 def test_count_parameters_of_plain_arrays_and_sparse_matrices():

@@ -34,7 +34,7 @@ def _world(seed=0, n_users=150, n_items=80, d=16, per_user=25, text_signal=True)
 def fitted():
     inter, feats = _world()
     train, test = random_rating_split(inter, 0.2, seed=1)
-    cfg = JudgeConfig(rank=16, heads=2, lr=1e-2, batch_size=256, max_epochs=40, patience=5, mf=MF)
+    cfg = JudgeConfig(rank=16, heads=2, lr=1e-2, batch_size=256, max_epochs=40, patience=5, mf=MF, base="biased_mf")
     judge, record = fit_judge(train, feats, cfg, strategy=registry.build("finetune", "frozen", {}))
     return train, test, feats, judge, record
 
@@ -74,7 +74,7 @@ def test_save_and_load_keep_the_predictions(fitted, tmp_path):
 
 def test_out_of_fold_base_never_sees_its_own_rating():
     inter, _ = _world(seed=3, n_users=40, n_items=30, per_user=10)
-    base = oof_base(inter, folds=4, seed=0, mf=MF)
+    base = oof_base(inter, folds=4, seed=0, mf=MF, base="biased_mf")
     fold = np.random.default_rng(0).integers(0, 4, len(inter))
     rows = fold == 2
     mf = BiasedMF(**MF).fit(inter.user[~rows], inter.item[~rows], inter.rating[~rows], 40, 30)
@@ -90,7 +90,7 @@ def test_bad_settings_are_refused():
     with pytest.raises(ConfigError, match="item embeddings"):
         fit_judge(inter, feats[:5], JudgeConfig())
     with pytest.raises(ConfigError, match="trains the encoder"):
-        fit_judge(inter, feats, JudgeConfig(mf=MF), strategy=registry.build("finetune", "lora", {}))
+        fit_judge(inter, feats, JudgeConfig(mf=MF, base="biased_mf"), strategy=registry.build("finetune", "lora", {}))
 
 
 @pytest.mark.parametrize("strategy", ["lora", "full"])
@@ -102,7 +102,7 @@ def test_encoder_strategies_train_the_encoder_and_move_the_item_features(tmp_pat
     inter, _ = _world(seed=4, n_users=30, n_items=12, per_user=6)
     texts = [f"movie number {i} about topic {i % 3}" for i in range(12)]
     feats = text.embed(texts)
-    cfg = JudgeConfig(rank=4, lr=1e-2, batch_size=32, max_epochs=2, max_steps=4, encode_per_step=4, mf=MF)
+    cfg = JudgeConfig(rank=4, lr=1e-2, batch_size=32, max_epochs=2, max_steps=4, encode_per_step=4, mf=MF, base="biased_mf")
     judge, record = fit_judge(inter, feats, cfg, strategy=registry.build("finetune", strategy, {}), text=text,
                               texts=texts)
     assert record["finetune"]["name"] == strategy and record["steps"] == 4
@@ -111,8 +111,30 @@ def test_encoder_strategies_train_the_encoder_and_move_the_item_features(tmp_pat
 
 def test_a_fit_started_from_a_judge_starts_at_its_predictions(fitted):
     train, test, feats, judge, _ = fitted
-    cfg = JudgeConfig(rank=16, heads=2, lr=1e-9, batch_size=256, max_epochs=1, mf=MF)
+    cfg = JudgeConfig(rank=16, heads=2, lr=1e-9, batch_size=256, max_epochs=1, mf=MF, base="biased_mf")
     again, _ = fit_judge(train, feats, cfg, strategy=registry.build("finetune", "frozen", {}), init=judge)
     np.testing.assert_allclose(again.predict(test.user, test.item), judge.predict(test.user, test.item), atol=1e-3)
     with pytest.raises(ConfigError, match="rank and heads"):
-        fit_judge(train, feats, JudgeConfig(rank=8, heads=2, mf=MF), init=judge)
+        fit_judge(train, feats, JudgeConfig(rank=8, heads=2, mf=MF, base="biased_mf"), init=judge)
+
+
+def test_a_judge_on_the_bayesian_mf_base_starts_from_it_and_survives_save_and_load(tmp_path):
+    from recux.rating_models import BayesianMF
+
+    inter, feats = _world(seed=5, n_users=40, n_items=30, per_user=10)
+    bpmf = {"factors": 3, "samples": 8, "burn": 3}
+    base = oof_base(inter, folds=3, seed=0, mf=bpmf, base="bayesian_mf")
+    fold = np.random.default_rng(0).integers(0, 3, len(inter))
+    rows = fold == 1
+    ref = BayesianMF(**bpmf).fit(inter.user[~rows], inter.item[~rows], inter.rating[~rows], 40, 30)
+    np.testing.assert_allclose(base[rows], ref.predict(inter.user[rows], inter.item[rows]))
+    cfg = JudgeConfig(rank=4, lr=1e-9, batch_size=64, max_epochs=1, folds=3, base="bayesian_mf", mf=bpmf)
+    judge, _ = fit_judge(inter, feats, cfg, strategy=registry.build("finetune", "frozen", {}))
+    full = BayesianMF(**bpmf).fit(inter.user, inter.item, inter.rating, 40, 30)
+    # an untrained head (a = 1, c = w = beta = 0, A/B/D ~ 0.01) predicts the base
+    np.testing.assert_allclose(judge.predict(inter.user, inter.item), full.predict(inter.user, inter.item), atol=0.02)
+    loaded = Judge.load(judge.save(tmp_path / "judge"))
+    assert isinstance(loaded.mf, BayesianMF)
+    np.testing.assert_allclose(loaded.predict(inter.user, inter.item), judge.predict(inter.user, inter.item))
+    with pytest.raises(ConfigError, match="choose bayesian_mf or biased_mf"):
+        JudgeConfig(base="svd").check()

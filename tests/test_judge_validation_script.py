@@ -1,5 +1,5 @@
 """scripts/judge_validation.py on ML-100K (ratings baselines only): the split and the table's Spearman values
-match an independent computation with polars and scipy."""
+match an independent computation with polars and scipy; the Bayesian-MF comparison is paired on the same split."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests._scripts import load_script
 def test_baseline_rows_match_polars_and_scipy(tmp_path, capsys):
     script = load_script("judge_validation")
     try:
-        result = script.main(["--no-judge", "--no-download", "--seed", "7", "--out", str(tmp_path / "r.json")])
+        result = script.main(["--no-judge", "--no-download", "--seed", "7", "--bootstrap", "200", "--out", str(tmp_path / "r.json")])
     except DataUnavailableError:
         pytest.skip("ML-100K is not in the local cache")
     assert (result["n_train"], result["n_test"]) == (80_000, 20_000)
@@ -31,4 +31,9 @@ def test_baseline_rows_match_polars_and_scipy(tmp_path, capsys):
     rows = {r["model"]: r for r in result["rows"]}
     for name, pred in expect.items():
         assert rows[name]["spearman"] == pytest.approx(stats.spearmanr(pred, j["r"].to_numpy()).statistic, abs=1e-6)
-    assert "| biased_mf |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| biased_mf |" in out and "| bayesian_mf |" in out
+    # the Bayesian-MF comparison is paired on the same held-out ratings as the rows
+    diff = result["bayesian_mf_vs_biased_mf"]
+    assert diff["diff"] == pytest.approx(rows["bayesian_mf"]["spearman"] - rows["biased_mf"]["spearman"], abs=1e-12)
+    assert diff["ci_low"] <= diff["diff"] <= diff["ci_high"] and diff["n_users"] == len(np.unique(test.user))

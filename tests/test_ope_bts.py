@@ -86,3 +86,17 @@ def test_cached_action_dist_is_reused_and_keyed_by_its_inputs(tmp_path):
     other = cached_bts_action_dist(ALPHA, BETA, 2, n_sim=3000, random_state=2, root=tmp_path)  # another seed
     assert len(list(tmp_path.glob("bts_action_dist-*.npy"))) == 2
     assert not np.array_equal(other, np.full((4, 2), 0.25))
+
+
+def test_legacy_rng_port_equals_numpy_when_rows_straddle_and_outgrow_blocks():
+    """Blocks of 8 uniforms are smaller than one row's draws (6 gammas, each >= 3 uniforms): every row is rolled
+    back and the carry room grows; blocks of 61 split rows at varying points."""
+    from recux.ope import legacy_rng
+
+    alpha, beta = np.array([2.0, 47.0, 1.5]), np.array([3000.0, 2.5, 1.01])
+    want = np.random.RandomState(11).beta(alpha, beta, size=(300, 3))
+    for block in (8, 61):
+        key, ints, cached = legacy_rng.state_of(np.random.RandomState(11))
+        got = np.empty((300, 3))
+        legacy_rng.beta_rows(key, ints, cached, alpha, beta, 300, got, np.zeros((3, 0), np.int64), block)
+        np.testing.assert_array_equal(got, want)

@@ -18,7 +18,10 @@ def test_listing_does_not_import_heavy_libraries():
     listing, heavy_line = out.stdout.rsplit("HEAVY=", 1)
     assert json.loads(heavy_line) == []
     data = json.loads(listing)
-    assert set(data) == {"dataset", "model", "finetune", "metric", "task", "encoder", "injector"}
+    assert set(data) == {"dataset", "model", "finetune", "metric", "task", "encoder", "explainer", "compress",
+                         "injector"}
+    assert {p["name"] for p in data["explainer"]} == {"neighbourhood", "gradient", "text_similarity"}
+    assert {p["name"] for p in data["compress"]} == {"none", "int8", "prune", "fp16"}
     assert [p["name"] for p in data["encoder"]] == ["hf"]
     assert {"noise", "sparsity", "random_attack", "average_attack", "bandwagon_attack"} == {
         p["name"] for p in data["injector"]}

@@ -35,6 +35,7 @@ def test_wheel_ships_configs_under_its_own_import_name(wheel):
     assert top == {"recux", "hydra_plugins"}, top  # no generic `benchmark` or `plugins` import names
     assert "recux/conf/config.yaml" in names
     assert "recux/conf/model/ease.yaml" in names
+    assert "recux/conf/hydra/launcher/slurm.yaml" in names  # nested config groups too (hydra/launcher=slurm)
     assert "recux/plugins/models/ease.py" in names
     assert "recux/plugins/tasks/offline_ranking.py" in names and "recux/conf/task/offline_ranking.yaml" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

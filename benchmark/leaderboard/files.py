@@ -1,6 +1,6 @@
 """Files: write each dataset's Markdown, CSV and (optionally) PNG plots (primary metric per variant, accuracy vs
 popularity bias, and per section with a UX view the Pareto plots of accuracy against the UX measures) to the
-output folder."""
+output folder; with sections at several training fractions, the learning curves (recux.leaderboard.curves)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from recux.leaderboard.aggregate import Leaderboard
 from recux.leaderboard.collect import FailedRun
+from recux.leaderboard.curves_render import render_curves
 from recux.leaderboard.manifest import build_manifest, manifest_path, run_entry
 from recux.leaderboard.render import (
     _file_stems,
@@ -183,10 +184,12 @@ def render_files(
         names = {(b.protocol, b.data_hash): ux_plot_name(stem, b) for b in dboards}
         ux_plots = {key: name for key, name in names.items() if name in ux_files}
         md = render_markdown(dataset, dboards, command, built, dfailed, ux=ux, ux_plots=ux_plots)
+        curves_md, curve_files = render_curves(stem, dboards, plots)  # sections at several data.train_fraction
         files = {
-            f"{stem}.md": md.encode("utf-8"),
+            f"{stem}.md": (md + curves_md).encode("utf-8"),
             f"{stem}.csv": render_csv([rec for b in dboards for rec in board_records(b)]).encode("utf-8"),
         }
+        files.update(curve_files)
         if plots:
             files.update(_plots(dataset, stem, dboards))
             files.update(ux_files)

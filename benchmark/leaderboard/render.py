@@ -15,6 +15,8 @@ from typing import Any
 from recux.identity import describe_settings
 from recux.leaderboard.aggregate import Leaderboard, Row, Stat
 from recux.leaderboard.collect import FailedRun, _seed_key
+from recux.leaderboard.faithfulness import render_faithfulness
+from recux.leaderboard.compression import render_compression
 from recux.leaderboard.pairing import CI_LEVEL, SIGNIFICANCE_SEED
 from recux.leaderboard.robustness import render_robustness
 from recux.leaderboard.ux import UxConfig, has_ux_view, pareto_table, ux_columns
@@ -296,6 +298,8 @@ def render_markdown(
             out += render_ux_section(b, ux, (ux_plots or {}).get((b.protocol, b.data_hash)))
         out += render_serving_cost(b)
         out += render_robustness(b)  # runs of task=robustness only
+        out += render_faithfulness(b)  # runs with explainer=...: the deletion test per model and explainer
+        out += render_compression(b)  # compressed variants against their uncompressed rows (if any)
     finished = {
         (b.data_hash, r.variant_hash, str(run.seed)) for b in boards for r in b.rows for run in r.runs
     }

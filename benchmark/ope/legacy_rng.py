@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _N, _M = 624, 397
 # typed constants: numba promotes uint64 (op) int64 to float64, so every operand of the bit arithmetic is uint64
@@ -97,74 +97,121 @@ def _temper(y: np.uint64) -> np.uint64:
     return y & _MASK32
 
 
-@njit(cache=True)
-def beta_rows(key: np.ndarray, ints: np.ndarray, cached: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
-              rows: int, sink: np.ndarray, counts: np.ndarray, block: int = 1 << 16) -> None:
-    """Draw ``rows`` rows of Beta(alpha[a], beta[a]) (shapes > 1) in numpy's order and hand each to the sink:
-    with ``counts`` of shape (n_items, k) non-empty, count which items take the k largest values (Bernoulli-TS
-    slates); else copy the rows into ``sink`` (rows, n_items).
+@njit(cache=True, inline="always")
+def _gamma(shape: float, buf: np.ndarray, p: int, end: int, has_gauss: int, gauss: float
+           ) -> tuple[float, int, int, float]:
+    """numpy's legacy_standard_gamma for shape > 1 (Marsaglia & Tsang 2000) with the polar Gaussian
+    (legacy_gauss, its cached second value ``gauss`` when ``has_gauss``), uniforms ``buf[p:end]``. Returns
+    (value, next p, has_gauss, gauss), with p = -1 when the buffer ran out (the caller rolls the row back)."""
+    bb = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9 * bb)
+    while True:
+        while True:
+            if has_gauss:
+                x = gauss
+                has_gauss = 0
+                gauss = 0.0
+            else:
+                while True:
+                    if p + 2 > end:
+                        return math.nan, -1, has_gauss, gauss
+                    x1 = 2.0 * buf[p] - 1.0
+                    x2 = 2.0 * buf[p + 1] - 1.0
+                    p += 2
+                    r2 = x1 * x1 + x2 * x2
+                    if r2 < 1.0 and r2 != 0.0:
+                        break
+                f = math.sqrt(-2.0 * math.log(r2) / r2)
+                gauss = f * x1
+                has_gauss = 1
+                x = f * x2
+            v = 1.0 + c * x
+            if v > 0.0:
+                break
+        v = v * v * v
+        if p + 1 > end:
+            return math.nan, -1, has_gauss, gauss
+        u = buf[p]
+        p += 1
+        if u < 1.0 - 0.0331 * (x * x) * (x * x):
+            return bb * v, p, has_gauss, gauss
+        if math.log(u) < 0.5 * x * x + bb * (1.0 - v + math.log(v)):
+            return bb * v, p, has_gauss, gauss
 
-    The per-element draw is numpy's legacy_beta = Ga / (Ga + Gb), each gamma by Marsaglia & Tsang with the polar
-    Gaussian (numpy's cached second value included), every uniform a legacy_double taken from a block buffer."""
-    n_items = alpha.shape[0]
-    k_max = counts.shape[1]
-    buf = np.empty(block)
-    fill_doubles(key, ints, buf)
-    p = 0
-    has_gauss = ints[1]
-    gauss_cached = cached[0]
+
+@njit(cache=True)
+def consume_rows(buf: np.ndarray, p: int, alpha: np.ndarray, beta: np.ndarray, gauss: np.ndarray,
+                 has_gauss: np.ndarray, first: int, rows: int, sink: np.ndarray, counts: np.ndarray,
+                 out: np.ndarray) -> None:
+    """Draw rows first, first + 1, ... (< rows) of Beta(alpha[a], beta[a]) = Ga / (Ga + Gb) (numpy's
+    legacy_beta, shapes > 1) from the uniforms ``buf[p:]`` until the rows are done or the buffer runs out
+    mid-row; that row is rolled back (uniform position and Gaussian cache as at its start), so a later call
+    with more uniforms redraws it identically. Each row goes to ``counts`` (which items take the k largest
+    values) or, with ``counts`` of width 0, into ``sink[row]``. out[:] = (rows drawn, next p)."""
+    n_items, end, k_max = alpha.shape[0], buf.shape[0], counts.shape[1]
     row = np.empty(n_items)
     top = np.empty(max(k_max, 1), dtype=np.int64)
-    for i in range(rows):
+    i, h, g = first, has_gauss[0], gauss[0]
+    while i < rows:
+        p0, h0, g0 = p, h, g
         for a in range(n_items):
-            ga = 0.0
-            for which in range(2):
-                shape = alpha[a] if which == 0 else beta[a]
-                bb = shape - 1.0 / 3.0
-                c = 1.0 / math.sqrt(9 * bb)
-                while True:
-                    while True:
-                        if has_gauss:
-                            x = gauss_cached
-                            has_gauss = 0
-                            gauss_cached = 0.0
-                        else:
-                            while True:
-                                if p == block:  # refill only when used up: no draw is skipped
-                                    fill_doubles(key, ints, buf)
-                                    p = 0
-                                x1 = 2.0 * buf[p] - 1.0
-                                p += 1
-                                if p == block:
-                                    fill_doubles(key, ints, buf)
-                                    p = 0
-                                x2 = 2.0 * buf[p] - 1.0
-                                p += 1
-                                r2 = x1 * x1 + x2 * x2
-                                if r2 < 1.0 and r2 != 0.0:
-                                    break
-                            f = math.sqrt(-2.0 * math.log(r2) / r2)
-                            gauss_cached = f * x1
-                            has_gauss = 1
-                            x = f * x2
-                        v = 1.0 + c * x
-                        if v > 0.0:
-                            break
-                    v = v * v * v
-                    if p == block:
-                        fill_doubles(key, ints, buf)
-                        p = 0
-                    u = buf[p]
-                    p += 1
-                    if u < 1.0 - 0.0331 * (x * x) * (x * x):
-                        break
-                    if math.log(u) < 0.5 * x * x + bb * (1.0 - v + math.log(v)):
-                        break
-                if which == 0:
-                    ga = bb * v
-                else:
-                    row[a] = ga / (ga + bb * v)
+            gb = 0.0
+            ga, p, h, g = _gamma(alpha[a], buf, p, end, h, g)
+            if p >= 0:
+                gb, p, h, g = _gamma(beta[a], buf, p, end, h, g)
+            if p < 0:
+                break
+            row[a] = ga / (ga + gb)
+        if p < 0:
+            p, h, g = p0, h0, g0
+            break
         if k_max == 0:
             sink[i, :] = row
-            continue
-        count_row_top(row, top, counts)
+        else:
+            count_row_top(row, top, counts)
+        i += 1
+    has_gauss[0], gauss[0] = h, g
+    out[0], out[1] = i - first, p
+
+
+@njit(cache=True, parallel=True)
+def _fill_and_consume(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.ndarray, p: int,
+                      alpha: np.ndarray, beta: np.ndarray, gauss: np.ndarray, has_gauss: np.ndarray, first: int,
+                      rows: int, sink: np.ndarray, counts: np.ndarray, out: np.ndarray) -> None:
+    """Two tasks at once (numba threads): generate the next block of uniforms into ``nxt`` while the rows
+    consume the current block ``cur[p:]``. The uniform stream is a fixed sequence, so generating it ahead
+    changes no draw."""
+    for task in prange(2):
+        if task == 0:
+            fill_doubles(key, pos, nxt)
+        else:
+            consume_rows(cur, p, alpha, beta, gauss, has_gauss, first, rows, sink, counts, out)
+
+
+def beta_rows(key: np.ndarray, ints: np.ndarray, cached: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
+              rows: int, sink: np.ndarray, counts: np.ndarray, block: int = 1 << 20) -> None:
+    """Draw ``rows`` rows of Beta(alpha[a], beta[a]) (shapes > 1) in numpy's order and hand each to the sink:
+    with ``counts`` of shape (n_items, k) non-empty, count which items take the k largest values (Bernoulli-TS
+    slates); else copy the rows into ``sink`` (rows, n_items). ``key``/``ints``/``cached``: ``state_of``.
+
+    Uniforms come in blocks of ``block`` legacy_doubles: while one thread draws rows from block b, another
+    generates block b + 1 (MT19937 is ~40% of the work). The uniforms a rolled-back row left unused are
+    carried to the front of the next block, so the stream is consumed exactly as numpy consumes it."""
+    pos, has_gauss, gauss = ints[:1].copy(), ints[1:2].copy(), cached[:1].copy()
+    carry = block  # room in front of each block for the uniforms the previous block left unused
+    cur, nxt = np.empty(carry + block), np.empty(carry + block)
+    fill_doubles(key, pos, cur[carry:])
+    p, done, out = carry, 0, np.zeros(2, dtype=np.int64)
+    while done < rows:
+        _fill_and_consume(key, pos, nxt[carry:], cur, p, alpha, beta, gauss, has_gauss, done, rows, sink,
+                          counts, out)
+        done, left = done + int(out[0]), cur.shape[0] - int(out[1])
+        old, fresh = cur, nxt
+        if left > carry:  # one row needed more uniforms than a block holds: widen the carry room
+            carry = 2 * left
+            cur, nxt = np.empty(carry + block), np.empty(carry + block)
+            cur[carry:] = fresh[fresh.shape[0] - block:]
+        else:
+            cur, nxt = fresh, old
+        cur[carry - left:carry] = old[old.shape[0] - left:]
+        p = carry - left

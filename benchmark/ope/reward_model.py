@@ -128,13 +128,15 @@ class LogisticRewardModel:
         z_all = self.item_features(data)
         q_hat = np.zeros((data.n_rounds, data.n_actions, data.len_list))
         for train, test in cross_fit_folds(data.n_rounds, self.n_folds, self.fold_seed):
+            fold = np.empty((len(test), data.n_actions, data.len_list))  # one scatter per fold, not per position
             for k in range(data.len_list):
                 rows = train[data.position[train] == k]
                 if len(rows) == 0 or len(np.unique(data.reward[rows])) < 2:
                     raise ConfigError(f"position {k} has no rounds with both outcomes in a training fold; "
                                       "use fewer folds (reward_model.n_folds) or the ctr reward model")
                 w_x, w_z, b = self._fit_position(data.context[rows], z_all[data.action[rows]], data.reward[rows])
-                q_hat[test, :, k] = expit(data.context[test] @ w_x[:, None] + (z_all @ w_z)[None, :] + b)
+                expit(data.context[test] @ w_x[:, None] + (z_all @ w_z)[None, :] + b, out=fold[:, :, k])
+            q_hat[test] = fold
         return q_hat
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recux.module import RecuxModule
+from recux.module import RecuxModule, host_or_device
 
 
 class BPRLoss(torch.autograd.Function):
@@ -78,6 +78,15 @@ class BPRNet(RecuxModule):
 
     @torch.no_grad()
     def score(self, users: np.ndarray) -> np.ndarray:
-        """(len(users), n_items) dot-product scores as float32 numpy."""
+        """(len(users), n_items) dot-product scores as float32 numpy (on a GPU the
+        device tensor: the ranking takes its top-k there)."""
         idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.user_emb.weight.device)
-        return (self.user_emb.weight[idx] @ self.item_emb.weight.T).float().cpu().numpy()
+        return host_or_device(self.user_emb.weight[idx] @ self.item_emb.weight.T)
+
+    def score_inputs(self, users: np.ndarray) -> dict[str, Any]:
+        """The inputs of ``score_from`` for these users (ONNX export)."""
+        return {"users": np.asarray(users, dtype=np.int64)}
+
+    def score_from(self, users: torch.Tensor) -> torch.Tensor:
+        """``score`` as a torch function of user codes (exportable)."""
+        return self.user_emb.weight[users] @ self.item_emb.weight.T

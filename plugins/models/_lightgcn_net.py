@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recux.module import RecuxModule
+from recux.module import RecuxModule, host_or_device
 from recux.plugins.models._bpr_net import BPRLoss
 
 
@@ -140,7 +140,8 @@ class LightGCNNet(RecuxModule):
 
     @torch.no_grad()
     def score(self, users: np.ndarray) -> np.ndarray:
-        """(len(users), n_items) dot-product scores of the final embeddings as float32 numpy."""
+        """(len(users), n_items) dot-product scores of the final embeddings as float32 numpy (on a GPU the
+        device tensor: the ranking takes its top-k there)."""
         user_final, item_final = self.final_embeddings()
         idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=user_final.device)
-        return (user_final[idx] @ item_final.T).float().cpu().numpy()
+        return host_or_device(user_final[idx] @ item_final.T)

@@ -47,13 +47,7 @@ class LMSASRecNet(TextEncoderNet):
 
     def run(self, tokens: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """SeqEncoder's forward with item vectors from ``table`` instead of its token embedding."""
-        s, n = self.seq, tokens.shape[1]
-        x = s.drop(table[tokens] * math.sqrt(s.hidden) + s.pos.weight[s.max_len - n:])
-        x = x * (tokens != 0).unsqueeze(-1)
-        allowed = s.attention_mask(tokens)
-        for block in s.blocks:
-            x = block(x, allowed)
-        return s.ln(x)
+        return self.seq.encode(tokens, table[tokens])
 
     # -- training
     def _fresh(self, batch: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -87,11 +81,26 @@ class LMSASRecNet(TextEncoderNet):
         """(len(users), n_items) float32 scores; re-encodes the catalogue first if the encoder changed."""
         if len(self.seqs) == 0:
             raise RuntimeError("no sequences to score from: call set_sequences first")
+        idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.seqs.device)
+        return self.score_sequences(self.seqs[idx]).float().cpu().numpy()
+
+    @torch.no_grad()
+    def score_sequences(self, seqs: torch.Tensor) -> torch.Tensor:
+        """(len(seqs), n_items) scores of token rows (eval mode; the bank refreshed first if stale)."""
         self.refresh_bank()
         was = self.training
         self.eval()
         table = self.item_table()
-        idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.seqs.device)
-        out = self.run(self.seqs[idx], table)[:, -1] @ table[1:].T
+        out = self.run(seqs, table)[:, -1] @ table[1:].T
         self.train(was)
-        return out.float().cpu().numpy()
+        return out
+
+    # -- explanations (gradient x input on the input item vectors; plugins/explainers/gradient.py)
+    def item_inputs(self, seqs: torch.Tensor) -> torch.Tensor:
+        """(B, L, hidden) the item vectors the transformer reads for token rows (before position and scale)."""
+        self.refresh_bank()
+        return self.item_table()[seqs]
+
+    def score_from_inputs(self, seqs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Scores of token rows whose input item vectors are ``inputs`` (output vectors unchanged)."""
+        return self.seq.encode(seqs, inputs)[:, -1] @ self.item_table()[1:].T

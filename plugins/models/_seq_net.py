@@ -73,18 +73,23 @@ class SeqEncoder(nn.Module):
         """(B, 1, L, L) bool: query q may read key k."""
         n = seq.shape[1]
         real = (seq != 0)[:, None, None, :]  # keys
-        eye = torch.eye(n, dtype=torch.bool, device=seq.device)
-        allowed = real | eye
+        pos = torch.arange(n, device=seq.device)  # index comparisons, not eye/tril: those export to ONNX ops
+        allowed = real | (pos[:, None] == pos[None, :])  # (EyeLike, Trilu) onnxruntime lacks for booleans
         if self.causal:
-            allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=seq.device).tril()
+            allowed = allowed & (pos[:, None] >= pos[None, :])
         return allowed
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.encode(seq, self.tok(seq))
+
+    def encode(self, seq: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The forward pass with the (B, L, hidden) input item vectors given (``tok(seq)`` in ``forward``;
+        LM-SASRec's text-derived vectors; explanations' differentiable inputs); ``seq`` gives the padding."""
         n = seq.shape[1]
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds max_len {self.max_len}")
         pos = self.pos.weight[self.max_len - n:]  # right-aligned positions
-        x = self.drop(self.tok(seq) * math.sqrt(self.hidden) + pos)
+        x = self.drop(items * math.sqrt(self.hidden) + pos)
         x = x * (seq != 0).unsqueeze(-1)  # padding carries nothing
         allowed = self.attention_mask(seq)
         for block in self.blocks:
@@ -133,6 +138,15 @@ class SeqNet(RecuxModule):
     def score_sequences(self, seqs: torch.Tensor) -> torch.Tensor:
         return self.logits(self.encoder(seqs)[:, -1])
 
+    # -- explanations (gradient x input on the input item vectors; plugins/explainers/gradient.py)
+    def item_inputs(self, seqs: torch.Tensor) -> torch.Tensor:
+        """(B, L, hidden) the item vectors the transformer reads for token rows (before position and scale)."""
+        return self.encoder.tok(seqs)
+
+    def score_from_inputs(self, seqs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Scores of token rows whose input item vectors are ``inputs`` (output vectors unchanged)."""
+        return self.logits(self.encoder.encode(seqs, inputs)[:, -1])
+
     @torch.no_grad()
     def score(self, users: np.ndarray) -> np.ndarray:
         """(len(users), n_items) float32 scores from each user's row of ``seqs``."""
@@ -140,6 +154,16 @@ class SeqNet(RecuxModule):
             raise RuntimeError("no sequences to score from: call set_sequences first")
         idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.seqs.device)
         return self.score_sequences(self.seqs[idx]).float().cpu().numpy()
+
+
+    def score_inputs(self, users: np.ndarray) -> dict[str, Any]:
+        """The inputs of ``score_from`` for these users: their token rows (ONNX export and serving)."""
+        idx = torch.as_tensor(np.asarray(users), dtype=torch.long, device=self.seqs.device)
+        return {"seqs": self.seqs[idx].cpu().numpy()}
+
+    def score_from(self, seqs: torch.Tensor) -> torch.Tensor:
+        """``score`` as a torch function of the users' token rows (exportable)."""
+        return self.logits(self.encoder(seqs)[:, -1])
 
 
 class SASRecNet(SeqNet):

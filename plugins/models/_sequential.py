@@ -4,6 +4,7 @@ history, score from each user's latest items (train during validation; train + v
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.lightning_model import LightningRecommender
 from recux.plugins.models._checks import check_rates
+from recux.plugins.models._history import as_interactions, time_ordered
 from recux.sequences import windows
 
 
@@ -22,6 +24,7 @@ class SequentialRecommender(LightningRecommender):
     FORMAT = "recux-sequential/1"
     name = "sequential"  # the registered name, for messages
     min_items = 2  # fewest real items a training window needs to hold a target
+    _conditioned: Interactions | None = None  # what the scoring rows were built from (history())
 
     def __init__(self, **hparams: Any) -> None:
         h = hparams
@@ -105,6 +108,7 @@ class SequentialRecommender(LightningRecommender):
 
         net.num_threads = torch.get_num_threads()  # re-applied each epoch (validation's numba resets it)
         net.set_sequences(self.scoring_rows(train))  # validation: the training sequence only
+        self._conditioned = train
         return SequenceBatches(self.training_rows(train), batch_size=self.hparams["batch_size"], seed=seed,
                                transform=self._transform())
 
@@ -118,6 +122,21 @@ class SequentialRecommender(LightningRecommender):
                 f"on {self.n_users} x {self.n_items}. Pass interactions of the same split."
             )
         self.net.set_sequences(self.scoring_rows(history))
+        self._conditioned = history
+
+    def history(self, users: np.ndarray) -> list[np.ndarray]:
+        """Each user's conditioning items in time order (the scoring row is its last items)."""
+        return time_ordered(self._conditioned, users)
+
+    def sequence_rows(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The scoring rows (tokens) of users whose time-ordered histories are ``histories``."""
+        return self.scoring_rows(as_interactions(histories, self.n_items))
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        import torch
+
+        rows = torch.as_tensor(self.sequence_rows(histories), dtype=torch.long, device=self.net.seqs.device)
+        return self.net.score_sequences(rows).float().cpu().numpy()
 
     def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         """Scores from ``history``'s scoring rows of ``users`` (the sequences ``condition_on`` would set), leaving

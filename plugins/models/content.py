@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from recux.data import Dataset, Interactions
 from recux.errors import ConfigError, DataError
 from recux.model import FitContext, Recommender
+from recux.plugins.models._history import as_interactions, time_ordered
 from recux.registry import register
 
 FEATURES = ("text", "genres")
@@ -132,6 +133,11 @@ class ContentRecommender(Recommender):
         self.columns = tuple(columns)
         self.item_vectors: np.ndarray | None = None  # (n_items, dim) unit rows
         self.profiles: np.ndarray | None = None  # (n_users, dim) unit rows
+        self._train: Interactions | None = None  # the histories (history()); not saved with the model
+
+    def __getstate__(self) -> dict:
+        """The saved model holds item vectors and profiles only (as before history() existed)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_train"}
 
     def fit(self, ctx: FitContext) -> None:
         train = ctx.split.train
@@ -141,6 +147,7 @@ class ContentRecommender(Recommender):
             raise DataError(f"content: {vectors.shape[0]} item vectors for {self.n_items} items (row i = item i)")
         self.item_vectors = unit_rows(vectors)
         self.profiles = user_profiles(profile_weights(train, self.profile, self.half_life), self.item_vectors)
+        self._train = train
 
     def _item_vectors(self, ctx: FitContext) -> np.ndarray:
         if self.features == "genres":
@@ -155,6 +162,19 @@ class ContentRecommender(Recommender):
         if self.profiles is None or self.item_vectors is None:
             raise RuntimeError("ContentRecommender.score called before fit")
         return self.profiles[np.asarray(users, dtype=np.int64)] @ self.item_vectors.T
+
+    def history(self, users: np.ndarray) -> list[np.ndarray]:
+        """Each user's training items in time order (repeats kept: each interaction counts)."""
+        return time_ordered(getattr(self, "_train", None), users)  # None after load: refused
+
+    def history_weights(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """(len(histories) x n_items) w_ui of the module formula for time-ordered histories."""
+        return profile_weights(as_interactions(histories, self.n_items), self.profile, self.half_life)
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        if self.item_vectors is None:
+            raise RuntimeError("ContentRecommender.score_histories called before fit")
+        return user_profiles(self.history_weights(histories), self.item_vectors) @ self.item_vectors.T
 
 
 @register("model", "content_genres", training="closed_form", capabilities={"scores_unseen_items"})

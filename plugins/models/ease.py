@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.model import FitContext, Recommender
+from recux.plugins.models._history import binary_rows, training_rows
 from recux.registry import register
 
 
@@ -63,6 +64,18 @@ class EASE(Recommender):
             raise RuntimeError("EASE.score called before fit")
         users = np.asarray(users, dtype=np.int64)
         return np.asarray(self._train[users] @ self.weights, dtype=np.float32)
+
+    def item_item(self) -> np.ndarray:
+        """B: score(u, i) = sum over the user's training items j of B[j, i]."""
+        if self.weights is None:
+            raise RuntimeError("EASE.item_item called before fit")
+        return self.weights
+
+    def history(self, users: np.ndarray) -> list[np.ndarray]:
+        return training_rows(self._train, users)
+
+    def score_histories(self, histories) -> np.ndarray:
+        return np.asarray(binary_rows(histories, self.n_items) @ self.item_item(), dtype=np.float32)
 
     def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         """``history``'s binary rows of ``users`` @ B: EASE scores any history with the fitted weights."""

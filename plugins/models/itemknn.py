@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from recux.data import Interactions
 from recux.model import FitContext, Recommender
+from recux.plugins.models._history import binary_rows, training_rows
 from recux.ranking import topk_from_scores
 from recux.registry import register
 
@@ -79,6 +80,18 @@ class ItemKNN(Recommender):
             raise RuntimeError("ItemKNN.score called before fit")
         users = np.asarray(users, dtype=np.int64)
         return np.asarray((self._train[users] @ self.similarity).toarray(), dtype=np.float32)
+
+    def item_item(self) -> sp.csr_matrix:
+        """W: score(u, i) = sum over the user's training items j of W[j, i]."""
+        if self.similarity is None:
+            raise RuntimeError("ItemKNN.item_item called before fit")
+        return self.similarity
+
+    def history(self, users: np.ndarray) -> list[np.ndarray]:
+        return training_rows(self._train, users)
+
+    def score_histories(self, histories) -> np.ndarray:
+        return np.asarray((binary_rows(histories, self.n_items) @ self.item_item()).toarray(), dtype=np.float32)
 
     def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
         """``history``'s binary rows of ``users`` @ W: the neighbourhood scores of any history."""

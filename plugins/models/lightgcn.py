@@ -103,6 +103,16 @@ class LightGCN(LightningRecommender):
         return PairBatches(train.user, train.item, self.n_items, batch_size=h["batch_size"],
                            num_negatives=h["num_negatives"], seed=seed, exclude_positives=h["exclude_positives"])
 
+    def serving_module(self) -> Any:
+        """The propagated final embeddings (what scoring reads), as a dot-product scorer without the graph."""
+        from recux.compression import factor_scorer
+
+        if self.net is None:
+            return None
+        if getattr(self, "_serving", None) is None or self._serving[0] is not self.net:
+            self._serving = (self.net, factor_scorer(*self.net.final_embeddings()))
+        return self._serving[1]
+
     def _extra_state(self) -> dict[str, Any]:
         """The training graph's edges: propagation needs them."""
         import torch

@@ -7,5 +7,6 @@ from recux.plugins.tasks import (  # noqa: F401
     judge,
     offline_ranking,
     ope,
+    replay,
     robustness,
 )

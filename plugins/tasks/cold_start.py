@@ -54,7 +54,7 @@ def scores_unseen(model_info: Any) -> bool:
     return SCORES_UNSEEN in (model_info.meta.get("capabilities") or ())
 
 
-@register("task", "cold_start")
+@register("task", "cold_start", compresses=True)
 class ColdStart(OfflineRanking):
     """Offline ranking on a cold-item split, reported on cold items (among cold items and among the whole
     catalogue), warm items and overall."""

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from recux import registry, stages
+from recux import registry, stages, subsample
 from recux.data import Interactions, Split
 from recux.errors import ConfigError
 from recux.finetune import check_finetune
@@ -129,6 +129,7 @@ class Continual(Task):
             )
         if stages.global_rank():
             raise ConfigError("task=continual runs on one process; use trainer=cpu or trainer=gpu, not ddp.")
+        subsample.refuse(spec, "continual")  # data.train_fraction would otherwise be silently ignored
         from recux.evaluation import build_metrics
 
         metrics = build_metrics(spec.metric_specs)

@@ -62,7 +62,8 @@ class JudgeTask(Task):
         encoder, template = build_encoder(spec.resolved), item_text_template(spec.resolved)
         texts = render_item_texts(data.item_features, template, data.n_items, f"dataset '{data.name}'")
         feats = cached_embeddings(encoder, texts, template)
-        settings = jv.Settings(seed=spec.seed if self.split_seed is None else int(self.split_seed), **self.settings)
+        settings = jv.Settings(seed=spec.seed if self.split_seed is None else int(self.split_seed),
+                               judge_base=self.config.base, **self.settings)
         result, fitted = jv.run(data, settings, feats, self.config, strategy, encoder, texts)
         text = "\n".join([jv.table(result["rows"]), "", *jv.comparisons(result)]) + "\n"
         log.info("judge validation:\n%s", text)

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recux import registry, stages
+from recux import compression, registry, stages
 from recux.diagnosis_report import diagnose_setting, write_in_run
+from recux.explain import ExplainSetup
 from recux.fairness import FairnessSettings, add_fairness
 from recux.finetune import check_finetune
 from recux.registry import register
@@ -20,7 +21,7 @@ from recux.tracking import make_tracker
 log = logging.getLogger("recux")
 
 
-@register("task", "offline_ranking")
+@register("task", "offline_ranking", compresses=True)
 class OfflineRanking(Task):
     """Offline evaluation of a full-catalogue top-k ranking against held-out interactions (the default)."""
 
@@ -30,6 +31,7 @@ class OfflineRanking(Task):
         model_info = registry.get("model", spec.model.name)  # unknown names fail here, before any work
         check_finetune(model_info, registry.get("finetune", spec.finetune.name))  # e.g. lora on EASE: refused
         stages.check_model_settings(spec, model_info)  # e.g. model.lr=-1, trainer=gpu without a GPU: refused
+        compression.check(spec.resolved, model_info)  # e.g. compress=int8 on itemknn, compress.sparsity=2: refused
         from recux.evaluation import build_metrics
 
         metrics = build_metrics(spec.metric_specs)
@@ -65,14 +67,16 @@ class OfflineRanking(Task):
         report more (e.g. per item group) override the three hooks below, not this sequence."""
         state = self._before_fit(spec, data)
         fair, diagnose_metrics = FairnessSettings.of(spec, data), diagnose_setting(spec)  # refused before fitting
+        explain = ExplainSetup.of(spec.resolved, spec.model.name, spec.ks)  # explainer=...: None by default
         if spec.save_split:
             stages.write_split(data, art)
         lightning = model_info.meta.get("training") == "lightning"
-        fitted = stages.fit(spec, model_info, data, art.stage,
-                            lightning_logger=tracker.lightning_logger() if lightning else None)
+        fitted = compression.load_fitted(spec, model_info, data) or stages.fit(
+            spec, model_info, data, art.stage, lightning_logger=tracker.lightning_logger() if lightning else None)
         if rank:
             art.cancel()
             return None
+        fitted.model = compression.compress(spec.resolved, fitted.model, spec.model.name)  # compress=none: as is
         if fitted.ctx.history and not lightning:
             for rec in fitted.ctx.history:
                 tracker.log({f"val/{k}" if not k.startswith(("val/", "train/")) else k: v for k, v in rec.items()})
@@ -88,8 +92,14 @@ class OfflineRanking(Task):
         record = stages.results_record(spec, ident, model_info, data, fitted, report,
                                        stages.timing(data, fitted, eval_seconds, t_start))
         record.extra["efficiency"] = efficiency(spec, fitted.model, data, ranking)  # None with eval.efficiency=false
+        record.extra.update(compression.record(spec.resolved, fitted.model))  # {} for compress=none from a fit
         self._add_to_record(record, report, more, data, state)
         add_fairness(record, report, data, fair)  # metrics.groups: gaps per user group (none by default)
+        if explain is not None:  # explanations.parquet, explanations.md, the deletion test's metrics
+            from recux.explanations import run_explanations
+
+            run_explanations(explain, fitted.model, ranking, data, stages.known_items(spec, data), art, record,
+                             spec.seed)
         if diagnose_metrics:  # metrics.diagnose: diagnosis.md and plots beside results.json
             write_in_run(diagnose_metrics, record, data, art, tracker)
         art.set_results(record.to_dict())
@@ -113,11 +123,19 @@ class OfflineRanking(Task):
 
 def efficiency(spec: stages.RunSpec, model: Any, data: stages.PreparedData, ranking: stages.Ranking) -> Any:
     """Parameters, size on disk, one user's top-k latency (p50/p99) and batch throughput (recux.efficiency);
-    ``eval.efficiency: false`` skips it, ``eval.latency_users`` sets the latency sample."""
+    ``eval.efficiency: false`` skips it, ``eval.latency_users`` and ``eval.throughput_users`` set the samples."""
     ev = spec.resolved.get("eval") or {}
     if not ev.get("efficiency", True):
         return None
     from recux.efficiency import measure
 
-    return measure(model, data.test_users, stages.known_items(spec, data), max(spec.ks), ranking.seconds,
-                   latency_users=int(ev.get("latency_users", 100)), seed=spec.seed)
+    out = measure(model, data.test_users, stages.known_items(spec, data), max(spec.ks), spec.batch_size,
+                  latency_users=int(ev.get("latency_users", 100)), seed=spec.seed,
+                  throughput_users=int(ev.get("throughput_users", 10_000)))
+    if compression.settings_of(spec.resolved).get("export_onnx"):  # the same measures through onnxruntime
+        from recux.onnx_export import onnx_efficiency
+
+        out["onnx"] = onnx_efficiency(model, data.test_users, stages.known_items(spec, data), max(spec.ks),
+                                      batch_size=spec.batch_size, latency_users=int(ev.get("latency_users", 100)),
+                                      seed=spec.seed)
+    return out
