@@ -15,8 +15,8 @@ from typing import Any
 from recux.identity import describe_settings
 from recux.leaderboard.aggregate import Leaderboard, Row, Stat
 from recux.leaderboard.collect import FailedRun, _seed_key
-from recux.leaderboard.faithfulness import render_faithfulness
 from recux.leaderboard.compression import render_compression
+from recux.leaderboard.faithfulness import render_faithfulness
 from recux.leaderboard.pairing import CI_LEVEL, SIGNIFICANCE_SEED
 from recux.leaderboard.robustness import render_robustness
 from recux.leaderboard.ux import UxConfig, has_ux_view, pareto_table, ux_columns
