@@ -89,10 +89,14 @@ class Recommender(ABC):
 
     def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray | None:
         """(len(users), n_items) scores of ``users`` as if their interactions were their rows of ``history`` (the
-        fitted code space), without refitting: what the model recommends after an edited history (perturbation
-        stability, recux.stability). None (the default): the model cannot fold a new history in without
-        refitting (e.g. matrix factorisation, whose user vectors are learnt in training)."""
-        return None
+        fitted code space), without refitting: ``score_histories`` of their time-ordered items (perturbation
+        stability, recux.stability). None: the model has no ``score_histories``, i.e. it cannot fold a new
+        history in without refitting (e.g. matrix factorisation, whose user vectors are learnt in training)."""
+        if type(self).score_histories is Recommender.score_histories:
+            return None
+        from recux.sequences import user_histories
+
+        return self.score_histories(user_histories(history, users))
 
     def save(self, path: str | Path) -> None:
         """Persist the fitted model (default: pickle of the object)."""

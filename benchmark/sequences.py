@@ -29,6 +29,12 @@ def chronological(inter: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return s.item.astype(np.int64) + 1, starts, counts
 
 
+def user_histories(inter: Interactions, users: np.ndarray) -> list[np.ndarray]:
+    """Each user's item codes in time order (ties keep the row order; repeats kept)."""
+    tokens, starts, counts = chronological(inter)
+    return [tokens[starts[u]:starts[u] + counts[u]] - 1 for u in np.asarray(users)]
+
+
 def _gather(tokens: np.ndarray, ends: np.ndarray, lo: np.ndarray, width: int) -> np.ndarray:
     """Row r = tokens[max(lo[r], ends[r] - width):ends[r]] right-aligned in a zero row of ``width``
     (ends/lo are absolute offsets into ``tokens``)."""

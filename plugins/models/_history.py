@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recux.data import Interactions
-from recux.sequences import chronological
+from recux.sequences import user_histories
 
 
 def training_rows(train: sp.csr_matrix | None, users: np.ndarray) -> list[np.ndarray]:
@@ -31,8 +31,7 @@ def time_ordered(inter: Interactions | None, users: np.ndarray) -> list[np.ndarr
     """Each user's item codes in time order (ties keep the log order; repeats kept)."""
     if inter is None:
         raise RuntimeError("history() called before the model was fitted or conditioned")
-    tokens, starts, counts = chronological(inter)
-    return [tokens[starts[u]:starts[u] + counts[u]] - 1 for u in np.asarray(users)]
+    return user_histories(inter, users)
 
 
 def as_interactions(histories: Sequence[np.ndarray], n_items: int) -> Interactions:

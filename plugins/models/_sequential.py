@@ -138,17 +138,6 @@ class SequentialRecommender(LightningRecommender):
         rows = torch.as_tensor(self.sequence_rows(histories), dtype=torch.long, device=self.net.seqs.device)
         return self.net.score_sequences(rows).float().cpu().numpy()
 
-    def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
-        """Scores from ``history``'s scoring rows of ``users`` (the sequences ``condition_on`` would set), leaving
-        the model's own sequences unchanged."""
-        import torch
-
-        if self.net is None:
-            raise RuntimeError(f"{type(self).__name__}.score_with_history called before fit or load")
-        rows = self.scoring_rows(history)[np.asarray(users, dtype=np.int64)]
-        seqs = torch.as_tensor(rows, dtype=torch.long, device=self.net.seqs.device)
-        return self.net.score_sequences(seqs).float().cpu().numpy()
-
     def _extra_state(self) -> dict[str, Any]:
         """The scoring sequences (train, or train + valid after ``condition_on``)."""
         return {"seqs": self.net.seqs.detach().cpu()}

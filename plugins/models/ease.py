@@ -11,7 +11,6 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.model import FitContext, Recommender
 from recux.plugins.models._history import binary_rows, training_rows
@@ -76,10 +75,3 @@ class EASE(Recommender):
 
     def score_histories(self, histories) -> np.ndarray:
         return np.asarray(binary_rows(histories, self.n_items) @ self.item_item(), dtype=np.float32)
-
-    def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
-        """``history``'s binary rows of ``users`` @ B: EASE scores any history with the fitted weights."""
-        if self.weights is None:
-            raise RuntimeError("EASE.score_with_history called before fit")
-        rows = history.csr(binary=True)[np.asarray(users, dtype=np.int64)]
-        return np.asarray(rows @ self.weights, dtype=np.float32)

@@ -6,7 +6,7 @@ The number of ALS sweeps is chosen by validation: one sweep at a time, validatin
 sweeps, stopping after ``patience`` validations without improvement and keeping the best factors.
 ``score(u) = user_factors[u] @ item_factors.T``. ``implicit`` is imported only inside fit.
 
-``score_with_history`` folds a new history in: the user's factors are re-solved exactly against the fitted item
+``score_histories`` (and so ``score_with_history``) folds a new history in: the user's factors are re-solved exactly against the fitted item
 factors Y (the ALS user step, Hu et al. 2008 eq. 4, with implicit's weighting: confidence 1 + alpha on observed
 pairs, target 1; weight 1, target 0 elsewhere): x = (Y'Y + alpha Y_S'Y_S + reg I)^-1 (1 + alpha) Y_S'1, S the
 user's items. (The fitted factors come from conjugate-gradient steps, so they are close to, not equal to, the
@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 
-from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.model import FitContext, Recommender
 from recux.registry import register
@@ -110,16 +109,15 @@ class IALS(Recommender):
         users = np.asarray(users, dtype=np.int64)
         return np.asarray(self.user_factors[users] @ self.item_factors.T, dtype=np.float32)
 
-    def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
-        """Scores from each user's factors re-solved for their ``history`` row (module docstring)."""
+    def score_histories(self, histories) -> np.ndarray:
+        """Scores from each user's factors re-solved for the distinct items of their history (module docstring)."""
         if self.item_factors is None:
-            raise RuntimeError("IALS.score_with_history called before fit")
+            raise RuntimeError("IALS.score_histories called before fit")
         y = np.asarray(self.item_factors, dtype=np.float64)
         gram = y.T @ y + self.regularization * np.eye(y.shape[1])
-        rows = history.csr(binary=True)[np.asarray(users, dtype=np.int64)]
-        out = np.empty((rows.shape[0], y.shape[0]), dtype=np.float32)
-        for r in range(rows.shape[0]):
-            ys = y[rows.indices[rows.indptr[r]:rows.indptr[r + 1]]]
+        out = np.empty((len(histories), y.shape[0]), dtype=np.float32)
+        for r, items in enumerate(histories):
+            ys = y[np.unique(np.asarray(items, dtype=np.int64))]
             x = np.linalg.solve(gram + self.alpha * ys.T @ ys, (1.0 + self.alpha) * ys.sum(axis=0))
             out[r] = x @ y.T
         return out

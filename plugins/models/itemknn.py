@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recux.data import Interactions
 from recux.model import FitContext, Recommender
 from recux.plugins.models._history import binary_rows, training_rows
 from recux.ranking import topk_from_scores
@@ -92,10 +91,3 @@ class ItemKNN(Recommender):
 
     def score_histories(self, histories) -> np.ndarray:
         return np.asarray((binary_rows(histories, self.n_items) @ self.item_item()).toarray(), dtype=np.float32)
-
-    def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
-        """``history``'s binary rows of ``users`` @ W: the neighbourhood scores of any history."""
-        if self.similarity is None:
-            raise RuntimeError("ItemKNN.score_with_history called before fit")
-        rows = history.csr(binary=True)[np.asarray(users, dtype=np.int64)]
-        return np.asarray((rows @ self.similarity).toarray(), dtype=np.float32)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from recux.data import Interactions
 from recux.model import FitContext, Recommender
 from recux.registry import register
 
@@ -24,6 +23,6 @@ class MostPopular(Recommender):
     def score(self, users: np.ndarray) -> np.ndarray:
         return np.repeat(self.counts[None, :], len(users), axis=0)  # writable: callers mask in place
 
-    def score_with_history(self, users: np.ndarray, history: Interactions) -> np.ndarray:
+    def score_histories(self, histories) -> np.ndarray:
         """The same list whatever the history (popularity does not depend on the user)."""
-        return self.score(users)
+        return np.repeat(self.counts[None, :], len(histories), axis=0)
