@@ -239,5 +239,10 @@ def inject_training(config: Mapping[str, Any], dataset: Dataset, split: Split, s
     configs = config.get("inject")
     if not configs:
         return dataset, split
+    task = (config.get("task") or {}).get("name")
+    if task == "cold_start":  # noise and attack fillers draw over all items: held-out cold items would enter training
+        raise ConfigError("inject is not supported with task=cold_start: noise and attack profiles draw over the "
+                          "whole catalogue and would put held-out cold items into training; drop the inject "
+                          "setting or use task=offline_ranking / task=robustness")
     out = apply_injections(configs, dataset, split, seed)
     return out.dataset, out.split

@@ -181,3 +181,11 @@ def test_every_inject_yaml_composes_and_builds():
     registry.build("task", "robustness", {k: v for k, v in robust.task.items() if k != "name"})  # ListConfig ok
     with pytest.raises(ConfigError, match="task.variants.x"):
         registry.build("task", "robustness", {"variants": {"x": [{"name": "noise", "rate": 7}]}})
+
+
+def test_injection_is_refused_with_the_cold_start_protocol():
+    """Noise and attack fillers draw over the whole catalogue, so they could put held-out cold items into
+    training: the combination is refused before any data is changed."""
+    spec = stages.RunSpec.from_config(compose_cfg([*FAST, "task=cold_start", "split=cold_items", "+inject=[noise]"]))
+    with pytest.raises(ConfigError, match="inject is not supported with task=cold_start"):
+        stages.prepare_data(spec)
