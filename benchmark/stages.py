@@ -28,6 +28,7 @@ from recux import identity, registry, subsample
 from recux.data import Dataset, Interactions, Split
 from recux.distributed import global_rank  # noqa: F401  (a stage helper tasks use)
 from recux.errors import ConfigError
+from recux.finetune import check_finetune
 from recux.injection import inject_training
 from recux.model import FitContext, Recommender
 from recux.ranking import rank_topk
@@ -339,6 +340,17 @@ def _split_hint(spec: RunSpec, data: PreparedData) -> str:
 
 
 GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+def start_run(spec: RunSpec) -> registry.PluginInfo:
+    """What every training task does first, before any data is loaded: seed, look the model up (an unknown name
+    fails here), refuse a fine-tuning strategy the model cannot take (e.g. lora on EASE) and check the model's
+    settings (``check_model_settings``). Returns the model's registry entry."""
+    seed_everything(spec.seed)
+    model_info = registry.get("model", spec.model.name)
+    check_finetune(model_info, registry.get("finetune", spec.finetune.name))
+    check_model_settings(spec, model_info)
+    return model_info
 
 
 def check_model_settings(spec: RunSpec, model_info: registry.PluginInfo) -> None:

@@ -149,21 +149,28 @@ def _lines(boards: Sequence[Leaderboard], metric: str) -> dict[str, dict[float, 
     return {names[h][1]: _with_loss(line, metric) for h, line in by_variant.items() if len(line) >= 2}
 
 
+def _holm_compared(fraction: float, candidates: list, pairs_of, n_resamples: int, seed: int) -> list[Comparison]:
+    """Every pair of ``candidates`` ((name, rows...) tuples) compared per user by ``pairs_of(rows_a, rows_b)``
+    (``(x, y, n_seeds)`` or a string saying why not), with Holm-corrected permutation and t-test p-values."""
+    found = []
+    for (na, *ra), (nb, *rb) in combinations(candidates, 2):
+        pairs = pairs_of(ra, rb)
+        if isinstance(pairs, str):
+            found.append(Comparison(fraction, na, nb, None, 0, note=pairs))
+            continue
+        x, y, n_seeds = pairs
+        found.append(Comparison(fraction, na, nb, paired_compare(x, y, n_resamples, CI_LEVEL, seed), n_seeds))
+    p_perm = holm([c.test.p_permutation if c.test else math.nan for c in found])
+    p_t = holm([c.test.p_ttest if c.test else math.nan for c in found])
+    return [Comparison(c.fraction, c.a, c.b, c.test, c.n_seeds, float(pp), float(pt), c.note)
+            for c, pp, pt in zip(found, p_perm, p_t, strict=True)]
+
+
 def _compare(curve: Curve, n_resamples: int, seed: int, cache: _PerUserCache) -> None:
     for f in curve.fractions:
         here = [(name, line[f]) for name, line in curve.lines.items() if f in line]
-        found = []
-        for (na, pa), (nb, pb) in combinations(here, 2):
-            pairs = paired_values(pa.row, pb.row, curve.metric, cache)
-            if isinstance(pairs, str):
-                found.append(Comparison(f, na, nb, None, 0, note=pairs))
-                continue
-            x, y, n_seeds = pairs
-            found.append(Comparison(f, na, nb, paired_compare(x, y, n_resamples, CI_LEVEL, seed), n_seeds))
-        p_perm = holm([c.test.p_permutation if c.test else math.nan for c in found])
-        p_t = holm([c.test.p_ttest if c.test else math.nan for c in found])
-        curve.comparisons += [Comparison(c.fraction, c.a, c.b, c.test, c.n_seeds, float(pp), float(pt), c.note)
-                              for c, pp, pt in zip(found, p_perm, p_t, strict=True)]
+        curve.comparisons += _holm_compared(
+            f, here, lambda a, b: paired_values(a[0].row, b[0].row, curve.metric, cache), n_resamples, seed)
 
 
 def _per_user(cache: _PerUserCache, run, metric: str, name: str):
@@ -203,18 +210,9 @@ def _compare_drops(curve: Curve, n_resamples: int, seed: int, cache: _PerUserCac
     """At each fraction below 1: does A lose less than B? Paired per user, drop_A vs drop_B (Holm per fraction)."""
     for f in [x for x in curve.fractions if x != 1.0]:
         here = [(n, line[f], line[1.0]) for n, line in curve.lines.items() if f in line and 1.0 in line]
-        found = []
-        for (na, af, a1), (nb, bf, b1) in combinations(here, 2):
-            pairs = drop_pairs(af.row, a1.row, bf.row, b1.row, curve.metric, cache)
-            if isinstance(pairs, str):
-                found.append(Comparison(f, na, nb, None, 0, note=pairs))
-                continue
-            x, y, n_seeds = pairs
-            found.append(Comparison(f, na, nb, paired_compare(x, y, n_resamples, CI_LEVEL, seed), n_seeds))
-        p_perm = holm([c.test.p_permutation if c.test else math.nan for c in found])
-        p_t = holm([c.test.p_ttest if c.test else math.nan for c in found])
-        curve.drop_comparisons += [Comparison(c.fraction, c.a, c.b, c.test, c.n_seeds, float(pp), float(pt), c.note)
-                                   for c, pp, pt in zip(found, p_perm, p_t, strict=True)]
+        curve.drop_comparisons += _holm_compared(
+            f, here, lambda a, b: drop_pairs(a[0].row, a[1].row, b[0].row, b[1].row, curve.metric, cache),
+            n_resamples, seed)
 
 
 def learning_curves(boards: Sequence[Leaderboard], significance: bool = True,

@@ -44,10 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from recux import registry, stages, subsample
+from recux import stages, subsample
 from recux.data import Interactions, Split
 from recux.errors import ConfigError
-from recux.finetune import check_finetune
 from recux.plugins.tasks._periods import Stage, build_stages, check_shares, label_periods
 from recux.registry import register
 from recux.results import RunArtifacts
@@ -117,10 +116,7 @@ class Continual(Task):
 
     def run(self, spec: stages.RunSpec, run_dir: Path) -> dict[str, Any]:
         t_start = time.perf_counter()
-        stages.seed_everything(spec.seed)
-        model_info = registry.get("model", spec.model.name)
-        check_finetune(model_info, registry.get("finetune", spec.finetune.name))
-        stages.check_model_settings(spec, model_info)
+        model_info = stages.start_run(spec)  # e.g. an unknown model, lora on EASE, model.lr=-1: refused
         if self.mode == "continual" and not _has_weights(model_info):
             raise ConfigError(
                 f"task.mode=continual carries a network's weights from one period to the next, and model "

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recux import compression, registry, stages
+from recux import compression, stages
 from recux.diagnosis_report import diagnose_setting, write_in_run
 from recux.explain import ExplainSetup
 from recux.fairness import FairnessSettings, add_fairness
-from recux.finetune import check_finetune
 from recux.registry import register
 from recux.results import RunArtifacts
 from recux.task import Task
@@ -27,10 +26,7 @@ class OfflineRanking(Task):
 
     def run(self, spec: stages.RunSpec, run_dir: Path) -> dict[str, Any]:
         t_start = time.perf_counter()
-        stages.seed_everything(spec.seed)
-        model_info = registry.get("model", spec.model.name)  # unknown names fail here, before any work
-        check_finetune(model_info, registry.get("finetune", spec.finetune.name))  # e.g. lora on EASE: refused
-        stages.check_model_settings(spec, model_info)  # e.g. model.lr=-1, trainer=gpu without a GPU: refused
+        model_info = stages.start_run(spec)  # e.g. an unknown model, lora on EASE, model.lr=-1: refused
         compression.check(spec.resolved, model_info)  # e.g. compress=int8 on itemknn, compress.sparsity=2: refused
         from recux.evaluation import build_metrics
 

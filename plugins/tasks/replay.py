@@ -36,9 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from recux import registry, stages
+from recux import stages
 from recux.errors import ConfigError
-from recux.finetune import check_finetune
 from recux.plugins.tasks import _replay_monitor as monitor
 from recux.plugins.tasks import _replay_report as report_md
 from recux.plugins.tasks._replay_stream import Stream, assign_windows, build_stream, serve
@@ -86,10 +85,7 @@ class Replay(Task):
 
     def run(self, spec: stages.RunSpec, run_dir: Path) -> dict[str, Any]:
         t_start = time.perf_counter()
-        stages.seed_everything(spec.seed)
-        model_info = registry.get("model", spec.model.name)
-        check_finetune(model_info, registry.get("finetune", spec.finetune.name))
-        stages.check_model_settings(spec, model_info)
+        model_info = stages.start_run(spec)  # e.g. an unknown model, lora on EASE, model.lr=-1: refused
         if stages.global_rank():
             raise ConfigError("task=replay runs on one process; use trainer=cpu or trainer=gpu, not ddp.")
         from recux.evaluation import build_metrics
