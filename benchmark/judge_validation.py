@@ -31,6 +31,8 @@ REFERENCE_MF_RMSE = 0.922
 BIAS_GRID = (1.0, 2.0, 5.0, 10.0, 25.0)
 MF_REG_GRID = (0.05, 0.08, 0.1, 0.15, 0.2)
 BPMF_FACTOR_GRID = (10, 20)
+BFM_GRID = {"factors": (5, 10, 20), "norm": ("sqrt", "sum"), "side": (False, True)}
+BASES = ("bayesian_fm", "bayesian_mf", "biased_mf")
 
 
 @dataclass
@@ -40,17 +42,28 @@ class Settings:
     bootstrap: int = 1000  # user resamples of the Spearman-difference CIs
     judge: bool = True  # fit the LM judge (False: ratings-only baselines)
     ablation: bool = True  # also fit the judge on random item vectors
-    judge_base: str = "bayesian_mf"  # the LM judge's ratings-only base: bayesian_mf | biased_mf
-    mf_judge: bool = False  # also fit the LM judge on biased MF (when judge_base is bayesian_mf)
+    judge_base: str = "bayesian_fm"  # the LM judge's ratings-only base: bayesian_fm | bayesian_mf | biased_mf
+    mf_judge: bool = False  # also fit the LM judge on biased MF (when judge_base is another)
+    bpmf_judge: bool = False  # also fit the LM judge on Bayesian MF (when judge_base is another)
+    validation: bool = False  # score on the training-side validation (10% of train) instead of the held-out part
 
 
-def select(train: Interactions, seed: int) -> dict[str, Any]:
-    """Biases' (lam_u, lam_i), MF's reg and Bayesian MF's factors with the lowest RMSE on 10% of the training
-    ratings."""
-    from recux.rating_eval import random_rating_split, rmse
+def inner_split(train: Interactions, seed: int) -> tuple[Interactions, Interactions]:
+    """The training-side validation: 10% of the training ratings (seed + 1), the rest to fit on."""
+    from recux.rating_eval import random_rating_split
+
+    return random_rating_split(train, 0.1, seed + 1)
+
+
+def select(train: Interactions, seed: int, side: tuple[Any, Any] = (None, None)) -> dict[str, Any]:
+    """Biases' (lam_u, lam_i), MF's reg, Bayesian MF's factors and the Bayesian FM's (factors, norm, side
+    features) with the lowest RMSE on 10% of the training ratings (``inner_split``); ``validation`` records
+    the RMSE and Spearman there of every Bayesian FM candidate and of the chosen Bayesian MF. ``side``: the
+    (user, item) side features (recux.rating_models.side_features), None where there are none."""
+    from recux.rating_eval import rmse, spearman
     from recux.rating_models import BayesianMF, BiasedMF, Biases
 
-    fit, val = random_rating_split(train, 0.1, seed + 1)
+    fit, val = inner_split(train, seed)
     args = (fit.user, fit.item, fit.rating, fit.n_users, fit.n_items)
 
     def err(model: Any) -> float:
@@ -59,7 +72,48 @@ def select(train: Interactions, seed: int) -> dict[str, Any]:
     lam = min(((a, b) for a in BIAS_GRID for b in BIAS_GRID), key=lambda ab: err(Biases(lam_u=ab[0], lam_i=ab[1])))
     reg = min(MF_REG_GRID, key=lambda r: err(BiasedMF(reg=r)))
     k = min(BPMF_FACTOR_GRID, key=lambda f: err(BayesianMF(factors=f)))
-    return {"biases": {"lam_u": lam[0], "lam_i": lam[1]}, "biased_mf": {"reg": reg}, "bayesian_mf": {"factors": k}}
+    scored = []
+    for params in _bfm_candidates(side):
+        pred = bfm_model(params, side).fit(*args).predict(val.user, val.item)
+        scored.append({**params, "rmse": rmse(pred, val.rating), "spearman": spearman(pred, val.rating)})
+    bpmf = BayesianMF(factors=k).fit(*args).predict(val.user, val.item)
+    best = min(scored, key=lambda c: c["rmse"])
+    return {"biases": {"lam_u": lam[0], "lam_i": lam[1]}, "biased_mf": {"reg": reg}, "bayesian_mf": {"factors": k},
+            "bayesian_fm": {key: best[key] for key in BFM_GRID},
+            "validation": {"bayesian_fm": scored, "bayesian_mf": {"factors": k, "rmse": rmse(bpmf, val.rating),
+                                                                  "spearman": spearman(bpmf, val.rating)}}}
+
+
+def _bfm_candidates(side: tuple[Any, Any]) -> list[dict[str, Any]]:
+    with_side = (False, True) if any(x is not None for x in side) else (False,)
+    return [{"factors": f, "norm": n, "side": s} for f in BFM_GRID["factors"] for n in BFM_GRID["norm"]
+            for s in with_side]
+
+
+def bfm_model(params: dict[str, Any], side: tuple[Any, Any]) -> Any:
+    """The Bayesian FM of the chosen ``params`` (factors, norm, side) with the side features if chosen."""
+    from recux.rating_models import BayesianFM
+
+    return BayesianFM(**model_kwargs("bayesian_fm", params, side))
+
+
+def model_kwargs(base: str, params: dict[str, Any], side: tuple[Any, Any]) -> dict[str, Any]:
+    """The rating model's settings from the chosen ``params`` (for bayesian_fm, ``side`` becomes the
+    user_side/item_side features)."""
+    if base != "bayesian_fm":
+        return dict(params)
+    out = {k: v for k, v in params.items() if k != "side"}
+    if params.get("side"):
+        out["user_side"], out["item_side"] = side
+    return out
+
+
+def side_of(data: Dataset) -> tuple[Any, Any]:
+    """(user, item) side features of ``data`` from its feature frames (recux.rating_models.side_features)."""
+    from recux.rating_models import side_features
+
+    return (None if data.user_features is None else side_features(data.user_features, "user_id"),
+            None if data.item_features is None else side_features(data.item_features, "item_id"))
 
 
 def row(name: str, pred: np.ndarray, test: Interactions, seconds: float, is_rating: bool) -> dict[str, Any]:
@@ -69,7 +123,8 @@ def row(name: str, pred: np.ndarray, test: Interactions, seconds: float, is_rati
             else None, "reference": REFERENCE.get(name), "seconds": seconds}
 
 
-def baselines(train: Interactions, test: Interactions, feats: np.ndarray | None, chosen: dict[str, Any]
+def baselines(train: Interactions, test: Interactions, feats: np.ndarray | None, chosen: dict[str, Any],
+              side: tuple[Any, Any] = (None, None)
               ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], dict[str, Any]]:
     """(table rows, held-out predictions, fitted models), by model name."""
     from recux import rating_models as rm
@@ -81,6 +136,8 @@ def baselines(train: Interactions, test: Interactions, feats: np.ndarray | None,
                ("biases", rm.Biases(**chosen["biases"]), True),
                ("biased_mf", rm.BiasedMF(**chosen["biased_mf"]), True),
                ("bayesian_mf", rm.BayesianMF(**chosen["bayesian_mf"]), True)]
+    if "bayesian_fm" in chosen:
+        models.append(("bayesian_fm", bfm_model(chosen["bayesian_fm"], side), True))
     rows, preds, fitted = [], {}, {}
     for name, model, is_rating in models:
         t0 = time.perf_counter()
@@ -127,45 +184,54 @@ def run(data: Dataset, settings: Settings, feats: np.ndarray | None = None, judg
     ``init``: a fitted judge (same split and settings) whose head the LM judge starts from."""
     from recux.rating_eval import random_rating_split
 
-    if settings.judge_base not in ("bayesian_mf", "biased_mf"):
+    if settings.judge_base not in BASES:
         from recux.errors import ConfigError
 
-        raise ConfigError(f"judge_base={settings.judge_base!r}; choose bayesian_mf or biased_mf")
+        raise ConfigError(f"judge_base={settings.judge_base!r}; choose one of {', '.join(BASES)}")
     t_start = time.perf_counter()
     train, test = random_rating_split(data.interactions, settings.test_fraction, settings.seed)
-    chosen = select(train, settings.seed)
-    rows, preds, models = baselines(train, test, feats, chosen)
+    if settings.validation:  # everything on the training side: the held-out part is not touched
+        train, test = inner_split(train, settings.seed)
+    side = side_of(data)
+    chosen = select(train, settings.seed, side)
+    rows, preds, models = baselines(train, test, feats, chosen, side)
+    n, seed = settings.bootstrap, settings.seed
     result: dict[str, Any] = {"settings": asdict(settings), "n_train": len(train), "n_test": len(test),
                               "selected": chosen, "reference_mf_rmse": REFERENCE_MF_RMSE,
                               "bayesian_mf_vs_biased_mf": compare(preds["bayesian_mf"], preds["biased_mf"], test,
-                                                                  settings.bootstrap, settings.seed)}
+                                                                  n, seed),
+                              "bayesian_fm_vs_biased_mf": compare(preds["bayesian_fm"], preds["biased_mf"], test,
+                                                                  n, seed),
+                              "bayesian_fm_vs_bayesian_mf": compare(preds["bayesian_fm"], preds["bayesian_mf"],
+                                                                    test, n, seed)}
     fitted = None
     if settings.judge and feats is not None:
         fitted = _judges(settings, train, test, feats, judge_config, strategy, text, texts, init, chosen, preds,
-                         models, rows, result)
+                         models, rows, result, side)
     result["rows"] = rows
     result["seconds"] = time.perf_counter() - t_start
     return result, fitted
 
 
-def _judge_config(judge_config: Any, base: str, chosen: dict[str, Any]) -> Any:
+def _judge_config(judge_config: Any, base: str, chosen: dict[str, Any], side: tuple[Any, Any]) -> Any:
     from dataclasses import replace
 
     from recux.lm_judge import JudgeConfig
 
-    return replace(judge_config or JudgeConfig(), base=base, mf=dict(chosen[base]))
+    return replace(judge_config or JudgeConfig(), base=base, mf=model_kwargs(base, chosen[base], side))
 
 
 def _judges(settings: Settings, train: Interactions, test: Interactions, feats: np.ndarray, judge_config: Any,
             strategy: Any, text: Any, texts: list[str] | None, init: Any, chosen: dict[str, Any],
-            preds: dict[str, np.ndarray], models: dict[str, Any], rows: list, result: dict[str, Any]) -> Any:
+            preds: dict[str, np.ndarray], models: dict[str, Any], rows: list, result: dict[str, Any],
+            side: tuple[Any, Any]) -> Any:
     """The LM judge rows (on ``settings.judge_base``; the random-vector ablation; optionally on biased MF) and
     their bootstrap comparisons, appended to ``rows`` and ``result``; returns the main fitted judge."""
     from recux import registry
     from recux.lm_judge import oof_base
 
     base_name = settings.judge_base
-    cfg = _judge_config(judge_config, base_name, chosen)
+    cfg = _judge_config(judge_config, base_name, chosen, side)
     base = (oof_base(train, cfg.folds, cfg.seed, cfg.mf, base_name), models[base_name])
     in_net = bool(getattr(strategy, "encoder_in_net", False))
     name = f"lm_judge_{getattr(strategy, 'name', 'frozen')}" + ("_from_init" if init is not None else "")
@@ -182,13 +248,17 @@ def _judges(settings: Settings, train: Interactions, test: Interactions, feats: 
         ab["base"] = base_name
         rows.append(ab)
         result["judge_vs_random_vectors"] = compare(pred, ab_pred, test, n, seed)
-    if settings.mf_judge and base_name != "biased_mf":
-        mf_cfg = _judge_config(judge_config, "biased_mf", chosen)
-        mf_out, mf_pred, _ = fit_judge_row(f"{name}_on_biased_mf", train, test, feats, mf_cfg, strategy,
-                                           text if in_net else None, texts if in_net else None)
-        mf_out["base"] = "biased_mf"
-        rows.append(mf_out)
-        result["mf_judge_vs_biased_mf"] = compare(mf_pred, preds["biased_mf"], test, n, seed)
+    others = [(flag, other) for flag, other in ((settings.bpmf_judge, "bayesian_mf"), (settings.mf_judge, "biased_mf"))
+              if flag and other != base_name]
+    for _, other in others:
+        o_cfg = _judge_config(judge_config, other, chosen, side)
+        o_out, o_pred, _ = fit_judge_row(f"{name}_on_{other}", train, test, feats, o_cfg, strategy,
+                                         text if in_net else None, texts if in_net else None)
+        o_out["base"] = other
+        rows.append(o_out)
+        key = "mf_judge_vs_biased_mf" if other == "biased_mf" else f"judge_on_{other}_vs_{other}"
+        result[key] = compare(o_pred, preds[other], test, n, seed)
+        result[f"judge_vs_judge_on_{other}"] = compare(pred, o_pred, test, n, seed)
     return fitted
 
 
@@ -206,8 +276,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def comparisons(result: dict[str, Any]) -> list[str]:
     lines = []
-    for key in ("bayesian_mf_vs_biased_mf", "judge_vs_base", "judge_vs_biased_mf", "judge_vs_random_vectors",
-                "mf_judge_vs_biased_mf"):
+    for key in ("bayesian_mf_vs_biased_mf", "bayesian_fm_vs_biased_mf", "bayesian_fm_vs_bayesian_mf", "judge_vs_base", "judge_vs_biased_mf", "judge_vs_random_vectors",
+                "judge_on_bayesian_mf_vs_bayesian_mf", "judge_vs_judge_on_bayesian_mf", "mf_judge_vs_biased_mf",
+                "judge_vs_judge_on_biased_mf"):
         if key in result:
             c = result[key]
             lines.append(f"{key}: Spearman diff {c['diff']:+.4f}, 95% CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] "

@@ -2,8 +2,8 @@
 training ratings with a fine-tuning strategy (frozen, lora, full) over a text encoder.
 
 Design (the network and its formula: recux._judge_net). The prediction is a residual on top of a
-matrix-factorisation model of the ratings alone (``base``: ``bayesian_mf``, recux.rating_models.BayesianMF, or
-``biased_mf``, BiasedMF; both predict mu + b_u + b_i + p_u . q_i): the language model must ADD to what the
+ratings-only model (``base``: ``bayesian_fm``, recux.rating_models.BayesianFM, ``bayesian_mf``, BayesianMF, or
+``biased_mf``, BiasedMF; all predict mu + b_u + b_i + p_u . q_i): the language model must ADD to what the
 ratings alone give. Stacking without leakage:
 
 - the base prediction of each training rating is out-of-fold: the training ratings are cut into ``folds``
@@ -51,15 +51,15 @@ class JudgeConfig:
     folds: int = 5
     encode_per_step: int = 64
     seed: int = 0
-    base: str = "bayesian_mf"  # the ratings-only base model: bayesian_mf | biased_mf (recux.rating_models)
+    base: str = "bayesian_fm"  # the ratings-only base model: bayesian_fm | bayesian_mf | biased_mf (recux.rating_models)
     mf: dict[str, Any] = field(default_factory=dict)  # the base model's settings
 
     def check(self) -> None:
         if int(self.heads) < 1 or int(self.rank) < 1 or int(self.batch_size) < 1 or int(self.max_epochs) < 1 or int(self.folds) < 2:
             raise ConfigError(f"judge: heads, rank, batch_size, max_epochs must be >= 1 and folds >= 2; got {self.rank}, "
                               f"{self.batch_size}, {self.max_epochs}, {self.folds}")
-        if self.base not in ("bayesian_mf", "biased_mf"):
-            raise ConfigError(f"judge: base={self.base!r}; choose bayesian_mf or biased_mf")
+        if self.base not in ("bayesian_fm", "bayesian_mf", "biased_mf"):
+            raise ConfigError(f"judge: base={self.base!r}; choose bayesian_fm, bayesian_mf or biased_mf")
         if not 0.0 < float(self.valid_fraction) < 0.5 or float(self.lr) <= 0:
             raise ConfigError(f"judge: valid_fraction must be in (0, 0.5) and lr > 0; got {self.valid_fraction}, "
                               f"{self.lr}")
@@ -228,10 +228,10 @@ def fit_judge(train: Interactions, feats: np.ndarray, cfg: JudgeConfig | None = 
     params = strategy.trainable_parameters(net) if strategy is not None else list(net.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     record = _train(net, opt, train, base_tr, cfg)
+    config = {**asdict(cfg), "mf": mf.params()}  # JSON-safe: side-feature matrices are not settings
     record.update(base_seconds=t_base, finetune=None if strategy is None else strategy.describe(),
-                  trainable_params=sum(p.numel() for p in net.parameters() if p.requires_grad),
-                  config=asdict(cfg))
-    return Judge(record.pop("best_head"), mf, R, E, {"config": asdict(cfg)}), record
+                  trainable_params=sum(p.numel() for p in net.parameters() if p.requires_grad), config=config)
+    return Judge(record.pop("best_head"), mf, R, E, {"config": config}), record
 
 
 def _start_from(net: Any, init: Judge, train: Interactions) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from recux.errors import ConfigError
 
@@ -239,8 +240,142 @@ class BayesianMF(RatingModel):
                 "seed": self.seed}
 
 
+@dataclass
+class BayesianFM(RatingModel):
+    """A Bayesian factorization machine by Gibbs sampling (recux._bfm; Freudenthaler et al. 2011, Rendle 2012)
+    over the user id and the item id and, with ``implicit``, the implicit feedback of the TRAINING ratings given
+    to ``fit``: the set N(u) of items the user rated (SVD++, Koren 2008) and the "flipped" set N(i) of users who
+    rated the item (Rendle, Zhang & Koren 2019, "On the difficulty of evaluating baselines"), each weighted
+    |N|^-1/2 (``norm="sqrt"``) or |N|^-1 (``norm="sum"``). Only the ratings passed to ``fit`` enter N(u), N(i):
+    the pairs to be predicted never do. ``factors`` dimensions, ``samples`` sweeps of which the first ``burn``
+    are not averaged, factors started N(0, init^2) by ``seed``. The posterior-mean predictor (average of the
+    kept sweeps' predictions) is held in BiasedMF's form mu + bu + bi + P . Q: the mean of the sweeps' P_s Q_s^T
+    is accumulated densely (n_users x n_items) and factored exactly by SVD into P, Q."""
+
+    factors: int = 10
+    samples: int = 200
+    burn: int = 50
+    implicit: bool = True
+    norm: str = "sqrt"
+    init: float = 0.1
+    seed: int = 0
+    user_side: Any = field(default=None, repr=False, compare=False)  # (n_users, m) side features or None
+    item_side: Any = field(default=None, repr=False, compare=False)  # (n_items, m) side features or None
+    name: str = field(default="bayesian_fm", init=False)
+
+    MAX_CELLS = 50_000_000
+
+    def fit(self, user, item, rating, n_users, n_items, keep_draws: bool = False):
+        """``keep_draws``: also keep each averaged sweep's (w0, P, Q) in ``draws`` (for checks)."""
+        from recux._bfm import gibbs
+
+        user, item, rating = _check(user, item, rating, n_users, n_items)
+        self._check_settings(n_users, n_items)
+        XU, gU = side_design(user, item, n_users, n_items, self.implicit, self.norm, self.user_side)
+        XI, gI = side_design(item, user, n_items, n_users, self.implicit, self.norm, self.item_side)
+        self.mu = float(rating.mean())
+        k = int(self.factors)
+        M, bu, bi, draws = np.zeros((n_users, n_items)), np.zeros(n_users), np.zeros(n_items), []
+        for w0, P, Q in gibbs(XU, gU, XI, gI, _rows(user, item, n_users), _rows(item, user, n_items), user, item,
+                              rating - self.mu, k, int(self.samples), int(self.burn), float(self.init),
+                              np.random.default_rng(self.seed)):
+            M += P[:, :k] @ Q[:, :k].T
+            bu += w0 + P[:, k]
+            bi += Q[:, k]
+            if keep_draws:
+                draws.append((w0, P.copy(), Q.copy()))
+        n = int(self.samples) - int(self.burn)
+        self.bu, self.bi = bu / n, bi / n
+        self.P, self.Q = _exact_factors(M / n)
+        self.draws = draws if keep_draws else None
+        return self
+
+    def _check_settings(self, n_users: int, n_items: int) -> None:
+        if int(self.factors) < 1 or not 0 <= int(self.burn) < int(self.samples) or float(self.init) <= 0:
+            raise ConfigError(f"bayesian_fm: factors >= 1, 0 <= burn < samples and init > 0 needed, got "
+                              f"factors={self.factors}, burn={self.burn}, samples={self.samples}, init={self.init}")
+        if self.norm not in ("sqrt", "sum"):
+            raise ConfigError(f"bayesian_fm: norm={self.norm!r}; choose sqrt (|N|^-1/2) or sum (|N|^-1)")
+        if n_users * n_items > self.MAX_CELLS:
+            raise ConfigError(f"bayesian_fm keeps a dense {n_users} x {n_items} posterior mean (over "
+                              f"{self.MAX_CELLS} cells); use bayesian_mf for a catalogue this large")
+
+    def predict(self, user, item):
+        u, i = np.asarray(user), np.asarray(item)
+        return self.mu + self.bu[u] + self.bi[i] + np.einsum("nk,nk->n", self.P[u], self.Q[i])
+
+    def params(self):
+        return {"factors": self.factors, "samples": self.samples, "burn": self.burn, "implicit": self.implicit,
+                "norm": self.norm, "init": self.init, "seed": self.seed}
+
+
+def side_design(codes: np.ndarray, other: np.ndarray, n: int, n_other: int, implicit: bool, norm: str,
+                extra: Any = None) -> tuple[sp.csc_matrix, np.ndarray]:
+    """(X in CSC form, the group of each column) of one side: the one-hot id (group 0); with ``implicit``, the
+    row's rated set over the other side's codes (group 1) weighted |N|^-1/2 or |N|^-1; ``extra`` (n, m) side
+    features (the next group)."""
+    blocks, groups = [sp.identity(n, format="csr")], [np.zeros(n, np.int64)]
+    if implicit:
+        N = sp.csr_matrix((np.ones(len(codes)), (codes, other)), shape=(n, n_other))
+        N.data[:] = 1.0  # duplicates count once
+        count = np.diff(N.indptr).astype(np.float64)
+        scale = np.divide(1.0, np.sqrt(count) if norm == "sqrt" else count, out=np.zeros(n), where=count > 0)
+        blocks.append(sp.diags(scale) @ N)
+        groups.append(np.ones(n_other, np.int64))
+    if extra is not None:
+        extra = sp.csr_matrix(extra, dtype=np.float64)
+        if extra.shape[0] != n:
+            raise ConfigError(f"bayesian_fm: side features have {extra.shape[0]} rows for {n} codes")
+        blocks.append(extra)
+        groups.append(np.full(extra.shape[1], len(groups), np.int64))
+    return sp.hstack(blocks, format="csc"), np.concatenate(groups)
+
+
+def side_features(frame: Any, id_col: str, bins: int = 5, max_levels: int = 100) -> sp.csr_matrix | None:
+    """Side features of one side from its feature frame (row r = code r; ``id_col`` and text-like columns
+    skipped): a string column with at most ``max_levels`` values one-hot; a list column multi-hot weighted
+    |set|^-1/2; a numeric column one-hot in ``bins`` quantile bins (missing values a bin of their own). None
+    when no column qualifies."""
+    blocks = []
+    for name in frame.columns:
+        col = frame[name]
+        if name == id_col:
+            continue
+        if col.dtype.is_numeric():
+            v = col.cast(float).to_numpy()
+            edges = np.unique(np.nanquantile(v, np.linspace(0, 1, bins + 1)[1:-1])) if np.isfinite(v).any() else []
+            blocks.append(_one_hot(np.where(np.isfinite(v), np.digitize(np.nan_to_num(v), edges), -1)))
+        elif str(col.dtype).startswith("List"):
+            sets = [list(x) if x is not None else [] for x in col.to_list()]
+            levels = sorted({x for xs in sets for x in xs})
+            rows = [r for r, xs in enumerate(sets) for _ in xs]
+            cols = [levels.index(x) for xs in sets for x in xs]
+            M = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(sets), len(levels)))
+            M.data[:] = 1.0
+            count = np.diff(M.indptr).astype(np.float64)
+            blocks.append(sp.diags(np.divide(1.0, np.sqrt(count), out=np.zeros_like(count), where=count > 0)) @ M)
+        elif col.n_unique() <= max_levels:
+            blocks.append(_one_hot(np.unique(np.asarray(col.cast(str).fill_null("")), return_inverse=True)[1]))
+    return sp.hstack(blocks, format="csr") if blocks else None
+
+
+def _one_hot(codes: np.ndarray) -> sp.csr_matrix:
+    """One column per distinct value of ``codes`` (a row per entry)."""
+    _, inv = np.unique(codes, return_inverse=True)
+    return sp.csr_matrix((np.ones(len(inv)), (np.arange(len(inv)), inv)), shape=(len(inv), int(inv.max()) + 1))
+
+
+def _exact_factors(M: np.ndarray, tol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """(P, Q) with P Q^T = M up to singular values below tol x the largest (the SVD, U s^1/2, V s^1/2)."""
+    U, s, Vt = np.linalg.svd(M, full_matrices=False)
+    keep = s > tol * max(float(s[0]) if len(s) else 0.0, 1e-300)
+    root = np.sqrt(s[keep])
+    return U[:, keep] * root, Vt[keep].T * root
+
+
 BASELINES = {"popularity": Popularity, "item_mean": ItemMean, "user_item_means": UserItemMeans,
-             "biases": Biases, "biased_mf": BiasedMF, "bayesian_mf": BayesianMF}
+             "biases": Biases, "biased_mf": BiasedMF, "bayesian_mf": BayesianMF,
+             "bayesian_fm": BayesianFM}
 
 
 def build(name: str, **params: Any) -> RatingModel:

@@ -33,9 +33,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=2, help="heads of the judge's text-neighbourhood term")
     p.add_argument("--encode-per-step", type=int, default=64)
     p.add_argument("--encoder-model", default=None, help="Hugging Face name or folder (default: packaged MiniLM)")
-    p.add_argument("--judge-base", default="bayesian_mf", help="the judge's ratings-only base: bayesian_mf | "
-                   "biased_mf")
-    p.add_argument("--mf-judge", action="store_true", help="also fit the judge on biased MF (a second row)")
+    p.add_argument("--judge-base", default="bayesian_fm", help="the judge's ratings-only base: bayesian_fm | "
+                   "bayesian_mf | biased_mf")
+    p.add_argument("--mf-judge", action="store_true", help="also fit the judge on biased MF (another row)")
+    p.add_argument("--bpmf-judge", action="store_true", help="also fit the judge on Bayesian MF (another row)")
+    p.add_argument("--validation", action="store_true", help="score on the training-side validation (10%% of "
+                   "the training ratings; the held-out part is not touched), for choosing settings")
     p.add_argument("--no-judge", action="store_true", help="only the rating baselines")
     p.add_argument("--no-ablation", action="store_true", help="skip the random-vector ablation of the judge")
     p.add_argument("--no-download", action="store_true", help="use only a local or cached ML-100K")
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data, _, _ = load(args.seed, args.test_fraction, not args.no_download)
     settings = jv.Settings(seed=args.seed, test_fraction=args.test_fraction, bootstrap=args.bootstrap,
                            judge=not args.no_judge, ablation=not args.no_ablation, judge_base=args.judge_base,
-                           mf_judge=args.mf_judge)
+                           mf_judge=args.mf_judge, bpmf_judge=args.bpmf_judge, validation=args.validation)
     encoder = texts = feats = None
     if settings.judge:
         from recux.embedding_cache import cached_embeddings

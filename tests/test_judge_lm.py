@@ -136,5 +136,21 @@ def test_a_judge_on_the_bayesian_mf_base_starts_from_it_and_survives_save_and_lo
     loaded = Judge.load(judge.save(tmp_path / "judge"))
     assert isinstance(loaded.mf, BayesianMF)
     np.testing.assert_allclose(loaded.predict(inter.user, inter.item), judge.predict(inter.user, inter.item))
-    with pytest.raises(ConfigError, match="choose bayesian_mf or biased_mf"):
+    with pytest.raises(ConfigError, match="choose bayesian_fm, bayesian_mf or biased_mf"):
         JudgeConfig(base="svd").check()
+
+
+def test_a_judge_on_the_bayesian_fm_base_with_side_features_survives_save_and_load(tmp_path):
+    from recux.rating_models import BayesianFM
+
+    inter, feats = _world(seed=6, n_users=40, n_items=30, per_user=10)
+    side = np.random.default_rng(0).integers(0, 2, (40, 3)).astype(float)
+    bfm = {"factors": 3, "samples": 8, "burn": 3, "user_side": side}
+    cfg = JudgeConfig(rank=4, lr=1e-9, batch_size=64, max_epochs=1, folds=3, base="bayesian_fm", mf=bfm)
+    judge, record = fit_judge(inter, feats, cfg, strategy=registry.build("finetune", "frozen", {}))
+    full = BayesianFM(**bfm).fit(inter.user, inter.item, inter.rating, 40, 30)
+    np.testing.assert_allclose(judge.predict(inter.user, inter.item), full.predict(inter.user, inter.item), atol=0.02)
+    assert "user_side" not in record["config"]["mf"]  # the recorded settings stay JSON
+    loaded = Judge.load(judge.save(tmp_path / "judge"))
+    assert isinstance(loaded.mf, BayesianFM)
+    np.testing.assert_allclose(loaded.predict(inter.user, inter.item), judge.predict(inter.user, inter.item))
