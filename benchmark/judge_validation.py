@@ -4,13 +4,16 @@ RMSE where the scores are ratings.
 
 Rows: popularity, the frozen user-profile judge (recux.rating_models.TextProfile), item mean, user + item means,
 regularised biases, biased MF (32 factors, ALS), Bayesian MF (Gibbs sampling, recux.rating_models.BayesianMF),
-the LM judge (recux.lm_judge) on the ratings-only base ``Settings.judge_base`` and, as an ablation, the same
-judge with the item text embeddings replaced by random unit vectors of the same shape (any gain of the LM judge
-over it is the text's, not the network's); optionally (``Settings.mf_judge``) the LM judge on biased MF too.
-The biases' lambdas, MF's reg and Bayesian MF's factors are chosen on 10% of the TRAINING ratings by RMSE; the
-held-out part is used once, for the table. The LM judge is compared with its own base (the LM's increment), with
-biased MF and with the ablation, and Bayesian MF with biased MF, by a paired bootstrap over users
-(recux.rating_eval.paired_bootstrap_spearman).
+the Bayesian factorization machine (Gibbs sampling over user and item ids, the implicit feedback of the training
+ratings and, if chosen, the dataset's user/item attributes; recux.rating_models.BayesianFM), the LM judge
+(recux.lm_judge) on the base ``Settings.judge_base`` and, as an ablation, the same judge with the item text
+embeddings replaced by random unit vectors of the same shape (any gain of the LM judge over it is the text's, not
+the network's); optionally the LM judge on Bayesian MF (``bpmf_judge``) and on biased MF (``mf_judge``) too.
+The biases' lambdas, MF's reg, Bayesian MF's factors and the Bayesian FM's factors, implicit weighting and side
+features are chosen on 10% of the TRAINING ratings by RMSE (``select``); the held-out part is used once, for the
+table (``Settings.validation`` scores on that training-side 10% instead, for choosing settings). The LM judge is
+compared with its own base (the LM's increment), with biased MF and with the ablation, and the Bayesian models
+with biased MF and each other, by a paired bootstrap over users (recux.rating_eval.paired_bootstrap_spearman).
 Used by scripts/judge_validation.py and by ``recux task=judge`` (plugins/tasks/judge.py).
 """
 
@@ -46,6 +49,7 @@ class Settings:
     mf_judge: bool = False  # also fit the LM judge on biased MF (when judge_base is another)
     bpmf_judge: bool = False  # also fit the LM judge on Bayesian MF (when judge_base is another)
     validation: bool = False  # score on the training-side validation (10% of train) instead of the held-out part
+    bfm_side: str = "auto"  # the Bayesian FM's side features: auto (chosen on validation) | yes | no
 
 
 def inner_split(train: Interactions, seed: int) -> tuple[Interactions, Interactions]:
@@ -55,11 +59,13 @@ def inner_split(train: Interactions, seed: int) -> tuple[Interactions, Interacti
     return random_rating_split(train, 0.1, seed + 1)
 
 
-def select(train: Interactions, seed: int, side: tuple[Any, Any] = (None, None)) -> dict[str, Any]:
+def select(train: Interactions, seed: int, side: tuple[Any, Any] = (None, None), bfm_side: str = "auto"
+           ) -> dict[str, Any]:
     """Biases' (lam_u, lam_i), MF's reg, Bayesian MF's factors and the Bayesian FM's (factors, norm, side
     features) with the lowest RMSE on 10% of the training ratings (``inner_split``); ``validation`` records
     the RMSE and Spearman there of every Bayesian FM candidate and of the chosen Bayesian MF. ``side``: the
-    (user, item) side features (recux.rating_models.side_features), None where there are none."""
+    (user, item) side features (recux.rating_models.side_features), None where there are none; ``bfm_side``:
+    auto (with or without them, whichever validates better), yes or no."""
     from recux.rating_eval import rmse, spearman
     from recux.rating_models import BayesianMF, BiasedMF, Biases
 
@@ -77,14 +83,15 @@ def select(train: Interactions, seed: int, side: tuple[Any, Any] = (None, None))
         pred = bfm_model(params, side).fit(*args).predict(val.user, val.item)
         scored.append({**params, "rmse": rmse(pred, val.rating), "spearman": spearman(pred, val.rating)})
     bpmf = BayesianMF(factors=k).fit(*args).predict(val.user, val.item)
-    best = min(scored, key=lambda c: c["rmse"])
+    allowed = [c for c in scored if bfm_side == "auto" or c["side"] == (bfm_side == "yes")]
+    best = min(allowed, key=lambda c: c["rmse"])
     return {"biases": {"lam_u": lam[0], "lam_i": lam[1]}, "biased_mf": {"reg": reg}, "bayesian_mf": {"factors": k},
             "bayesian_fm": {key: best[key] for key in BFM_GRID},
             "validation": {"bayesian_fm": scored, "bayesian_mf": {"factors": k, "rmse": rmse(bpmf, val.rating),
                                                                   "spearman": spearman(bpmf, val.rating)}}}
 
 
-def _bfm_candidates(side: tuple[Any, Any]) -> list[dict[str, Any]]:
+def _bfm_candidates(side: tuple[Any, Any]) -> list[dict[str, Any]]:  # side features tried where there are any
     with_side = (False, True) if any(x is not None for x in side) else (False,)
     return [{"factors": f, "norm": n, "side": s} for f in BFM_GRID["factors"] for n in BFM_GRID["norm"]
             for s in with_side]
@@ -182,18 +189,21 @@ def run(data: Dataset, settings: Settings, feats: np.ndarray | None = None, judg
     fitted LM judge or None). ``feats``: the item text embeddings (None: ratings-only rows); ``strategy``: the
     judge's fine-tuning strategy (one with the encoder in the network also needs ``text`` and ``texts``);
     ``init``: a fitted judge (same split and settings) whose head the LM judge starts from."""
+    from recux.errors import ConfigError
     from recux.rating_eval import random_rating_split
 
     if settings.judge_base not in BASES:
-        from recux.errors import ConfigError
-
         raise ConfigError(f"judge_base={settings.judge_base!r}; choose one of {', '.join(BASES)}")
+    if settings.bfm_side not in ("auto", "yes", "no"):
+        raise ConfigError(f"bfm_side={settings.bfm_side!r}; choose auto, yes or no")
     t_start = time.perf_counter()
     train, test = random_rating_split(data.interactions, settings.test_fraction, settings.seed)
     if settings.validation:  # everything on the training side: the held-out part is not touched
         train, test = inner_split(train, settings.seed)
     side = side_of(data)
-    chosen = select(train, settings.seed, side)
+    if settings.bfm_side == "yes" and all(x is None for x in side):
+        raise ConfigError("bfm_side=yes but the dataset has no user or item features; use auto or no")
+    chosen = select(train, settings.seed, side, settings.bfm_side)
     rows, preds, models = baselines(train, test, feats, chosen, side)
     n, seed = settings.bootstrap, settings.seed
     result: dict[str, Any] = {"settings": asdict(settings), "n_train": len(train), "n_test": len(test),

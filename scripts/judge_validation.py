@@ -1,11 +1,12 @@
 """Validate rating judges on ML-100K (issue 11, section 3): the protocol of recux.judge_validation — Spearman
 of each judge's scores with held-out ratings (seeded random 80/20 split of the ratings), RMSE, the issue's
 reference values, and paired user-bootstrap CIs of the LM judge's Spearman difference to its ratings-only base
-(Bayesian MF by default: the LM's own increment), to biased MF and to the random-vector ablation. Prints a markdown table; --out writes everything as JSON; --save-judge keeps the fitted
+(the Bayesian FM by default: the LM's own increment), to biased MF and to the random-vector ablation. Prints a markdown table; --out writes everything as JSON; --save-judge keeps the fitted
 LM judge for the judged_satisfaction metric.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py                # frozen MiniLM on Bayesian MF
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py --mf-judge     # + the judge on biased MF
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py                # frozen MiniLM on Bayesian FM
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py --bpmf-judge --mf-judge  # + on BPMF, biased MF
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py --validation   # on 10% of train (choosing)
     OMP_NUM_THREADS=1 .venv/bin/python scripts/judge_validation.py --finetune lora --max-steps 60 --no-ablation
     .venv/bin/python scripts/judge_validation.py --save-judge runs/judge-ml100k   # for judged_satisfaction
 """
@@ -37,6 +38,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    "bayesian_mf | biased_mf")
     p.add_argument("--mf-judge", action="store_true", help="also fit the judge on biased MF (another row)")
     p.add_argument("--bpmf-judge", action="store_true", help="also fit the judge on Bayesian MF (another row)")
+    p.add_argument("--bfm-side", default="auto", choices=("auto", "yes", "no"), help="the Bayesian FM's user/item "
+                   "side features (demographics, genres, year): auto = chosen on the training-side validation")
     p.add_argument("--validation", action="store_true", help="score on the training-side validation (10%% of "
                    "the training ratings; the held-out part is not touched), for choosing settings")
     p.add_argument("--no-judge", action="store_true", help="only the rating baselines")
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data, _, _ = load(args.seed, args.test_fraction, not args.no_download)
     settings = jv.Settings(seed=args.seed, test_fraction=args.test_fraction, bootstrap=args.bootstrap,
                            judge=not args.no_judge, ablation=not args.no_ablation, judge_base=args.judge_base,
-                           mf_judge=args.mf_judge, bpmf_judge=args.bpmf_judge, validation=args.validation)
+                           mf_judge=args.mf_judge, bpmf_judge=args.bpmf_judge, validation=args.validation,
+                           bfm_side=args.bfm_side)
     encoder = texts = feats = None
     if settings.judge:
         from recux.embedding_cache import cached_embeddings
