@@ -50,12 +50,13 @@ def _number(text: str) -> Any:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     from dataclasses import replace
 
+    from judge_validation import TEMPLATE, load  # this script's folder is on sys.path
+
     from recux import judge_validation as jv
     from recux import registry
     from recux.embedding_cache import cached_embeddings
     from recux.item_text import render_item_texts
     from recux.lm_judge import JudgeConfig, oof_base
-    from judge_validation import TEMPLATE, load  # this script's folder is on sys.path
 
     args = parse(argv)
     data, outer_train, _ = load(args.seed, args.test_fraction, not args.no_download)

@@ -149,3 +149,28 @@ def test_bad_settings_are_refused():
         rm.BayesianFM(norm="l2").fit(u, i, r, nu, ni)
     with pytest.raises(ConfigError, match="side features have 3 rows"):
         rm.BayesianFM(user_side=np.ones((3, 2))).fit(u, i, r, nu, ni)
+
+
+def test_validation_mode_scores_the_inner_split_of_the_training_ratings_only():
+    from scipy import stats
+
+    from recux import judge_validation as jv
+    from recux.data import Dataset
+    from recux.rating_eval import random_rating_split
+
+    rng = np.random.default_rng(3)
+    u = np.repeat(np.arange(60), 12)
+    i = np.concatenate([rng.choice(40, 12, replace=False) for _ in range(60)])
+    frame = pl.DataFrame({"user_id": u, "item_id": i, "rating": rng.integers(1, 6, len(u)).astype(float)})
+    data = Dataset.from_frame("t", frame)
+    result, _ = jv.run(data, jv.Settings(seed=4, bootstrap=10, judge=False, validation=True))
+    outer_train, outer_test = random_rating_split(data.interactions, 0.2, 4)
+    fit, val = random_rating_split(outer_train, 0.1, 5)
+    assert (result["n_train"], result["n_test"]) == (len(fit), len(val))
+    held_out = set(zip(outer_test.user.tolist(), outer_test.item.tolist(), strict=True))
+    assert not held_out & set(zip(val.user.tolist(), val.item.tolist(), strict=True))
+    mean = np.bincount(fit.item, fit.rating, 40) / np.maximum(np.bincount(fit.item, minlength=40), 1)
+    mean[np.bincount(fit.item, minlength=40) == 0] = fit.rating.mean()
+    rows = {r["model"]: r for r in result["rows"]}
+    assert rows["item_mean"]["spearman"] == pytest.approx(stats.spearmanr(mean[val.item], val.rating).statistic)
+    assert "bayesian_fm" in rows and result["selected"]["bayesian_fm"]["side"] is False  # no features: no side

@@ -37,3 +37,6 @@ def test_baseline_rows_match_polars_and_scipy(tmp_path, capsys):
     diff = result["bayesian_mf_vs_biased_mf"]
     assert diff["diff"] == pytest.approx(rows["bayesian_mf"]["spearman"] - rows["biased_mf"]["spearman"], abs=1e-12)
     assert diff["ci_low"] <= diff["diff"] <= diff["ci_high"] and diff["n_users"] == len(np.unique(test.user))
+    fm = result["bayesian_fm_vs_biased_mf"]  # the Bayesian FM row, paired the same way
+    assert fm["diff"] == pytest.approx(rows["bayesian_fm"]["spearman"] - rows["biased_mf"]["spearman"], abs=1e-12)
+    assert "| bayesian_fm |" in out
