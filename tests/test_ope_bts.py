@@ -130,10 +130,12 @@ def test_consume_rows_leaves_numpys_state():
     buf = np.empty(50_000)
     legacy_rng.fill_doubles(key, ints, buf)
     b, c = legacy_rng.gamma_constants(alpha, beta)
-    has_gauss, gauss, out, got = ints[1:2].copy(), cached.copy(), np.zeros(2, np.int64), np.empty((500, 3))
-    legacy_rng.consume_rows(buf, 0, b, c, gauss, has_gauss, 0, 500, got, np.zeros((3, 0), np.int64), out)
+    has_gauss, gauss, out, gammas = ints[1:2].copy(), cached.copy(), np.zeros(2, np.int64), np.empty((500, 6))
+    legacy_rng.consume_rows(buf, 0, b, c, gauss, has_gauss, 500, gammas, out)
+    got = np.empty((500, 3))
+    legacy_rng.rank_rows(gammas, 500, 0, got, np.zeros((3, 0), np.int64))
     np.testing.assert_array_equal(got, want)
-    # numpy's state after the rows: the uniforms it used are the next doubles of a fresh copy, and its cache
+    # numpy's state after the rows: its cached Gaussian, and the uniforms used are as many doubles of a fresh copy
     _, _, _, numpy_has_gauss, numpy_gauss = rng.get_state()
     assert (has_gauss[0], gauss[0]) == (numpy_has_gauss, numpy_gauss)
     replay = np.random.RandomState(8)

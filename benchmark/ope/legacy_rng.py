@@ -6,7 +6,9 @@ legacy-distributions.c). Starting from ``RandomState(seed).get_state()`` it yiel
 allocating them: each row of draws is consumed in place by the caller's kernel.
 
 Speed without changing a bit:
-- MT19937's regeneration is written as loops LLVM vectorises, and words are tempered a block at a time.
+- MT19937's regeneration is written as loops LLVM vectorises, and words are tempered 624 at a time.
+- Two numba threads pipeline the blocks of uniforms: one generates block t + 1 and ranks the rows of block t - 1
+  while the other draws the gammas of block t. The whole loop runs without the GIL.
 - A row's gammas are drawn speculatively (``consume_rows``): first the uniform stream is parsed as if every
   gamma accepted its first Gaussian and its first uniform (cheap: only the polar test decides); then the values
   are computed in a loop whose iterations do not depend on each other's outcome; then the few gammas whose
@@ -88,36 +90,44 @@ def _twist(key: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _temper_into(key: np.ndarray, start: int, stop: int, words: np.ndarray, o: int) -> None:
-    for i in range(start, stop):
+def _temper(key: np.ndarray, start: int, words: np.ndarray) -> None:
+    """words[i] = MT19937's tempering of key[i], i >= start."""
+    for i in range(start, _N):
         y = key[i]
         y ^= y >> np.uint32(11)
         y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
         y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
         y ^= y >> np.uint32(18)
-        words[o + i - start] = y
+        words[i] = y
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _legacy_double(a: np.uint32, b: np.uint32) -> float:
+    return (float(a >> np.uint32(5)) * 67108864.0 + float(b >> np.uint32(6))) / 9007199254740992.0
 
 
 @njit(cache=True, nogil=True)
 def fill_doubles(key: np.ndarray, ints: np.ndarray, out: np.ndarray) -> None:
     """out[:] = the next len(out) ``legacy_double`` values: (a * 2^26 + b) / 2^53 with a, b the next two tempered
     MT19937 words shifted right by 5 and 6. ``ints[0]``: the position in ``key`` (624 = regenerate first)."""
-    need = 2 * out.shape[0]
-    words = np.empty(need, dtype=np.uint32)
-    pos, o = ints[0], 0
-    while o < need:
+    words = np.empty(_N, dtype=np.uint32)
+    n, o, pos = out.shape[0], 0, ints[0]
+    while o < n:
         if pos >= _N:
             _twist(key)
             pos = 0
-        take = min(_N - pos, need - o)
-        _temper_into(key, pos, pos + take, words, o)
-        o += take
-        pos += take
+        _temper(key, pos, words)
+        pairs = min((_N - pos) // 2, n - o)
+        for k in range(pairs):
+            out[o + k] = _legacy_double(words[pos + 2 * k], words[pos + 2 * k + 1])
+        o, pos = o + pairs, pos + 2 * pairs
+        if o < n and pos == _N - 1:  # a double whose two words straddle a regeneration
+            first = words[pos]
+            _twist(key)
+            _temper(key, 0, words)
+            out[o] = _legacy_double(first, words[0])
+            o, pos = o + 1, 1
     ints[0] = pos
-    for k in range(out.shape[0]):
-        a = words[2 * k] >> np.uint32(5)
-        b = words[2 * k + 1] >> np.uint32(6)
-        out[k] = (float(a) * 67108864.0 + float(b)) / 9007199254740992.0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -201,23 +211,21 @@ def _first_rejection(buf: np.ndarray, b: np.ndarray, c: np.ndarray, pu: np.ndarr
 
 @njit(cache=True, nogil=True)
 def consume_rows(buf: np.ndarray, p: int, b: np.ndarray, c: np.ndarray, gauss: np.ndarray,
-                 has_gauss: np.ndarray, first: int, rows: int, sink: np.ndarray, counts: np.ndarray,
-                 out: np.ndarray) -> None:
-    """Draw rows first, first + 1, ... (< rows) of Beta(alpha[a], beta[a]) = Ga / (Ga + Gb) (numpy's
-    legacy_beta, shapes > 1; ``b``, ``c``: ``gamma_constants``) from the uniforms ``buf[p:]`` until the rows are
-    done or the buffer runs out mid-row; that row is rolled back (uniform position and Gaussian cache as at its
-    start), so a later call with more uniforms redraws it identically. Each row goes to ``counts`` (which items
-    take the k largest values) or, with ``counts`` of width 0, into ``sink[row]``. out[:] = (rows drawn, next p)."""
+                 has_gauss: np.ndarray, rows: int, gammas: np.ndarray, out: np.ndarray) -> None:
+    """Draw up to ``rows`` rows of gammas (Ga, Gb of item 0, Ga, Gb of item 1, ...: numpy's legacy_beta for
+    shapes > 1 draws Ga then Gb; ``b``, ``c``: ``gamma_constants``) into ``gammas[r]`` from the uniforms
+    ``buf[p:]``, until the rows are done, ``gammas`` is full or the buffer runs out mid-row; that row is rolled
+    back (uniform position and Gaussian cache as at its start), so a later call with more uniforms redraws it
+    identically. out[:] = (rows drawn, next p)."""
     n_g = b.shape[0]
-    n_items, k_max = n_g // 2, counts.shape[1]
     src_q, src_w, pu = np.empty(n_g, np.int64), np.empty(n_g, np.int64), np.empty(n_g, np.int64)
-    val, xs, flag = np.empty(n_g), np.empty(n_g), np.empty(n_g, np.int64)
-    row = np.empty(n_items)
-    top = np.empty(max(k_max, 1), dtype=np.int64)
-    i, h, xc = first, has_gauss[0], gauss[0]
+    xs, flag = np.empty(n_g), np.empty(n_g, np.int64)
+    i, h, xc = 0, has_gauss[0], gauss[0]
     cq = -1  # pair of the cached Gaussian; -1: xc came in with the state
+    rows = min(rows, gammas.shape[0])
     while i < rows:
         p0, h0, cq0, xc0 = p, h, cq, xc
+        val = gammas[i]
         j0 = 0
         while True:
             p, h, cq = _parse(buf, p, h, cq, j0, src_q, src_w, pu)
@@ -238,56 +246,81 @@ def consume_rows(buf: np.ndarray, p: int, b: np.ndarray, c: np.ndarray, gauss: n
         if p < 0:
             p, h, cq, xc = p0, h0, cq0, xc0
             break
-        for a in range(n_items):
-            ga, gb = val[2 * a], val[2 * a + 1]
-            row[a] = ga / (ga + gb)
-        if k_max == 0:
-            sink[i, :] = row
-        else:
-            count_row_top(row, top, counts)
         i += 1
     has_gauss[0], gauss[0] = h, xc if h else 0.0
-    out[0], out[1] = i - first, p
+    out[0], out[1] = i, p
+
+
+@njit(cache=True, nogil=True)
+def rank_rows(gammas: np.ndarray, n: int, first: int, sink: np.ndarray, counts: np.ndarray) -> None:
+    """Beta rows Ga / (Ga + Gb) of ``gammas[:n]`` (numpy's legacy_beta): with ``counts`` of width k > 0, count
+    which items take the k largest values of each row; else write them to sink[first:first + n]."""
+    n_items, k_max = gammas.shape[1] // 2, counts.shape[1]
+    row = np.empty(n_items)
+    top = np.empty(max(k_max, 1), dtype=np.int64)
+    for r in range(n):
+        for a in range(n_items):
+            ga, gb = gammas[r, 2 * a], gammas[r, 2 * a + 1]
+            row[a] = ga / (ga + gb)
+        if k_max == 0:
+            sink[first + r, :] = row
+        else:
+            count_row_top(row, top, counts)
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _fill_and_consume(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.ndarray, p: int,
-                      b: np.ndarray, c: np.ndarray, gauss: np.ndarray, has_gauss: np.ndarray, first: int,
-                      rows: int, sink: np.ndarray, counts: np.ndarray, out: np.ndarray) -> None:
-    """Two tasks at once (numba threads): generate the next block of uniforms into ``nxt`` while the rows
-    consume the current block ``cur[p:]``. The uniform stream is a fixed sequence, so generating it ahead
-    changes no draw."""
+def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.ndarray, p: int, b: np.ndarray,
+                   c: np.ndarray, gauss: np.ndarray, has_gauss: np.ndarray, rows: int, gammas: np.ndarray,
+                   out: np.ndarray, prev: np.ndarray, n_prev: int, first_prev: int, sink: np.ndarray,
+                   counts: np.ndarray) -> None:
+    """Two numba threads: one generates the next block of uniforms into ``nxt`` and ranks the previous block's
+    gamma rows; the other draws this block's gamma rows from ``cur[p:]``. The uniform stream is a fixed
+    sequence, so generating it ahead changes no draw."""
     for task in prange(2):
         if task == 0:
             fill_doubles(key, pos, nxt)
+            rank_rows(prev, n_prev, first_prev, sink, counts)
         else:
-            consume_rows(cur, p, b, c, gauss, has_gauss, first, rows, sink, counts, out)
+            consume_rows(cur, p, b, c, gauss, has_gauss, rows, gammas, out)
 
 
 def beta_rows(key: np.ndarray, ints: np.ndarray, cached: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
-              rows: int, sink: np.ndarray, counts: np.ndarray, block: int = 1 << 20) -> None:
+              rows: int, sink: np.ndarray, counts: np.ndarray, block: int = 1 << 21) -> None:
     """Draw ``rows`` rows of Beta(alpha[a], beta[a]) (shapes > 1) in numpy's order and hand each to the sink:
     with ``counts`` of shape (n_items, k) non-empty, count which items take the k largest values (Bernoulli-TS
     slates); else copy the rows into ``sink`` (rows, n_items). ``key``/``ints``/``cached``: ``state_of``.
-
-    Uniforms come in blocks of ``block`` legacy_doubles: while one thread draws rows from block b, another
-    generates block b + 1. The uniforms a rolled-back row left unused are carried to the front of the next
-    block, so the stream is consumed exactly as numpy consumes it."""
+    Compiled without the GIL: another Python thread runs meanwhile (``recux.ope.protocol`` fits reward models)."""
     b, c = gamma_constants(alpha, beta)
-    pos, has_gauss, gauss = ints[:1].copy(), ints[1:2].copy(), cached[:1].copy()
-    carry = block  # room in front of each block for the uniforms the previous block left unused
+    _beta_rows(key, ints[:1].copy(), ints[1:2].copy(), cached[:1].copy(), b, c, int(rows), sink, counts, int(block))
+
+
+@njit(cache=True, nogil=True)
+def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: np.ndarray, b: np.ndarray,
+               c: np.ndarray, rows: int, sink: np.ndarray, counts: np.ndarray, block: int) -> None:
+    """Uniforms come in blocks of ``block`` legacy_doubles, processed in a pipeline: while one thread draws the
+    gamma rows of block t, the other generates block t + 1 and ranks the rows of block t - 1. The uniforms a
+    rolled-back row left unused are carried to the front of the next block, so the stream is consumed exactly
+    as numpy consumes it."""
+    n_g = b.shape[0]
+    carry = 4096  # room in front of each block for the uniforms the previous block left unused (grows)
     cur, nxt = np.empty(carry + block), np.empty(carry + block)
     fill_doubles(key, pos, cur[carry:])
-    p, done, out = carry, 0, np.zeros(2, dtype=np.int64)
+    # each gamma takes >= 1 uniform, so a block holds at most (carry + block) / n_g rows
+    gam, prev = np.empty(((carry + block) // n_g + 1, n_g)), np.empty(((carry + block) // n_g + 1, n_g))
+    p, done, n_prev, out = carry, 0, 0, np.zeros(2, dtype=np.int64)
     while done < rows:
-        _fill_and_consume(key, pos, nxt[carry:], cur, p, b, c, gauss, has_gauss, done, rows, sink, counts, out)
-        done, left = done + int(out[0]), cur.shape[0] - int(out[1])
+        _pipeline_step(key, pos, nxt[carry:], cur, p, b, c, gauss, has_gauss, rows - done, gam, out, prev,
+                       n_prev, done - n_prev, sink, counts)
+        n_prev, done, left = out[0], done + out[0], cur.shape[0] - out[1]
+        gam, prev = prev, gam
         old, fresh = cur, nxt
         if left > carry:  # one row needed more uniforms than a block holds: widen the carry room
             carry = 2 * left
             cur, nxt = np.empty(carry + block), np.empty(carry + block)
             cur[carry:] = fresh[fresh.shape[0] - block:]
+            gam = np.empty(((carry + block) // n_g + 1, n_g))
         else:
             cur, nxt = fresh, old
         cur[carry - left:carry] = old[old.shape[0] - left:]
         p = carry - left
+    rank_rows(prev, n_prev, done - n_prev, sink, counts)
