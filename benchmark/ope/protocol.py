@@ -10,7 +10,9 @@ fits the reward model on the resample (cross-fitted), runs every estimator and r
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +43,36 @@ def policy_action_dist(policy: str, logs: BanditLogs, n_actions: int, len_list: 
     return bts_action_dist(prior["alpha"], prior["beta"], len_list, n_sim=n_sim, random_state=random_state)
 
 
+def start_action_dist(*args, **kwargs) -> Future:
+    """``policy_action_dist(*args, **kwargs)`` on a worker thread. The BTS simulation runs without the GIL, so
+    reward models can be fitted meanwhile (``bootstrap_runs`` takes the Future). ``future.seconds`` holds the
+    computation's own wall time once it is done."""
+    seconds: dict[str, float] = {}
+
+    def job() -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return policy_action_dist(*args, **kwargs)
+        finally:
+            seconds["action_dist_s"] = time.perf_counter() - t0
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recux-action-dist")
+    try:
+        future = pool.submit(job)
+    finally:
+        pool.shutdown(wait=False)
+    future.seconds = seconds  # type: ignore[attr-defined]
+    return future
+
+
+def _ready(dist: np.ndarray | Future) -> bool:
+    return not isinstance(dist, Future) or dist.done()
+
+
+def _value(dist: np.ndarray | Future) -> np.ndarray:
+    return dist.result() if isinstance(dist, Future) else dist
+
+
 @dataclass
 class ProtocolResult:
     truth: float
@@ -55,23 +87,35 @@ class ProtocolResult:
                 for name, v in self.errors.items()}
 
 
-def bootstrap_runs(data: BanditFeedback, action_dist: np.ndarray, truth: float, n_runs: int,
+def bootstrap_runs(data: BanditFeedback, action_dist: np.ndarray | Future, truth: float, n_runs: int,
                    reward_model: RewardModel | None, make_estimators: Callable[[], Sequence[Estimator | Tuned]],
-                   ) -> ProtocolResult:
+                   ahead_bytes: int = 1 << 30) -> ProtocolResult:
+    """``action_dist`` may be a Future (``start_action_dist``): while it is computed, later runs fit their reward
+    models, keeping at most ``ahead_bytes`` of fitted q_hat waiting; runs are evaluated in order either way, so
+    the result does not depend on the timing."""
     if n_runs < 1:
         raise ConfigError(f"n_runs must be >= 1, got {n_runs}")
     out = ProtocolResult(truth=truth, times={"reward_model_s": 0.0, "estimators_s": 0.0})
+    waiting: deque[tuple[BanditFeedback, np.ndarray | None]] = deque()
     for b in range(n_runs):
         boot = data.take(np.random.RandomState(b).choice(np.arange(data.n_rounds), size=data.n_rounds))
         t0 = time.perf_counter()
-        q_hat = reward_model(boot) if reward_model is not None else None
-        t1 = time.perf_counter()
-        rows = evaluate(make_estimators(), ope_inputs(boot, action_dist, q_hat), truth)
-        out.times["reward_model_s"] += t1 - t0
-        out.times["estimators_s"] += time.perf_counter() - t1
-        for name, row in rows.items():
-            out.errors.setdefault(name, []).append(row["relative_error"])
-            out.estimates.setdefault(name, []).append(row["estimate"])
-            if "lambda" in row:
-                out.lambdas.setdefault(name, []).append(row["lambda"])
+        waiting.append((boot, reward_model(boot) if reward_model is not None else None))
+        out.times["reward_model_s"] += time.perf_counter() - t0
+        while waiting and (_ready(action_dist) or sum(0 if q is None else q.nbytes for _, q in waiting) > ahead_bytes):
+            _evaluate_run(out, *waiting.popleft(), _value(action_dist), truth, make_estimators)
+    while waiting:
+        _evaluate_run(out, *waiting.popleft(), _value(action_dist), truth, make_estimators)
     return out
+
+
+def _evaluate_run(out: ProtocolResult, boot: BanditFeedback, q_hat: np.ndarray | None, action_dist: np.ndarray,
+                  truth: float, make_estimators: Callable[[], Sequence[Estimator | Tuned]]) -> None:
+    t0 = time.perf_counter()
+    rows = evaluate(make_estimators(), ope_inputs(boot, action_dist, q_hat), truth)
+    out.times["estimators_s"] += time.perf_counter() - t0
+    for name, row in rows.items():
+        out.errors.setdefault(name, []).append(row["relative_error"])
+        out.estimates.setdefault(name, []).append(row["estimate"])
+        if "lambda" in row:
+            out.lambdas.setdefault(name, []).append(row["lambda"])

@@ -19,9 +19,11 @@ random_state)`` over rounds (re-implemented here: the same folds without importi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from recux.bandit import BanditFeedback
 from recux.errors import ConfigError
@@ -58,33 +60,50 @@ def newton_logistic(x: np.ndarray, y: np.ndarray, C: float, tol: float = 1e-10, 
     the intercept b is not penalised) by Newton's method with backtracking; stops when the largest gradient
     entry of the objective divided by n is <= tol. Returns (w, b). The objective is strictly convex, so this
     reaches scikit-learn's converged solution (tests compare them)."""
-    from scipy.special import expit, log_expit
+    from scipy.special import expit
 
     n, d = x.shape
     xb = np.c_[x, np.ones(n)]
     penalty = np.r_[np.full(d, 1.0 / C), 0.0]
+    diag = np.diag_indices(d + 1)
 
-    def objective(w: np.ndarray) -> float:
-        z = xb @ w
-        return float(-(y * log_expit(z) + (1 - y) * log_expit(-z)).sum() + 0.5 * (penalty * w * w).sum())
+    def objective(z: np.ndarray, w: np.ndarray) -> float:  # log-loss = softplus(z) - y z
+        return float((np.logaddexp(0.0, z) - y * z).sum() + 0.5 * (penalty * w * w).sum())
 
-    w = np.zeros(d + 1)
-    f = objective(w)
+    w, z = np.zeros(d + 1), np.zeros(n)
+    f = objective(z, w)
     for _ in range(max_iter):
-        p = expit(xb @ w)
+        p = expit(z)
         grad = xb.T @ (p - y) + penalty * w
         if np.abs(grad).max() <= tol * n:
             break
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty + 1e-12)
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb
+        hess[diag] += penalty + 1e-12
         step = np.linalg.solve(hess, grad)
-        t = 1.0
-        while t > 1e-10:
-            f_new = objective(w - t * step)
+        dz, t = xb @ step, 1.0
+        while t > 1e-10:  # backtracking (Armijo)
+            f_new = objective(z - t * dz, w - t * step)
             if f_new <= f - 1e-4 * t * float(grad @ step):
                 break
             t *= 0.5
-        w, f = w - t * step, f_new
+        w, z, f = w - t * step, z - t * dz, f_new
     return w[:d], float(w[d])
+
+
+@njit(cache=True, nogil=True)
+def _fill_logistic(q_hat: np.ndarray, rows: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
+    """q_hat[rows[i], a, k] = sigmoid(s[i, k] + t[a, k]) = 1 / (1 + exp(-s[i, k]) exp(-t[a, k])): the
+    per-position logistic models' predictions x w_x + b + z_a w_z written in place, with one exp per round and
+    per item instead of one per (round, item) (exact exp(-(s + t)) where the product is not finite)."""
+    es, et = np.exp(-s), np.exp(-t)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for a in range(t.shape[0]):
+            for k in range(t.shape[1]):
+                e = es[i, k] * et[a, k]
+                if not math.isfinite(e):
+                    e = math.exp(-(s[i, k] + t[a, k]))
+                q_hat[r, a, k] = 1.0 / (1.0 + e)
 
 
 @dataclass
@@ -123,20 +142,19 @@ class LogisticRewardModel:
 
     def fit_predict(self, data: BanditFeedback) -> np.ndarray:
         """(n_rounds, n_actions, len_list) cross-fitted click probabilities."""
-        from scipy.special import expit
-
         z_all = self.item_features(data)
-        q_hat = np.zeros((data.n_rounds, data.n_actions, data.len_list))
+        q_hat = np.empty((data.n_rounds, data.n_actions, data.len_list))
         for train, test in cross_fit_folds(data.n_rounds, self.n_folds, self.fold_seed):
-            fold = np.empty((len(test), data.n_actions, data.len_list))  # one scatter per fold, not per position
+            s = np.empty((len(test), data.len_list))  # logit = s[round, k] + t[item, k]
+            t = np.empty((data.n_actions, data.len_list))
             for k in range(data.len_list):
                 rows = train[data.position[train] == k]
                 if len(rows) == 0 or len(np.unique(data.reward[rows])) < 2:
                     raise ConfigError(f"position {k} has no rounds with both outcomes in a training fold; "
                                       "use fewer folds (reward_model.n_folds) or the ctr reward model")
                 w_x, w_z, b = self._fit_position(data.context[rows], z_all[data.action[rows]], data.reward[rows])
-                expit(data.context[test] @ w_x[:, None] + (z_all @ w_z)[None, :] + b, out=fold[:, :, k])
-            q_hat[test] = fold
+                s[:, k], t[:, k] = data.context[test] @ w_x + b, z_all @ w_z
+            _fill_logistic(q_hat, test, s, t)
         return q_hat
 
 
