@@ -9,11 +9,14 @@ fits the reward model on the resample (cross-fitted), runs every estimator and r
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -90,23 +93,63 @@ class ProtocolResult:
 def bootstrap_runs(data: BanditFeedback, action_dist: np.ndarray | Future, truth: float, n_runs: int,
                    reward_model: RewardModel | None, make_estimators: Callable[[], Sequence[Estimator | Tuned]],
                    ahead_bytes: int = 1 << 30) -> ProtocolResult:
-    """``action_dist`` may be a Future (``start_action_dist``): while it is computed, later runs fit their reward
-    models, keeping at most ``ahead_bytes`` of fitted q_hat waiting; runs are evaluated in order either way, so
-    the result does not depend on the timing."""
+    """``action_dist`` may be a Future (``start_action_dist``): while it is computed, a worker thread at lower
+    priority fits the runs' reward models ahead, keeping at most ``ahead_bytes`` of fitted q_hat waiting. Runs
+    are evaluated in order either way, so the result does not depend on the timing."""
     if n_runs < 1:
         raise ConfigError(f"n_runs must be >= 1, got {n_runs}")
     out = ProtocolResult(truth=truth, times={"reward_model_s": 0.0, "estimators_s": 0.0})
-    waiting: deque[tuple[BanditFeedback, np.ndarray | None]] = deque()
-    for b in range(n_runs):
-        boot = data.take(np.random.RandomState(b).choice(np.arange(data.n_rounds), size=data.n_rounds))
-        t0 = time.perf_counter()
-        waiting.append((boot, reward_model(boot) if reward_model is not None else None))
-        out.times["reward_model_s"] += time.perf_counter() - t0
-        while waiting and (_ready(action_dist) or sum(0 if q is None else q.nbytes for _, q in waiting) > ahead_bytes):
-            _evaluate_run(out, *waiting.popleft(), _value(action_dist), truth, make_estimators)
-    while waiting:
-        _evaluate_run(out, *waiting.popleft(), _value(action_dist), truth, make_estimators)
+
+    def fitted_runs() -> Iterator[tuple[BanditFeedback, np.ndarray | None]]:
+        for b in range(n_runs):
+            boot = data.take(np.random.RandomState(b).choice(np.arange(data.n_rounds), size=data.n_rounds))
+            t0 = time.perf_counter()
+            q_hat = reward_model(boot) if reward_model is not None else None
+            out.times["reward_model_s"] += time.perf_counter() - t0
+            yield boot, q_hat
+
+    runs = fitted_runs()
+    if isinstance(action_dist, Future) and not action_dist.done():
+        q_bytes = 8 * data.n_rounds * data.n_actions * data.len_list if reward_model is not None else 0
+        runs = _ahead(runs, max(1, ahead_bytes // max(q_bytes, 1)))
+    for boot, q_hat in runs:
+        _evaluate_run(out, boot, q_hat, _value(action_dist), truth, make_estimators)
     return out
+
+
+def _ahead(items: Iterator[Any], size: int) -> Iterator[Any]:
+    """``items`` produced on a worker thread at lower priority, up to ``size`` ahead of the consumer (a worker's
+    exception is raised here)."""
+    buffer: queue.Queue = queue.Queue(maxsize=size)
+    done = object()
+
+    def produce() -> None:
+        lower_thread_priority()
+        try:
+            for item in items:
+                buffer.put((None, item))
+            buffer.put((None, done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            buffer.put((exc, None))
+
+    threading.Thread(target=produce, name="recux-ahead", daemon=True).start()
+    while True:
+        exc, item = buffer.get()
+        if exc is not None:
+            raise exc
+        if item is done:
+            return
+        yield item
+
+
+def lower_thread_priority(increment: int = 10) -> None:
+    """Renice the calling thread only (Linux: setpriority on its thread id), so that work it does in the
+    background yields the cores to the critical path; elsewhere a no-op."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except (AttributeError, OSError):
+        pass
 
 
 def _evaluate_run(out: ProtocolResult, boot: BanditFeedback, q_hat: np.ndarray | None, action_dist: np.ndarray,
