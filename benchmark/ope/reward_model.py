@@ -59,35 +59,51 @@ def newton_logistic(x: np.ndarray, y: np.ndarray, C: float, tol: float = 1e-10, 
     """Minimise C * sum_i logloss(y_i, x_i w + b) + ||w||^2 / 2 (scikit-learn's L2 LogisticRegression objective;
     the intercept b is not penalised) by Newton's method with backtracking; stops when the largest gradient
     entry of the objective divided by n is <= tol. Returns (w, b). The objective is strictly convex, so this
-    reaches scikit-learn's converged solution (tests compare them)."""
-    from scipy.special import expit
-
+    reaches scikit-learn's converged solution (tests compare them). Compiled (``_newton``), without the GIL."""
     n, d = x.shape
-    xb = np.c_[x, np.ones(n)]
+    xb = np.ascontiguousarray(np.c_[x, np.ones(n)], dtype=np.float64)
     penalty = np.r_[np.full(d, 1.0 / C), 0.0]
-    diag = np.diag_indices(d + 1)
+    w = _newton(xb, np.ascontiguousarray(y, dtype=np.float64), penalty, float(tol), int(max_iter))
+    return w[:d], float(w[d])
 
-    def objective(z: np.ndarray, w: np.ndarray) -> float:  # log-loss = softplus(z) - y z
-        return float((np.logaddexp(0.0, z) - y * z).sum() + 0.5 * (penalty * w * w).sum())
 
-    w, z = np.zeros(d + 1), np.zeros(n)
-    f = objective(z, w)
+@njit(cache=True, nogil=True)
+def _objective(z: np.ndarray, y: np.ndarray, w: np.ndarray, penalty: np.ndarray) -> float:
+    """sum_i [softplus(z_i) - y_i z_i] + sum_j penalty_j w_j^2 / 2 (the log-loss of sigmoid(z) plus the L2 term),
+    softplus(z) = max(z, 0) + log1p(exp(-|z|))."""
+    f = 0.0
+    for i in range(z.shape[0]):
+        f += max(z[i], 0.0) + math.log1p(math.exp(-abs(z[i]))) - y[i] * z[i]
+    for j in range(w.shape[0]):
+        f += 0.5 * penalty[j] * w[j] * w[j]
+    return f
+
+
+@njit(cache=True, nogil=True)
+def _newton(xb: np.ndarray, y: np.ndarray, penalty: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
+    """Newton's method for ``newton_logistic``: gradient X^T (p - y) + penalty w, Hessian X^T diag(p (1 - p)) X
+    + diag(penalty) (+1e-12), Armijo backtracking on the objective (sufficient decrease 1e-4)."""
+    n, m = xb.shape
+    w, z = np.zeros(m), np.zeros(n)
+    f = _objective(z, y, w, penalty)
     for _ in range(max_iter):
-        p = expit(z)
+        p = 1.0 / (1.0 + np.exp(-z))
         grad = xb.T @ (p - y) + penalty * w
         if np.abs(grad).max() <= tol * n:
             break
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb
-        hess[diag] += penalty + 1e-12
+        hess = (xb * (p * (1.0 - p)).reshape(n, 1)).T @ xb
+        for j in range(m):
+            hess[j, j] += penalty[j] + 1e-12
         step = np.linalg.solve(hess, grad)
-        dz, t = xb @ step, 1.0
+        dz, t, slope = xb @ step, 1.0, grad @ step
+        f_new = f
         while t > 1e-10:  # backtracking (Armijo)
-            f_new = objective(z - t * dz, w - t * step)
-            if f_new <= f - 1e-4 * t * float(grad @ step):
+            f_new = _objective(z - t * dz, y, w - t * step, penalty)
+            if f_new <= f - 1e-4 * t * slope:
                 break
             t *= 0.5
         w, z, f = w - t * step, z - t * dz, f_new
-    return w[:d], float(w[d])
+    return w
 
 
 @njit(cache=True, nogil=True)
