@@ -148,14 +148,13 @@ def next_pairs(buf: np.ndarray, nxt: np.ndarray, lo: int, hi: int) -> None:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _pair_gauss(buf: np.ndarray, q: int) -> tuple[float, float]:
-    """numpy's legacy_gauss from the accepted polar pair buf[q], buf[q + 1]: (f x2, f x1), f = sqrt(-2 ln r2 / r2);
-    the first is returned, the second cached."""
+def _pair_f(buf: np.ndarray, q: int) -> float:
+    """f = sqrt(-2 ln r2 / r2) of numpy's legacy_gauss for the accepted polar pair buf[q], buf[q + 1]
+    (x1 = 2 u - 1, r2 = x1^2 + x2^2): it returns f x2 and caches f x1."""
     x1 = 2.0 * buf[q] - 1.0
     x2 = 2.0 * buf[q + 1] - 1.0
     r2 = x1 * x1 + x2 * x2
-    f = math.sqrt(-2.0 * math.log(r2) / r2)
-    return f * x2, f * x1
+    return math.sqrt(-2.0 * math.log(r2) / r2)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -185,16 +184,21 @@ def _parse(buf: np.ndarray, pairs: np.ndarray, p: int, h: int, cq: int, j0: int,
 
 @njit(cache=True, nogil=True, inline="always")
 def _values(buf: np.ndarray, b: np.ndarray, c: np.ndarray, j0: int, src_q: np.ndarray, src_w: np.ndarray,
-            pu: np.ndarray, xc: float, val: np.ndarray, xs: np.ndarray, flag: np.ndarray) -> tuple[int, float]:
+            pu: np.ndarray, f: float, x_in: float, fr: np.ndarray, val: np.ndarray, xs: np.ndarray,
+            flag: np.ndarray) -> tuple[int, float]:
     """Gamma values b (1 + c x)^3 of the parsed gammas j0.. and the list of those that need numpy's further
-    tests: v = 1 + c x <= 0 (a new Gaussian) or the squeeze u < 1 - 0.0331 x^4 failing (the log test). ``xc``:
-    the cached Gaussian's value. Returns (number flagged, cached Gaussian after the last gamma)."""
-    n_f = 0
+    tests: v = 1 + c x <= 0 (a new Gaussian) or the squeeze u < 1 - 0.0331 x^4 failing (the log test). First
+    the fresh pairs' f (independent iterations), then x = f (2 u - 1) of the pair's second uniform (fresh) or
+    first (cached) as numpy computes f x2 and f x1. ``f``: the cached Gaussian's pair's f; ``x_in``: the value
+    of a cached Gaussian that came in with the state (src_q = -1). Returns (number flagged, the last pair's f)."""
     for j in range(j0, src_q.shape[0]):
         if src_w[j] == 1:
-            x, xc = _pair_gauss(buf, src_q[j])
-        else:
-            x = xc
+            fr[j] = _pair_f(buf, src_q[j])
+    n_f = 0
+    for j in range(j0, src_q.shape[0]):
+        q, w = src_q[j], src_w[j]
+        f = fr[j] if w == 1 else f
+        x = f * (2.0 * buf[q + w] - 1.0) if q >= 0 else x_in
         v = 1.0 + c[j] * x
         u = buf[pu[j]]
         ok = (v > 0.0) & (u < 1.0 - 0.0331 * (x * x) * (x * x))
@@ -202,7 +206,7 @@ def _values(buf: np.ndarray, b: np.ndarray, c: np.ndarray, j0: int, src_q: np.nd
         xs[j] = x
         flag[n_f] = j
         n_f += 1 - np.int64(ok)
-    return n_f, xc
+    return n_f, f
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -232,35 +236,39 @@ def consume_rows(buf: np.ndarray, pairs: np.ndarray, p: int, b: np.ndarray, c: n
     identically. out[:] = (rows drawn, next p)."""
     n_g = b.shape[0]
     src_q, src_w, pu = np.empty(n_g, np.int64), np.empty(n_g, np.int64), np.empty(n_g, np.int64)
-    xs, flag = np.empty(n_g), np.empty(n_g, np.int64)
-    i, h, xc = 0, has_gauss[0], gauss[0]
-    cq = -1  # pair of the cached Gaussian; -1: xc came in with the state
+    fr, xs, flag = np.empty(n_g), np.empty(n_g), np.empty(n_g, np.int64)
+    i, h, x_in = 0, has_gauss[0], gauss[0]
+    cq, f = -1, 0.0  # the cached Gaussian's pair and its f; cq = -1: x_in came in with the state
     rows = min(rows, gammas.shape[0])
     while i < rows:
-        p0, h0, cq0, xc0 = p, h, cq, xc
+        p0, h0, cq0, f0 = p, h, cq, f
         val = gammas[i]
         j0 = 0
         while True:
             p, h, cq = _parse(buf, pairs, p, h, cq, j0, src_q, src_w, pu)
             if p < 0:
                 break
-            n_f, xc = _values(buf, b, c, j0, src_q, src_w, pu, xc, val, xs, flag)
+            n_f, f_last = _values(buf, b, c, j0, src_q, src_w, pu, f, x_in, fr, val, xs, flag)
             bad = _first_rejection(buf, b, c, pu, xs, flag, n_f)
             if bad < 0:
+                f = f_last
                 break
             # re-parse from gamma `bad` with numpy's state after its Gaussian (and its uniform unless v <= 0)
             j0 = bad
             p = pu[bad] if 1.0 + c[bad] * xs[bad] <= 0.0 else pu[bad] + 1
             if src_w[bad] == 1:  # its pair's second Gaussian is cached again
-                h, cq = 1, src_q[bad]
-                xc = _pair_gauss(buf, cq)[1]
+                h, cq, f = 1, src_q[bad], fr[bad]
             else:
                 h = 0
         if p < 0:
-            p, h, cq, xc = p0, h0, cq0, xc0
+            p, h, cq, f = p0, h0, cq0, f0
             break
+        if cq >= 0:
+            x_in = 0.0  # the state's own cached Gaussian has been used
         i += 1
-    has_gauss[0], gauss[0] = h, xc if h else 0.0
+    if h and cq >= 0:
+        x_in = f * (2.0 * buf[cq] - 1.0)
+    has_gauss[0], gauss[0] = h, x_in if h else 0.0
     out[0], out[1] = i, p
 
 

@@ -9,12 +9,9 @@ fits the reward model on the resample (cross-fitted), runs every estimator and r
 
 from __future__ import annotations
 
-import os
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,36 +43,6 @@ def policy_action_dist(policy: str, logs: BanditLogs, n_actions: int, len_list: 
     return bts_action_dist(prior["alpha"], prior["beta"], len_list, n_sim=n_sim, random_state=random_state)
 
 
-def start_action_dist(*args, **kwargs) -> Future:
-    """``policy_action_dist(*args, **kwargs)`` on a worker thread. The BTS simulation runs without the GIL, so
-    reward models can be fitted meanwhile (``bootstrap_runs`` takes the Future). ``future.seconds`` holds the
-    computation's own wall time once it is done."""
-    seconds: dict[str, float] = {}
-
-    def job() -> np.ndarray:
-        t0 = time.perf_counter()
-        try:
-            return policy_action_dist(*args, **kwargs)
-        finally:
-            seconds["action_dist_s"] = time.perf_counter() - t0
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recux-action-dist")
-    try:
-        future = pool.submit(job)
-    finally:
-        pool.shutdown(wait=False)
-    future.seconds = seconds  # type: ignore[attr-defined]
-    return future
-
-
-def _ready(dist: np.ndarray | Future) -> bool:
-    return not isinstance(dist, Future) or dist.done()
-
-
-def _value(dist: np.ndarray | Future) -> np.ndarray:
-    return dist.result() if isinstance(dist, Future) else dist
-
-
 @dataclass
 class ProtocolResult:
     truth: float
@@ -90,75 +57,37 @@ class ProtocolResult:
                 for name, v in self.errors.items()}
 
 
-def bootstrap_runs(data: BanditFeedback, action_dist: np.ndarray | Future, truth: float, n_runs: int,
+def bootstrap_runs(data: BanditFeedback, action_dist: np.ndarray, truth: float, n_runs: int,
                    reward_model: RewardModel | None, make_estimators: Callable[[], Sequence[Estimator | Tuned]],
-                   ahead_bytes: int = 1 << 30) -> ProtocolResult:
-    """``action_dist`` may be a Future (``start_action_dist``): while it is computed, a worker thread at lower
-    priority fits the runs' reward models ahead, keeping at most ``ahead_bytes`` of fitted q_hat waiting. Runs
-    are evaluated in order either way, so the result does not depend on the timing."""
+                   workers: int = 1) -> ProtocolResult:
+    """``workers`` threads run the runs (resample, reward model, estimators) side by side; each run depends only
+    on its index, and results are kept in run order, so the result does not depend on ``workers``. The
+    reward model's Newton iterations run without the GIL, so two threads use two cores."""
     if n_runs < 1:
         raise ConfigError(f"n_runs must be >= 1, got {n_runs}")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     out = ProtocolResult(truth=truth, times={"reward_model_s": 0.0, "estimators_s": 0.0})
 
-    def fitted_runs() -> Iterator[tuple[BanditFeedback, np.ndarray | None]]:
-        for b in range(n_runs):
-            boot = data.take(np.random.RandomState(b).choice(np.arange(data.n_rounds), size=data.n_rounds))
-            t0 = time.perf_counter()
-            q_hat = reward_model(boot) if reward_model is not None else None
-            out.times["reward_model_s"] += time.perf_counter() - t0
-            yield boot, q_hat
+    def one_run(b: int) -> tuple[dict[str, dict[str, Any]], float, float]:
+        boot = data.take(np.random.RandomState(b).choice(np.arange(data.n_rounds), size=data.n_rounds))
+        t0 = time.perf_counter()
+        q_hat = reward_model(boot) if reward_model is not None else None
+        t1 = time.perf_counter()
+        rows = evaluate(make_estimators(), ope_inputs(boot, action_dist, q_hat), truth)
+        return rows, t1 - t0, time.perf_counter() - t1
 
-    runs = fitted_runs()
-    if isinstance(action_dist, Future) and not action_dist.done():
-        q_bytes = 8 * data.n_rounds * data.n_actions * data.len_list if reward_model is not None else 0
-        runs = _ahead(runs, max(1, ahead_bytes // max(q_bytes, 1)))
-    for boot, q_hat in runs:
-        _evaluate_run(out, boot, q_hat, _value(action_dist), truth, make_estimators)
+    if workers == 1:
+        results = map(one_run, range(n_runs))
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recux-ope-run") as pool:
+            results = list(pool.map(one_run, range(n_runs)))
+    for rows, rm_s, est_s in results:
+        out.times["reward_model_s"] += rm_s
+        out.times["estimators_s"] += est_s
+        for name, row in rows.items():
+            out.errors.setdefault(name, []).append(row["relative_error"])
+            out.estimates.setdefault(name, []).append(row["estimate"])
+            if "lambda" in row:
+                out.lambdas.setdefault(name, []).append(row["lambda"])
     return out
-
-
-def _ahead(items: Iterator[Any], size: int) -> Iterator[Any]:
-    """``items`` produced on a worker thread at lower priority, up to ``size`` ahead of the consumer (a worker's
-    exception is raised here)."""
-    buffer: queue.Queue = queue.Queue(maxsize=size)
-    done = object()
-
-    def produce() -> None:
-        lower_thread_priority()
-        try:
-            for item in items:
-                buffer.put((None, item))
-            buffer.put((None, done))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            buffer.put((exc, None))
-
-    threading.Thread(target=produce, name="recux-ahead", daemon=True).start()
-    while True:
-        exc, item = buffer.get()
-        if exc is not None:
-            raise exc
-        if item is done:
-            return
-        yield item
-
-
-def lower_thread_priority(increment: int = 10) -> None:
-    """Renice the calling thread only (Linux: setpriority on its thread id), so that work it does in the
-    background yields the cores to the critical path; elsewhere a no-op."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
-    except (AttributeError, OSError):
-        pass
-
-
-def _evaluate_run(out: ProtocolResult, boot: BanditFeedback, q_hat: np.ndarray | None, action_dist: np.ndarray,
-                  truth: float, make_estimators: Callable[[], Sequence[Estimator | Tuned]]) -> None:
-    t0 = time.perf_counter()
-    rows = evaluate(make_estimators(), ope_inputs(boot, action_dist, q_hat), truth)
-    out.times["estimators_s"] += time.perf_counter() - t0
-    for name, row in rows.items():
-        out.errors.setdefault(name, []).append(row["relative_error"])
-        out.estimates.setdefault(name, []).append(row["estimate"])
-        if "lambda" in row:
-            out.lambdas.setdefault(name, []).append(row["lambda"])

@@ -82,28 +82,78 @@ def _objective(z: np.ndarray, y: np.ndarray, w: np.ndarray, penalty: np.ndarray)
 @njit(cache=True, nogil=True)
 def _newton(xb: np.ndarray, y: np.ndarray, penalty: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
     """Newton's method for ``newton_logistic``: gradient X^T (p - y) + penalty w, Hessian X^T diag(p (1 - p)) X
-    + diag(penalty) (+1e-12), Armijo backtracking on the objective (sufficient decrease 1e-4)."""
+    + diag(penalty) (+1e-12) solved by Cholesky, Armijo backtracking on the objective (sufficient decrease
+    1e-4). Plain loops over each row's non-zero features (OBD's contexts are one-hot: ~8 of 25), no BLAS/LAPACK
+    call: BLAS libraries serialise (spin on a lock) when several threads call them at once."""
     n, m = xb.shape
+    nnz = np.zeros(n, np.int64)
+    cols, vals = np.empty((n, m), np.int64), np.empty((n, m))
+    for i in range(n):
+        for j in range(m):
+            if xb[i, j] != 0.0:
+                cols[i, nnz[i]], vals[i, nnz[i]] = j, xb[i, j]
+                nnz[i] += 1
     w, z = np.zeros(m), np.zeros(n)
+    grad, hess, step, dz = np.empty(m), np.empty((m, m)), np.empty(m), np.empty(n)
     f = _objective(z, y, w, penalty)
     for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(-z))
-        grad = xb.T @ (p - y) + penalty * w
+        grad[:] = penalty * w
+        hess[:] = 0.0
+        for i in range(n):
+            p = 1.0 / (1.0 + math.exp(-z[i]))
+            r, h = p - y[i], p * (1.0 - p)
+            for a in range(nnz[i]):
+                ja, va = cols[i, a], vals[i, a]
+                grad[ja] += r * va
+                for b in range(nnz[i]):
+                    hess[ja, cols[i, b]] += h * va * vals[i, b]
         if np.abs(grad).max() <= tol * n:
             break
-        hess = (xb * (p * (1.0 - p)).reshape(n, 1)).T @ xb
         for j in range(m):
             hess[j, j] += penalty[j] + 1e-12
-        step = np.linalg.solve(hess, grad)
-        dz, t, slope = xb @ step, 1.0, grad @ step
-        f_new = f
-        while t > 1e-10:  # backtracking (Armijo)
+        _cholesky_solve(hess, grad, step)
+        slope = 0.0
+        for j in range(m):
+            slope += grad[j] * step[j]
+        for i in range(n):
+            acc = 0.0
+            for a in range(nnz[i]):
+                acc += vals[i, a] * step[cols[i, a]]
+            dz[i] = acc
+        t, f_new = 1.0, f
+        while t > 1e-10:  # backtracking (Armijo); at the optimum f changes below its rounding: take the step
             f_new = _objective(z - t * dz, y, w - t * step, penalty)
-            if f_new <= f - 1e-4 * t * slope:
+            if f_new <= f - 1e-4 * t * slope or abs(f_new - f) <= 1e-14 * abs(f):
                 break
             t *= 0.5
         w, z, f = w - t * step, z - t * dz, f_new
     return w
+
+
+@njit(cache=True, nogil=True)
+def _cholesky_solve(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> None:
+    """x = A^-1 b for symmetric positive-definite A (its upper triangle is read and overwritten by L^T, A = L L^T)."""
+    m = a.shape[0]
+    for j in range(m):
+        s = a[j, j]
+        for k in range(j):
+            s -= a[k, j] * a[k, j]
+        a[j, j] = math.sqrt(s)
+        for i in range(j + 1, m):
+            s = a[j, i]
+            for k in range(j):
+                s -= a[k, j] * a[k, i]
+            a[j, i] = s / a[j, j]
+    for i in range(m):  # L y = b (L[i, k] = a[k, i])
+        s = b[i]
+        for k in range(i):
+            s -= a[k, i] * x[k]
+        x[i] = s / a[i, i]
+    for i in range(m - 1, -1, -1):  # L^T x = y
+        s = x[i]
+        for k in range(i + 1, m):
+            s -= a[i, k] * x[k]
+        x[i] = s / a[i, i]
 
 
 @njit(cache=True, nogil=True)
