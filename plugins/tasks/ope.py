@@ -42,7 +42,8 @@ class OffPolicyEstimation(Task):
                  estimators: list[str] | None = None, lambdas: list[float] | None = None,
                  tuning_method: str = "slope", tuning_delta: float = 0.1,
                  reward_model: dict[str, Any] | None = None, n_sim: int = 1_000_000, policy_seed: int = 12345,
-                 ci: dict[str, Any] | None = None, n_runs: int = 0, cache_action_dist: bool = True) -> None:
+                 ci: dict[str, Any] | None = None, n_runs: int = 0, cache_action_dist: bool = True,
+                 workers: int = 2) -> None:
         from recux.ope.evaluate import ESTIMATOR_NAMES, OBP_LAMBDAS
 
         if behavior_policy == evaluation_policy:
@@ -60,6 +61,9 @@ class OffPolicyEstimation(Task):
         self.ci = {"alpha": 0.05, "n_bootstrap_samples": 10_000, "random_state": 0, **(ci or {})}
         self.n_runs = int(n_runs)
         self.cache_action_dist = bool(cache_action_dist)
+        self.workers = int(workers)
+        if self.workers < 1:
+            raise ConfigError(f"task.workers must be >= 1 (threads for the bootstrap runs), got {workers}")
         self._make_estimators()  # unknown names and bad lambdas fail here, before loading data
 
     def _make_estimators(self):
@@ -128,7 +132,7 @@ class OffPolicyEstimation(Task):
             cis[f"{name}/estimate"] = [row["ci"]["lower"], row["ci"]["upper"]]
         protocol = None
         if self.n_runs > 0:
-            protocol = bootstrap_runs(data, dist, truth, self.n_runs, fit, self._make_estimators)
+            protocol = bootstrap_runs(data, dist, truth, self.n_runs, fit, self._make_estimators, self.workers)
             for name, s in protocol.summary().items():
                 metrics[f"{name}/relative_error_mean"], metrics[f"{name}/relative_error_std"] = s["mean"], s["std"]
                 directions[f"{name}/relative_error_mean"] = directions[f"{name}/relative_error_std"] = False
