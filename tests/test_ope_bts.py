@@ -131,9 +131,7 @@ def test_consume_rows_leaves_numpys_state():
     legacy_rng.fill_doubles(key, ints, buf)
     b, c = legacy_rng.gamma_constants(alpha, beta)
     has_gauss, gauss, out, gammas = ints[1:2].copy(), cached.copy(), np.zeros(2, np.int64), np.empty((500, 6))
-    pairs = np.empty(len(buf), np.int32)
-    legacy_rng.next_pairs(buf, pairs, 0, len(buf))
-    legacy_rng.consume_rows(buf, pairs, 0, b, c, gauss, has_gauss, 500, gammas, out)
+    legacy_rng.consume_rows(buf, 0, b, c, gauss, has_gauss, 500, gammas, out)
     got = np.empty((500, 3))
     legacy_rng.rank_rows(gammas, 500, 0, got, np.zeros((3, 0), np.int64))
     np.testing.assert_array_equal(got, want)
@@ -145,19 +143,3 @@ def test_consume_rows_leaves_numpys_state():
     np.testing.assert_array_equal(replay.get_state()[1], rng.get_state()[1])
     assert replay.get_state()[2] == rng.get_state()[2]
 
-
-def test_next_pairs_is_the_first_accepted_polar_pair_of_the_same_parity():
-    from recux.ope import legacy_rng
-
-    buf = np.random.default_rng(0).random(301)
-    buf[[10, 11]] = 0.5  # x1 = x2 = 0: r2 = 0, rejected like numpy's polar loop
-    pairs = np.empty(301, np.int32)
-    legacy_rng.next_pairs(buf, pairs, 0, 301)
-
-    def accepted(q: int) -> bool:
-        r2 = (2 * buf[q] - 1) ** 2 + (2 * buf[q + 1] - 1) ** 2
-        return 0 < r2 < 1
-
-    want = [next((q for q in range(p, 300, 2) if accepted(q)), -1) for p in range(301)]
-    np.testing.assert_array_equal(pairs, want)
-    assert pairs[10] != 10

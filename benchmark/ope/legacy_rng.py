@@ -130,23 +130,6 @@ def fill_doubles(key: np.ndarray, ints: np.ndarray, out: np.ndarray) -> None:
     ints[0] = pos
 
 
-@njit(cache=True, nogil=True)
-def next_pairs(buf: np.ndarray, nxt: np.ndarray, lo: int, hi: int) -> None:
-    """nxt[p] for p in [lo, hi): the first q in p, p + 2, p + 4, ... whose uniforms make an accepted polar pair
-    (x = 2 u - 1: 0 < x1^2 + x2^2 < 1), -1 if none lies in the buffer. Computed backwards, so the entries from
-    ``hi`` on must already hold (or hi >= len(buf) - 1)."""
-    n = buf.shape[0]
-    for p in range(hi - 1, lo - 1, -1):
-        if p + 1 >= n:
-            nxt[p] = -1
-            continue
-        x1 = 2.0 * buf[p] - 1.0
-        x2 = 2.0 * buf[p + 1] - 1.0
-        r2 = x1 * x1 + x2 * x2
-        later = nxt[p + 2] if p + 2 < n else np.int32(-1)
-        nxt[p] = np.int32(p) if (r2 < 1.0) & (r2 != 0.0) else later  # a select, not a branch
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _pair_f(buf: np.ndarray, q: int) -> float:
     """f = sqrt(-2 ln r2 / r2) of numpy's legacy_gauss for the accepted polar pair buf[q], buf[q + 1]
@@ -158,22 +141,27 @@ def _pair_f(buf: np.ndarray, q: int) -> float:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _parse(buf: np.ndarray, pairs: np.ndarray, p: int, h: int, cq: int, j0: int, src_q: np.ndarray,
-           src_w: np.ndarray, pu: np.ndarray) -> tuple[int, int, int]:
+def _parse(buf: np.ndarray, p: int, h: int, cq: int, j0: int, src_q: np.ndarray, src_w: np.ndarray,
+           pu: np.ndarray) -> tuple[int, int, int]:
     """Stream positions of gammas j0.. of a row if each accepts its first Gaussian and its first uniform:
     src_q[j] the polar pair of its Gaussian (-1: the cached value carried in from before the buffer), src_w[j]
-    1 = that pair's first Gaussian (f x2), 0 = its cached second (f x1); pu[j] its uniform. ``pairs``:
-    ``next_pairs`` of ``buf`` (numpy's polar loop skips rejected pairs up to it). ``h``/``cq``: a cached Gaussian
-    is waiting, from pair cq. Returns (p, h, cq); p = -1 when the buffer ran out."""
+    1 = that pair's first Gaussian (f x2), 0 = its cached second (f x1); pu[j] its uniform. ``h``/``cq``: a
+    cached Gaussian is waiting, from pair cq. Returns (p, h, cq); p = -1 when the buffer ran out."""
     end = buf.shape[0]
     for j in range(j0, src_q.shape[0]):
         if h:
             src_q[j], src_w[j], h = cq, 0, 0
         else:
-            q = pairs[p] if p < end else -1
-            if q < 0:
-                return -1, h, cq
-            cq, h, p = q, 1, q + 2
+            while True:  # numpy's polar method: pairs until 0 < r2 < 1
+                if p + 2 > end:
+                    return -1, h, cq
+                x1 = 2.0 * buf[p] - 1.0
+                x2 = 2.0 * buf[p + 1] - 1.0
+                p += 2
+                r2 = x1 * x1 + x2 * x2
+                if r2 < 1.0 and r2 != 0.0:
+                    break
+            cq, h = p - 2, 1
             src_q[j], src_w[j] = cq, 1
         if p + 1 > end:
             return -1, h, cq
@@ -226,12 +214,11 @@ def _first_rejection(buf: np.ndarray, b: np.ndarray, c: np.ndarray, pu: np.ndarr
 
 
 @njit(cache=True, nogil=True)
-def consume_rows(buf: np.ndarray, pairs: np.ndarray, p: int, b: np.ndarray, c: np.ndarray, gauss: np.ndarray,
+def consume_rows(buf: np.ndarray, p: int, b: np.ndarray, c: np.ndarray, gauss: np.ndarray,
                  has_gauss: np.ndarray, rows: int, gammas: np.ndarray, out: np.ndarray) -> None:
     """Draw up to ``rows`` rows of gammas (Ga, Gb of item 0, Ga, Gb of item 1, ...: numpy's legacy_beta for
     shapes > 1 draws Ga then Gb; ``b``, ``c``: ``gamma_constants``) into ``gammas[r]`` from the uniforms
-    ``buf[p:]`` (``pairs``: its ``next_pairs``), until the rows are done, ``gammas`` is full or the buffer runs
-    out mid-row; that row is rolled
+    ``buf[p:]``, until the rows are done, ``gammas`` is full or the buffer runs out mid-row; that row is rolled
     back (uniform position and Gaussian cache as at its start), so a later call with more uniforms redraws it
     identically. out[:] = (rows drawn, next p)."""
     n_g = b.shape[0]
@@ -245,7 +232,7 @@ def consume_rows(buf: np.ndarray, pairs: np.ndarray, p: int, b: np.ndarray, c: n
         val = gammas[i]
         j0 = 0
         while True:
-            p, h, cq = _parse(buf, pairs, p, h, cq, j0, src_q, src_w, pu)
+            p, h, cq = _parse(buf, p, h, cq, j0, src_q, src_w, pu)
             if p < 0:
                 break
             n_f, f_last = _values(buf, b, c, j0, src_q, src_w, pu, f, x_in, fr, val, xs, flag)
@@ -290,20 +277,19 @@ def rank_rows(gammas: np.ndarray, n: int, first: int, sink: np.ndarray, counts: 
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, nxt_pairs: np.ndarray, carry: int,
-                   cur: np.ndarray, cur_pairs: np.ndarray, p: int, b: np.ndarray, c: np.ndarray, gauss: np.ndarray,
-                   has_gauss: np.ndarray, rows: int, gammas: np.ndarray, out: np.ndarray, prev: np.ndarray,
-                   n_prev: int, first_prev: int, sink: np.ndarray, counts: np.ndarray) -> None:
-    """Two numba threads: one generates the next block of uniforms into ``nxt[carry:]`` with its
-    ``next_pairs`` and ranks the previous block's gamma rows; the other draws this block's gamma rows from
-    ``cur[p:]``. The uniform stream is a fixed sequence, so generating it ahead changes no draw."""
+def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.ndarray, p: int, b: np.ndarray,
+                   c: np.ndarray, gauss: np.ndarray, has_gauss: np.ndarray, rows: int, gammas: np.ndarray,
+                   out: np.ndarray, prev: np.ndarray, n_prev: int, first_prev: int, sink: np.ndarray,
+                   counts: np.ndarray) -> None:
+    """Two numba threads: one generates the next block of uniforms into ``nxt`` and ranks the previous block's
+    gamma rows; the other draws this block's gamma rows from ``cur[p:]``. The uniform stream is a fixed
+    sequence, so generating it ahead changes no draw."""
     for task in prange(2):
         if task == 0:
-            fill_doubles(key, pos, nxt[carry:])
-            next_pairs(nxt, nxt_pairs, carry, nxt.shape[0])
+            fill_doubles(key, pos, nxt)
             rank_rows(prev, n_prev, first_prev, sink, counts)
         else:
-            consume_rows(cur, cur_pairs, p, b, c, gauss, has_gauss, rows, gammas, out)
+            consume_rows(cur, p, b, c, gauss, has_gauss, rows, gammas, out)
 
 
 def beta_rows(key: np.ndarray, ints: np.ndarray, cached: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
@@ -326,29 +312,23 @@ def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: n
     n_g = b.shape[0]
     carry = 4096  # room in front of each block for the uniforms the previous block left unused (grows)
     cur, nxt = np.empty(carry + block), np.empty(carry + block)
-    cur_pairs, nxt_pairs = np.empty(carry + block, np.int32), np.empty(carry + block, np.int32)
     fill_doubles(key, pos, cur[carry:])
-    next_pairs(cur, cur_pairs, carry, cur.shape[0])
     # each gamma takes >= 1 uniform, so a block holds at most (carry + block) / n_g rows
     gam, prev = np.empty(((carry + block) // n_g + 1, n_g)), np.empty(((carry + block) // n_g + 1, n_g))
     p, done, n_prev, out = carry, 0, 0, np.zeros(2, dtype=np.int64)
     while done < rows:
-        _pipeline_step(key, pos, nxt, nxt_pairs, carry, cur, cur_pairs, p, b, c, gauss, has_gauss, rows - done,
-                       gam, out, prev, n_prev, done - n_prev, sink, counts)
+        _pipeline_step(key, pos, nxt[carry:], cur, p, b, c, gauss, has_gauss, rows - done, gam, out, prev,
+                       n_prev, done - n_prev, sink, counts)
         n_prev, done, left = out[0], done + out[0], cur.shape[0] - out[1]
         gam, prev = prev, gam
         old, fresh = cur, nxt
         if left > carry:  # one row needed more uniforms than a block holds: widen the carry room
             carry = 2 * left
             cur, nxt = np.empty(carry + block), np.empty(carry + block)
-            cur_pairs, nxt_pairs = np.empty(carry + block, np.int32), np.empty(carry + block, np.int32)
             cur[carry:] = fresh[fresh.shape[0] - block:]
-            next_pairs(cur, cur_pairs, carry, cur.shape[0])
             gam = np.empty(((carry + block) // n_g + 1, n_g))
         else:
             cur, nxt = fresh, old
-            cur_pairs, nxt_pairs = nxt_pairs, cur_pairs
         cur[carry - left:carry] = old[old.shape[0] - left:]
-        next_pairs(cur, cur_pairs, carry - left, carry)  # the carried uniforms' pairs, onto the block's
         p = carry - left
     rank_rows(prev, n_prev, done - n_prev, sink, counts)

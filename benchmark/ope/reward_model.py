@@ -173,6 +173,37 @@ def _fill_logistic(q_hat: np.ndarray, rows: np.ndarray, s: np.ndarray, t: np.nda
 
 
 @dataclass
+class LogisticPrediction:
+    """Cross-fitted logistic predictions kept as their factors, a few hundred kB instead of the full array:
+    q(x_i, a, k) = sigmoid(s[i, k] + t[a, k]) with (rows, s, t) of the fold whose test part holds round i.
+    ``fill`` writes the (n_rounds, n_actions, len_list) array, into ``out`` when given (a reused buffer costs
+    no fresh pages)."""
+
+    shape: tuple[int, int, int]
+    folds: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+    def fill(self, out: np.ndarray | None = None) -> np.ndarray:
+        out = np.empty(self.shape) if out is None else out
+        for rows, s, t in self.folds:
+            _fill_logistic(out, rows, s, t)
+        return out
+
+
+@dataclass
+class TablePrediction:
+    """Cross-fitted predictions that do not depend on the context: q(x_i, a, k) = table[a, k] of round i's fold."""
+
+    shape: tuple[int, int, int]
+    folds: list[tuple[np.ndarray, np.ndarray]]
+
+    def fill(self, out: np.ndarray | None = None) -> np.ndarray:
+        out = np.empty(self.shape) if out is None else out
+        for rows, table in self.folds:
+            out[rows] = table[None, :, :]
+        return out
+
+
+@dataclass
 class LogisticRewardModel:
     """Per-position logistic regression (OBP's RegressionModel + sklearn LogisticRegression)."""
 
@@ -208,8 +239,12 @@ class LogisticRewardModel:
 
     def fit_predict(self, data: BanditFeedback) -> np.ndarray:
         """(n_rounds, n_actions, len_list) cross-fitted click probabilities."""
+        return self.predict_folds(data).fill()
+
+    def predict_folds(self, data: BanditFeedback) -> LogisticPrediction:
+        """The cross-fitted predictions as their factors (``LogisticPrediction``)."""
         z_all = self.item_features(data)
-        q_hat = np.empty((data.n_rounds, data.n_actions, data.len_list))
+        folds = []
         for train, test in cross_fit_folds(data.n_rounds, self.n_folds, self.fold_seed):
             s = np.empty((len(test), data.len_list))  # logit = s[round, k] + t[item, k]
             t = np.empty((data.n_actions, data.len_list))
@@ -220,8 +255,8 @@ class LogisticRewardModel:
                                       "use fewer folds (reward_model.n_folds) or the ctr reward model")
                 w_x, w_z, b = self._fit_position(data.context[rows], z_all[data.action[rows]], data.reward[rows])
                 s[:, k], t[:, k] = data.context[test] @ w_x + b, z_all @ w_z
-            _fill_logistic(q_hat, test, s, t)
-        return q_hat
+            folds.append((test, s, t))
+        return LogisticPrediction((data.n_rounds, data.n_actions, data.len_list), folds)
 
 
 @dataclass
@@ -233,10 +268,13 @@ class CTRRewardModel:
     fold_seed: int | None = 12345
 
     def fit_predict(self, data: BanditFeedback) -> np.ndarray:
+        return self.predict_folds(data).fill()
+
+    def predict_folds(self, data: BanditFeedback) -> TablePrediction:
         if self.smoothing < 0:
             raise ConfigError(f"smoothing must be >= 0, got {self.smoothing}")
-        q_hat = np.zeros((data.n_rounds, data.n_actions, data.len_list))
         shape = (data.n_actions, data.len_list)
+        folds = []
         for train, test in cross_fit_folds(data.n_rounds, self.n_folds, self.fold_seed):
             a, k, r = data.action[train], data.position[train], data.reward[train]
             shows = np.zeros(shape)
@@ -246,5 +284,5 @@ class CTRRewardModel:
             pos_rate = clicks.sum(0) / np.maximum(shows.sum(0), 1.0)
             denom = shows + self.smoothing
             table = np.where(denom > 0, (clicks + self.smoothing * pos_rate) / np.where(denom > 0, denom, 1), pos_rate)
-            q_hat[test] = table[None, :, :]
-        return q_hat
+            folds.append((test, table))
+        return TablePrediction((data.n_rounds, *shape), folds)
