@@ -68,12 +68,13 @@ def newton_logistic(x: np.ndarray, y: np.ndarray, C: float, tol: float = 1e-10, 
 
 
 @njit(cache=True, nogil=True)
-def _objective(z: np.ndarray, y: np.ndarray, w: np.ndarray, penalty: np.ndarray) -> float:
+def _objective(z: np.ndarray, y: np.ndarray, w: np.ndarray, penalty: np.ndarray, e: np.ndarray) -> float:
     """sum_i [softplus(z_i) - y_i z_i] + sum_j penalty_j w_j^2 / 2 (the log-loss of sigmoid(z) plus the L2 term),
-    softplus(z) = max(z, 0) + log1p(exp(-|z|))."""
+    softplus(z) = max(z, 0) + log1p(e), e = exp(-|z|) (written to ``e``: the next gradient's sigmoid reuses it)."""
     f = 0.0
     for i in range(z.shape[0]):
-        f += max(z[i], 0.0) + math.log1p(math.exp(-abs(z[i]))) - y[i] * z[i]
+        e[i] = math.exp(-abs(z[i]))
+        f += max(z[i], 0.0) + math.log1p(e[i]) - y[i] * z[i]
     for j in range(w.shape[0]):
         f += 0.5 * penalty[j] * w[j] * w[j]
     return f
@@ -93,14 +94,15 @@ def _newton(xb: np.ndarray, y: np.ndarray, penalty: np.ndarray, tol: float, max_
             if xb[i, j] != 0.0:
                 cols[i, nnz[i]], vals[i, nnz[i]] = j, xb[i, j]
                 nnz[i] += 1
-    w, z = np.zeros(m), np.zeros(n)
+    w, z, e = np.zeros(m), np.zeros(n), np.empty(n)
+    z_try, e_try, w_try = np.empty(n), np.empty(n), np.empty(m)
     grad, hess, step, dz = np.empty(m), np.empty((m, m)), np.empty(m), np.empty(n)
-    f = _objective(z, y, w, penalty)
+    f = _objective(z, y, w, penalty, e)
     for _ in range(max_iter):
         grad[:] = penalty * w
         hess[:] = 0.0
         for i in range(n):
-            p = 1.0 / (1.0 + math.exp(-z[i]))
+            p = 1.0 / (1.0 + e[i]) if z[i] >= 0.0 else e[i] / (1.0 + e[i])  # sigmoid(z), e = exp(-|z|)
             r, h = p - y[i], p * (1.0 - p)
             for a in range(nnz[i]):
                 ja, va = cols[i, a], vals[i, a]
@@ -122,11 +124,16 @@ def _newton(xb: np.ndarray, y: np.ndarray, penalty: np.ndarray, tol: float, max_
             dz[i] = acc
         t, f_new = 1.0, f
         while t > 1e-10:  # backtracking (Armijo); at the optimum f changes below its rounding: take the step
-            f_new = _objective(z - t * dz, y, w - t * step, penalty)
+            z_try[:] = z - t * dz
+            w_try[:] = w - t * step
+            f_new = _objective(z_try, y, w_try, penalty, e_try)
             if f_new <= f - 1e-4 * t * slope or abs(f_new - f) <= 1e-14 * abs(f):
                 break
             t *= 0.5
-        w, z, f = w - t * step, z - t * dz, f_new
+        z, z_try = z_try, z
+        e, e_try = e_try, e
+        w, w_try = w_try, w
+        f = f_new
     return w
 
 
