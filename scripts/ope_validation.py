@@ -38,7 +38,7 @@ def run(logs: BanditLogs, behaviour: str, evaluation: str, n_runs: int, model: L
     t0 = time.perf_counter()
     dist = policy_action_dist(evaluation, logs, data.n_actions, data.len_list, n_sim=n_sim, random_state=12345)
     action_dist_s = time.perf_counter() - t0
-    res = bootstrap_runs(data, dist, logs[evaluation].on_policy_value, n_runs, model.fit_predict, make_estimators)
+    res = bootstrap_runs(data, dist, logs[evaluation].on_policy_value, n_runs, model, make_estimators)
     return res.errors, {"action_dist_s": action_dist_s, **res.times}
 
 

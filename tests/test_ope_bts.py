@@ -100,3 +100,46 @@ def test_legacy_rng_port_equals_numpy_when_rows_straddle_and_outgrow_blocks():
         got = np.empty((300, 3))
         legacy_rng.beta_rows(key, ints, cached, alpha, beta, 300, got, np.zeros((3, 0), np.int64), block)
         np.testing.assert_array_equal(got, want)
+
+
+def test_speculative_rows_equal_numpy_where_rejections_are_frequent():
+    """Shapes just above 1 make numpy redraw often (v <= 0 and the log test's rejections): every restart of the
+    speculative parse must land where numpy's stream is. A state with a cached Gaussian (after a
+    standard_normal) is carried in, and the final state equals numpy's."""
+    from recux.ope import legacy_rng
+
+    alpha = np.array([1.01, 1.05, 1.3, 2.0, 1.001])
+    beta = np.array([1.02, 40.0, 1.1, 1.0001, 7.5])
+    rng = np.random.RandomState(2024)
+    rng.standard_normal()  # leaves has_gauss = 1
+    key, ints, cached = legacy_rng.state_of(rng)
+    assert ints[1] == 1
+    want = rng.beta(alpha, beta, size=(4000, 5))
+    got = np.empty((4000, 5))
+    legacy_rng.beta_rows(key, ints, cached, alpha, beta, 4000, got, np.zeros((5, 0), np.int64), 997)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_consume_rows_leaves_numpys_state():
+    from recux.ope import legacy_rng
+
+    alpha, beta = np.array([1.02, 3.0, 1.4]), np.array([2.5, 1.03, 90.0])
+    rng = np.random.RandomState(8)
+    key, ints, cached = legacy_rng.state_of(rng)
+    want = rng.beta(alpha, beta, size=(500, 3))
+    buf = np.empty(50_000)
+    legacy_rng.fill_doubles(key, ints, buf)
+    b, c = legacy_rng.gamma_constants(alpha, beta)
+    has_gauss, gauss, out, gammas = ints[1:2].copy(), cached.copy(), np.zeros(2, np.int64), np.empty((500, 6))
+    legacy_rng.consume_rows(buf, 0, b, c, gauss, has_gauss, 500, gammas, out)
+    got = np.empty((500, 3))
+    legacy_rng.rank_rows(gammas, 500, 0, got, np.zeros((3, 0), np.int64))
+    np.testing.assert_array_equal(got, want)
+    # numpy's state after the rows: its cached Gaussian, and the uniforms used are as many doubles of a fresh copy
+    _, _, _, numpy_has_gauss, numpy_gauss = rng.get_state()
+    assert (has_gauss[0], gauss[0]) == (numpy_has_gauss, numpy_gauss)
+    replay = np.random.RandomState(8)
+    replay.random_sample(int(out[1]))
+    np.testing.assert_array_equal(replay.get_state()[1], rng.get_state()[1])
+    assert replay.get_state()[2] == rng.get_state()[2]
+

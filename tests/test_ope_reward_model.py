@@ -85,3 +85,15 @@ def test_cross_fit_folds_equal_sklearn_kfold(n, k, seed):
     for (tr, te), (tr2, te2) in zip(ours, theirs, strict=True):
         np.testing.assert_array_equal(tr, tr2)
         np.testing.assert_array_equal(te, te2)
+
+
+def test_logistic_fill_handles_logits_whose_factors_overflow():
+    from recux.ope.reward_model import _fill_logistic
+
+    s = np.array([[-800.0], [3.0], [0.0]])  # exp(800) overflows; exp(-800) underflows: inf * 0 is not finite
+    t = np.array([[800.0], [-1.0]])
+    q_hat = np.full((3, 2, 1), np.nan)
+    _fill_logistic(q_hat, np.arange(3), s, t)
+    want = 1.0 / (1.0 + np.exp(-(s[:, None, :] + t[None, :, :])))
+    np.testing.assert_allclose(q_hat, want, rtol=1e-15)
+    assert q_hat[0, 0, 0] == 0.5

@@ -5,6 +5,16 @@ legacy-distributions.c). Starting from ``RandomState(seed).get_state()`` it yiel
 ``RandomState(seed).beta(alpha, beta, size=(m, len(alpha)))`` (tests compare them bit for bit), without
 allocating them: each row of draws is consumed in place by the caller's kernel.
 
+Speed without changing a bit:
+- MT19937's regeneration is written as loops LLVM vectorises, and words are tempered 624 at a time.
+- Two numba threads pipeline the blocks of uniforms: one generates block t + 1 and ranks the rows of block t - 1
+  while the other draws the gammas of block t. The whole loop runs without the GIL.
+- A row's gammas are drawn speculatively (``consume_rows``): first the uniform stream is parsed as if every
+  gamma accepted its first Gaussian and its first uniform (cheap: only the polar test decides); then the values
+  are computed in a loop whose iterations do not depend on each other's outcome; then the few gammas whose
+  squeeze test failed get numpy's log test. At the first rejection the row is re-parsed from that gamma with the
+  stream position and Gaussian cache numpy would have there. The same draws come out in the same order.
+
 Only shapes > 1 are ported (the Open Bandit Dataset's priors have alpha >= 2 and beta >= 2,189); callers fall
 back to numpy otherwise (``supported``).
 """
@@ -17,12 +27,9 @@ import numpy as np
 from numba import njit, prange
 
 _N, _M = 624, 397
-# typed constants: numba promotes uint64 (op) int64 to float64, so every operand of the bit arithmetic is uint64
-_MATRIX_A = np.uint64(0x9908B0DF)
-_UPPER, _LOWER = np.uint64(0x80000000), np.uint64(0x7FFFFFFF)
-_ONE, _ZERO = np.uint64(1), np.uint64(0)
-_S1, _S5, _S6, _S7, _S11, _S15, _S18 = (np.uint64(v) for v in (1, 5, 6, 7, 11, 15, 18))
-_T1, _T2, _MASK32 = np.uint64(0x9D2C5680), np.uint64(0xEFC60000), np.uint64(0xFFFFFFFF)
+_MATRIX_A = np.uint32(0x9908B0DF)
+_UPPER, _LOWER = np.uint32(0x80000000), np.uint32(0x7FFFFFFF)
+_U0, _U1 = np.uint32(0), np.uint32(1)
 
 
 def supported(alpha: np.ndarray, beta: np.ndarray) -> bool:
@@ -37,7 +44,16 @@ def state_of(rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.array(key, dtype=np.uint32), np.array([pos, has_gauss], dtype=np.int64), np.array([gauss])
 
 
-@njit(cache=True)
+def gamma_constants(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(b, c) of Marsaglia-Tsang for the row's gammas in draw order (Ga of item 0, Gb of item 0, Ga of item 1, ...):
+    b = shape - 1/3, c = 1 / sqrt(9 b), computed as numpy computes them."""
+    shapes = np.empty(2 * len(alpha))
+    shapes[0::2], shapes[1::2] = alpha, beta
+    b = shapes - 1.0 / 3.0
+    return b, 1.0 / np.sqrt(9 * b)
+
+
+@njit(cache=True, nogil=True)
 def count_row_top(row: np.ndarray, top: np.ndarray, counts: np.ndarray) -> None:
     """counts[a, k] += 1 where item a has the (k+1)-th largest value of ``row``, k < len(top) (insertion into
     a running top-k in the scratch ``top``; exact ties go to the later item)."""
@@ -57,161 +73,262 @@ def count_row_top(row: np.ndarray, top: np.ndarray, counts: np.ndarray) -> None:
         counts[top[k], k] += 1
 
 
-@njit(cache=True)
-def _regenerate(key: np.ndarray) -> None:
-    for i in range(_N):
-        j = i + 1 if i + 1 < _N else 0
-        m = i + _M if i + _M < _N else i + _M - _N
-        y = (np.uint64(key[i]) & _UPPER) | (np.uint64(key[j]) & _LOWER)
-        mag = _MATRIX_A if (y & _ONE) != _ZERO else _ZERO
-        key[i] = np.uint32(np.uint64(key[m]) ^ (y >> _S1) ^ mag)
+@njit(cache=True, nogil=True)
+def _twist(key: np.ndarray) -> None:
+    """MT19937's regeneration of the 624 words: key[i] = key[i + 397 mod 624] ^ (y >> 1) ^ (MATRIX_A if y odd),
+    y = upper bit of key[i] | lower 31 bits of key[i + 1 mod 624]. Split into loops without a wrapped index so
+    that LLVM vectorises them: the first reads only words not yet rewritten, the second words rewritten >= 227
+    steps earlier."""
+    for i in range(_N - _M):
+        y = (key[i] & _UPPER) | (key[i + 1] & _LOWER)
+        key[i] = key[i + _M] ^ (y >> _U1) ^ ((_U0 - (y & _U1)) & _MATRIX_A)
+    for i in range(_N - _M, _N - 1):
+        y = (key[i] & _UPPER) | (key[i + 1] & _LOWER)
+        key[i] = key[i + _M - _N] ^ (y >> _U1) ^ ((_U0 - (y & _U1)) & _MATRIX_A)
+    y = (key[_N - 1] & _UPPER) | (key[0] & _LOWER)
+    key[_N - 1] = key[_M - 1] ^ (y >> _U1) ^ ((_U0 - (y & _U1)) & _MATRIX_A)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _temper(key: np.ndarray, start: int, words: np.ndarray) -> None:
+    """words[i] = MT19937's tempering of key[i], i >= start."""
+    for i in range(start, _N):
+        y = key[i]
+        y ^= y >> np.uint32(11)
+        y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
+        y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
+        y ^= y >> np.uint32(18)
+        words[i] = y
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _legacy_double(a: np.uint32, b: np.uint32) -> float:
+    return (float(a >> np.uint32(5)) * 67108864.0 + float(b >> np.uint32(6))) / 9007199254740992.0
+
+
+@njit(cache=True, nogil=True)
 def fill_doubles(key: np.ndarray, ints: np.ndarray, out: np.ndarray) -> None:
     """out[:] = the next len(out) ``legacy_double`` values: (a * 2^26 + b) / 2^53 with a, b the next two tempered
-    MT19937 words shifted right by 5 and 6. One call per block: draws in one function body avoid a per-draw call
-    (whose array reference counting costs more than the draw)."""
-    pos = ints[0]
-    for i in range(out.shape[0]):
+    MT19937 words shifted right by 5 and 6. ``ints[0]``: the position in ``key`` (624 = regenerate first)."""
+    words = np.empty(_N, dtype=np.uint32)
+    n, o, pos = out.shape[0], 0, ints[0]
+    while o < n:
         if pos >= _N:
-            _regenerate(key)
+            _twist(key)
             pos = 0
-        a = _temper(np.uint64(key[pos])) >> _S5
-        pos += 1
-        if pos >= _N:
-            _regenerate(key)
-            pos = 0
-        b = _temper(np.uint64(key[pos])) >> _S6
-        pos += 1
-        out[i] = (float(a) * 67108864.0 + float(b)) / 9007199254740992.0
+        _temper(key, pos, words)
+        pairs = min((_N - pos) // 2, n - o)
+        for k in range(pairs):
+            out[o + k] = _legacy_double(words[pos + 2 * k], words[pos + 2 * k + 1])
+        o, pos = o + pairs, pos + 2 * pairs
+        if o < n and pos == _N - 1:  # a double whose two words straddle a regeneration
+            first = words[pos]
+            _twist(key)
+            _temper(key, 0, words)
+            out[o] = _legacy_double(first, words[0])
+            o, pos = o + 1, 1
     ints[0] = pos
 
 
-@njit(cache=True, inline="always")
-def _temper(y: np.uint64) -> np.uint64:
-    y ^= y >> _S11
-    y ^= (y << _S7) & _T1
-    y ^= (y << _S15) & _T2
-    y ^= y >> _S18
-    return y & _MASK32
+@njit(cache=True, nogil=True, inline="always")
+def _pair_f(buf: np.ndarray, q: int) -> float:
+    """f = sqrt(-2 ln r2 / r2) of numpy's legacy_gauss for the accepted polar pair buf[q], buf[q + 1]
+    (x1 = 2 u - 1, r2 = x1^2 + x2^2): it returns f x2 and caches f x1."""
+    x1 = 2.0 * buf[q] - 1.0
+    x2 = 2.0 * buf[q + 1] - 1.0
+    r2 = x1 * x1 + x2 * x2
+    return math.sqrt(-2.0 * math.log(r2) / r2)
 
 
-@njit(cache=True, inline="always")
-def _gamma(shape: float, buf: np.ndarray, p: int, end: int, has_gauss: int, gauss: float
-           ) -> tuple[float, int, int, float]:
-    """numpy's legacy_standard_gamma for shape > 1 (Marsaglia & Tsang 2000) with the polar Gaussian
-    (legacy_gauss, its cached second value ``gauss`` when ``has_gauss``), uniforms ``buf[p:end]``. Returns
-    (value, next p, has_gauss, gauss), with p = -1 when the buffer ran out (the caller rolls the row back)."""
-    bb = shape - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9 * bb)
-    while True:
-        while True:
-            if has_gauss:
-                x = gauss
-                has_gauss = 0
-                gauss = 0.0
-            else:
-                while True:
-                    if p + 2 > end:
-                        return math.nan, -1, has_gauss, gauss
-                    x1 = 2.0 * buf[p] - 1.0
-                    x2 = 2.0 * buf[p + 1] - 1.0
-                    p += 2
-                    r2 = x1 * x1 + x2 * x2
-                    if r2 < 1.0 and r2 != 0.0:
-                        break
-                f = math.sqrt(-2.0 * math.log(r2) / r2)
-                gauss = f * x1
-                has_gauss = 1
-                x = f * x2
-            v = 1.0 + c * x
-            if v > 0.0:
-                break
-        v = v * v * v
+@njit(cache=True, nogil=True, inline="always")
+def _parse(buf: np.ndarray, p: int, h: int, cq: int, j0: int, src_q: np.ndarray, src_w: np.ndarray,
+           pu: np.ndarray) -> tuple[int, int, int]:
+    """Stream positions of gammas j0.. of a row if each accepts its first Gaussian and its first uniform:
+    src_q[j] the polar pair of its Gaussian (-1: the cached value carried in from before the buffer), src_w[j]
+    1 = that pair's first Gaussian (f x2), 0 = its cached second (f x1); pu[j] its uniform. ``h``/``cq``: a
+    cached Gaussian is waiting, from pair cq. Returns (p, h, cq); p = -1 when the buffer ran out."""
+    end = buf.shape[0]
+    for j in range(j0, src_q.shape[0]):
+        if h:
+            src_q[j], src_w[j], h = cq, 0, 0
+        else:
+            while True:  # numpy's polar method: pairs until 0 < r2 < 1
+                if p + 2 > end:
+                    return -1, h, cq
+                x1 = 2.0 * buf[p] - 1.0
+                x2 = 2.0 * buf[p + 1] - 1.0
+                p += 2
+                r2 = x1 * x1 + x2 * x2
+                if r2 < 1.0 and r2 != 0.0:
+                    break
+            cq, h = p - 2, 1
+            src_q[j], src_w[j] = cq, 1
         if p + 1 > end:
-            return math.nan, -1, has_gauss, gauss
-        u = buf[p]
+            return -1, h, cq
+        pu[j] = p
         p += 1
-        if u < 1.0 - 0.0331 * (x * x) * (x * x):
-            return bb * v, p, has_gauss, gauss
-        if math.log(u) < 0.5 * x * x + bb * (1.0 - v + math.log(v)):
-            return bb * v, p, has_gauss, gauss
+    return p, h, cq
 
 
-@njit(cache=True)
-def consume_rows(buf: np.ndarray, p: int, alpha: np.ndarray, beta: np.ndarray, gauss: np.ndarray,
-                 has_gauss: np.ndarray, first: int, rows: int, sink: np.ndarray, counts: np.ndarray,
-                 out: np.ndarray) -> None:
-    """Draw rows first, first + 1, ... (< rows) of Beta(alpha[a], beta[a]) = Ga / (Ga + Gb) (numpy's
-    legacy_beta, shapes > 1) from the uniforms ``buf[p:]`` until the rows are done or the buffer runs out
-    mid-row; that row is rolled back (uniform position and Gaussian cache as at its start), so a later call
-    with more uniforms redraws it identically. Each row goes to ``counts`` (which items take the k largest
-    values) or, with ``counts`` of width 0, into ``sink[row]``. out[:] = (rows drawn, next p)."""
-    n_items, end, k_max = alpha.shape[0], buf.shape[0], counts.shape[1]
-    row = np.empty(n_items)
-    top = np.empty(max(k_max, 1), dtype=np.int64)
-    i, h, g = first, has_gauss[0], gauss[0]
+@njit(cache=True, nogil=True, inline="always")
+def _values(buf: np.ndarray, b: np.ndarray, c: np.ndarray, j0: int, src_q: np.ndarray, src_w: np.ndarray,
+            pu: np.ndarray, f: float, x_in: float, fr: np.ndarray, val: np.ndarray, xs: np.ndarray,
+            flag: np.ndarray) -> tuple[int, float]:
+    """Gamma values b (1 + c x)^3 of the parsed gammas j0.. and the list of those that need numpy's further
+    tests: v = 1 + c x <= 0 (a new Gaussian) or the squeeze u < 1 - 0.0331 x^4 failing (the log test). First
+    the fresh pairs' f (independent iterations), then x = f (2 u - 1) of the pair's second uniform (fresh) or
+    first (cached) as numpy computes f x2 and f x1. ``f``: the cached Gaussian's pair's f; ``x_in``: the value
+    of a cached Gaussian that came in with the state (src_q = -1). Returns (number flagged, the last pair's f)."""
+    for j in range(j0, src_q.shape[0]):
+        if src_w[j] == 1:
+            fr[j] = _pair_f(buf, src_q[j])
+    n_f = 0
+    for j in range(j0, src_q.shape[0]):
+        q, w = src_q[j], src_w[j]
+        f = fr[j] if w == 1 else f
+        x = f * (2.0 * buf[q + w] - 1.0) if q >= 0 else x_in
+        v = 1.0 + c[j] * x
+        u = buf[pu[j]]
+        ok = (v > 0.0) & (u < 1.0 - 0.0331 * (x * x) * (x * x))
+        val[j] = b[j] * (v * v * v)
+        xs[j] = x
+        flag[n_f] = j
+        n_f += 1 - np.int64(ok)
+    return n_f, f
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _first_rejection(buf: np.ndarray, b: np.ndarray, c: np.ndarray, pu: np.ndarray, xs: np.ndarray,
+                     flag: np.ndarray, n_f: int) -> int:
+    """The first flagged gamma numpy rejects (v <= 0, or log u >= x^2 / 2 + b (1 - v^3 + ln v^3)), or -1."""
+    for t in range(n_f):
+        j = flag[t]
+        x = xs[j]
+        v = 1.0 + c[j] * x
+        if v <= 0.0:
+            return j
+        v = v * v * v
+        if not math.log(buf[pu[j]]) < 0.5 * x * x + b[j] * (1.0 - v + math.log(v)):
+            return j
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def consume_rows(buf: np.ndarray, p: int, b: np.ndarray, c: np.ndarray, gauss: np.ndarray,
+                 has_gauss: np.ndarray, rows: int, gammas: np.ndarray, out: np.ndarray) -> None:
+    """Draw up to ``rows`` rows of gammas (Ga, Gb of item 0, Ga, Gb of item 1, ...: numpy's legacy_beta for
+    shapes > 1 draws Ga then Gb; ``b``, ``c``: ``gamma_constants``) into ``gammas[r]`` from the uniforms
+    ``buf[p:]``, until the rows are done, ``gammas`` is full or the buffer runs out mid-row; that row is rolled
+    back (uniform position and Gaussian cache as at its start), so a later call with more uniforms redraws it
+    identically. out[:] = (rows drawn, next p)."""
+    n_g = b.shape[0]
+    src_q, src_w, pu = np.empty(n_g, np.int64), np.empty(n_g, np.int64), np.empty(n_g, np.int64)
+    fr, xs, flag = np.empty(n_g), np.empty(n_g), np.empty(n_g, np.int64)
+    i, h, x_in = 0, has_gauss[0], gauss[0]
+    cq, f = -1, 0.0  # the cached Gaussian's pair and its f; cq = -1: x_in came in with the state
+    rows = min(rows, gammas.shape[0])
     while i < rows:
-        p0, h0, g0 = p, h, g
-        for a in range(n_items):
-            gb = 0.0
-            ga, p, h, g = _gamma(alpha[a], buf, p, end, h, g)
-            if p >= 0:
-                gb, p, h, g = _gamma(beta[a], buf, p, end, h, g)
+        p0, h0, cq0, f0 = p, h, cq, f
+        val = gammas[i]
+        j0 = 0
+        while True:
+            p, h, cq = _parse(buf, p, h, cq, j0, src_q, src_w, pu)
             if p < 0:
                 break
-            row[a] = ga / (ga + gb)
+            n_f, f_last = _values(buf, b, c, j0, src_q, src_w, pu, f, x_in, fr, val, xs, flag)
+            bad = _first_rejection(buf, b, c, pu, xs, flag, n_f)
+            if bad < 0:
+                f = f_last
+                break
+            # re-parse from gamma `bad` with numpy's state after its Gaussian (and its uniform unless v <= 0)
+            j0 = bad
+            p = pu[bad] if 1.0 + c[bad] * xs[bad] <= 0.0 else pu[bad] + 1
+            if src_w[bad] == 1:  # its pair's second Gaussian is cached again
+                h, cq, f = 1, src_q[bad], fr[bad]
+            else:
+                h = 0
         if p < 0:
-            p, h, g = p0, h0, g0
+            p, h, cq, f = p0, h0, cq0, f0
             break
+        if cq >= 0:
+            x_in = 0.0  # the state's own cached Gaussian has been used
+        i += 1
+    if h and cq >= 0:
+        x_in = f * (2.0 * buf[cq] - 1.0)
+    has_gauss[0], gauss[0] = h, x_in if h else 0.0
+    out[0], out[1] = i, p
+
+
+@njit(cache=True, nogil=True)
+def rank_rows(gammas: np.ndarray, n: int, first: int, sink: np.ndarray, counts: np.ndarray) -> None:
+    """Beta rows Ga / (Ga + Gb) of ``gammas[:n]`` (numpy's legacy_beta): with ``counts`` of width k > 0, count
+    which items take the k largest values of each row; else write them to sink[first:first + n]."""
+    n_items, k_max = gammas.shape[1] // 2, counts.shape[1]
+    row = np.empty(n_items)
+    top = np.empty(max(k_max, 1), dtype=np.int64)
+    for r in range(n):
+        for a in range(n_items):
+            ga, gb = gammas[r, 2 * a], gammas[r, 2 * a + 1]
+            row[a] = ga / (ga + gb)
         if k_max == 0:
-            sink[i, :] = row
+            sink[first + r, :] = row
         else:
             count_row_top(row, top, counts)
-        i += 1
-    has_gauss[0], gauss[0] = h, g
-    out[0], out[1] = i - first, p
 
 
-@njit(cache=True, parallel=True)
-def _fill_and_consume(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.ndarray, p: int,
-                      alpha: np.ndarray, beta: np.ndarray, gauss: np.ndarray, has_gauss: np.ndarray, first: int,
-                      rows: int, sink: np.ndarray, counts: np.ndarray, out: np.ndarray) -> None:
-    """Two tasks at once (numba threads): generate the next block of uniforms into ``nxt`` while the rows
-    consume the current block ``cur[p:]``. The uniform stream is a fixed sequence, so generating it ahead
-    changes no draw."""
+@njit(cache=True, parallel=True, nogil=True)
+def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.ndarray, p: int, b: np.ndarray,
+                   c: np.ndarray, gauss: np.ndarray, has_gauss: np.ndarray, rows: int, gammas: np.ndarray,
+                   out: np.ndarray, prev: np.ndarray, n_prev: int, first_prev: int, sink: np.ndarray,
+                   counts: np.ndarray) -> None:
+    """Two numba threads: one generates the next block of uniforms into ``nxt`` and ranks the previous block's
+    gamma rows; the other draws this block's gamma rows from ``cur[p:]``. The uniform stream is a fixed
+    sequence, so generating it ahead changes no draw."""
     for task in prange(2):
         if task == 0:
             fill_doubles(key, pos, nxt)
+            rank_rows(prev, n_prev, first_prev, sink, counts)
         else:
-            consume_rows(cur, p, alpha, beta, gauss, has_gauss, first, rows, sink, counts, out)
+            consume_rows(cur, p, b, c, gauss, has_gauss, rows, gammas, out)
 
 
 def beta_rows(key: np.ndarray, ints: np.ndarray, cached: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
-              rows: int, sink: np.ndarray, counts: np.ndarray, block: int = 1 << 20) -> None:
+              rows: int, sink: np.ndarray, counts: np.ndarray, block: int = 1 << 21) -> None:
     """Draw ``rows`` rows of Beta(alpha[a], beta[a]) (shapes > 1) in numpy's order and hand each to the sink:
     with ``counts`` of shape (n_items, k) non-empty, count which items take the k largest values (Bernoulli-TS
     slates); else copy the rows into ``sink`` (rows, n_items). ``key``/``ints``/``cached``: ``state_of``.
+    Compiled without the GIL: another Python thread runs meanwhile (``recux.ope.protocol`` fits reward models)."""
+    b, c = gamma_constants(alpha, beta)
+    _beta_rows(key, ints[:1].copy(), ints[1:2].copy(), cached[:1].copy(), b, c, int(rows), sink, counts, int(block))
 
-    Uniforms come in blocks of ``block`` legacy_doubles: while one thread draws rows from block b, another
-    generates block b + 1 (MT19937 is ~40% of the work). The uniforms a rolled-back row left unused are
-    carried to the front of the next block, so the stream is consumed exactly as numpy consumes it."""
-    pos, has_gauss, gauss = ints[:1].copy(), ints[1:2].copy(), cached[:1].copy()
-    carry = block  # room in front of each block for the uniforms the previous block left unused
+
+@njit(cache=True, nogil=True)
+def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: np.ndarray, b: np.ndarray,
+               c: np.ndarray, rows: int, sink: np.ndarray, counts: np.ndarray, block: int) -> None:
+    """Uniforms come in blocks of ``block`` legacy_doubles, processed in a pipeline: while one thread draws the
+    gamma rows of block t, the other generates block t + 1 and ranks the rows of block t - 1. The uniforms a
+    rolled-back row left unused are carried to the front of the next block, so the stream is consumed exactly
+    as numpy consumes it."""
+    n_g = b.shape[0]
+    carry = 4096  # room in front of each block for the uniforms the previous block left unused (grows)
     cur, nxt = np.empty(carry + block), np.empty(carry + block)
     fill_doubles(key, pos, cur[carry:])
-    p, done, out = carry, 0, np.zeros(2, dtype=np.int64)
+    # each gamma takes >= 1 uniform, so a block holds at most (carry + block) / n_g rows
+    gam, prev = np.empty(((carry + block) // n_g + 1, n_g)), np.empty(((carry + block) // n_g + 1, n_g))
+    p, done, n_prev, out = carry, 0, 0, np.zeros(2, dtype=np.int64)
     while done < rows:
-        _fill_and_consume(key, pos, nxt[carry:], cur, p, alpha, beta, gauss, has_gauss, done, rows, sink,
-                          counts, out)
-        done, left = done + int(out[0]), cur.shape[0] - int(out[1])
+        _pipeline_step(key, pos, nxt[carry:], cur, p, b, c, gauss, has_gauss, rows - done, gam, out, prev,
+                       n_prev, done - n_prev, sink, counts)
+        n_prev, done, left = out[0], done + out[0], cur.shape[0] - out[1]
+        gam, prev = prev, gam
         old, fresh = cur, nxt
         if left > carry:  # one row needed more uniforms than a block holds: widen the carry room
             carry = 2 * left
             cur, nxt = np.empty(carry + block), np.empty(carry + block)
             cur[carry:] = fresh[fresh.shape[0] - block:]
+            gam = np.empty(((carry + block) // n_g + 1, n_g))
         else:
             cur, nxt = fresh, old
         cur[carry - left:carry] = old[old.shape[0] - left:]
         p = carry - left
+    rank_rows(prev, n_prev, done - n_prev, sink, counts)

@@ -42,7 +42,8 @@ class OffPolicyEstimation(Task):
                  estimators: list[str] | None = None, lambdas: list[float] | None = None,
                  tuning_method: str = "slope", tuning_delta: float = 0.1,
                  reward_model: dict[str, Any] | None = None, n_sim: int = 1_000_000, policy_seed: int = 12345,
-                 ci: dict[str, Any] | None = None, n_runs: int = 0, cache_action_dist: bool = True) -> None:
+                 ci: dict[str, Any] | None = None, n_runs: int = 0, cache_action_dist: bool = True,
+                 workers: int = 2) -> None:
         from recux.ope.evaluate import ESTIMATOR_NAMES, OBP_LAMBDAS
 
         if behavior_policy == evaluation_policy:
@@ -60,6 +61,9 @@ class OffPolicyEstimation(Task):
         self.ci = {"alpha": 0.05, "n_bootstrap_samples": 10_000, "random_state": 0, **(ci or {})}
         self.n_runs = int(n_runs)
         self.cache_action_dist = bool(cache_action_dist)
+        self.workers = int(workers)
+        if self.workers < 1:
+            raise ConfigError(f"task.workers must be >= 1 (threads for the bootstrap runs), got {workers}")
         self._make_estimators()  # unknown names and bad lambdas fail here, before loading data
 
     def _make_estimators(self):
@@ -78,7 +82,7 @@ class OffPolicyEstimation(Task):
             model = LogisticRewardModel(**params) if name == "logistic" else CTRRewardModel(**params)
         except TypeError as exc:
             raise ConfigError(f"task.reward_model ({name}): {exc}") from exc
-        return model.fit_predict
+        return model
 
     def run(self, spec: stages.RunSpec, run_dir: Path) -> dict[str, Any]:
         from recux.bandit import BanditLogs
@@ -106,16 +110,21 @@ class OffPolicyEstimation(Task):
 
     def _estimate(self, spec, logs, label, art, t_start) -> ResultsRecord:
         from recux.ope.evaluate import evaluate, ope_inputs
-        from recux.ope.protocol import bootstrap_runs, policy_action_dist
+        from recux.ope.protocol import bootstrap_runs, start_action_dist
 
         data, truth = logs[self.behavior], logs[self.evaluation].on_policy_value
+        timing: dict[str, Any] = {}
+        future = start_action_dist(self.evaluation, logs, data.n_actions, data.len_list, self.n_sim,
+                                   self.policy_seed, cache=self.cache_action_dist)
+        model = self._reward_model()
+        protocol = None
+        if self.n_runs > 0:  # first: its reward models are fitted while the action distribution is computed
+            protocol = bootstrap_runs(data, future, truth, self.n_runs, model, self._make_estimators, self.workers)
+            timing.update({f"runs_{k}": v for k, v in protocol.times.items()})
+        dist = future.result()
+        timing.update(future.seconds)
         t0 = time.perf_counter()
-        dist = policy_action_dist(self.evaluation, logs, data.n_actions, data.len_list, self.n_sim, self.policy_seed,
-                                  cache=self.cache_action_dist)
-        timing: dict[str, Any] = {"action_dist_s": time.perf_counter() - t0}
-        fit = self._reward_model()
-        t0 = time.perf_counter()
-        q_hat = fit(data) if fit is not None else None
+        q_hat = model.fit_predict(data) if model is not None else None
         timing["reward_model_s"] = time.perf_counter() - t0
         rows = evaluate(self._make_estimators(), ope_inputs(data, dist, q_hat), truth, ci=self.ci)
         metrics: dict[str, float] = {"on_policy_value": truth}
@@ -126,13 +135,10 @@ class OffPolicyEstimation(Task):
             metrics[f"{name}/relative_error"] = row["relative_error"]
             directions[f"{name}/estimate"], directions[f"{name}/relative_error"] = True, False
             cis[f"{name}/estimate"] = [row["ci"]["lower"], row["ci"]["upper"]]
-        protocol = None
-        if self.n_runs > 0:
-            protocol = bootstrap_runs(data, dist, truth, self.n_runs, fit, self._make_estimators)
+        if protocol is not None:
             for name, s in protocol.summary().items():
                 metrics[f"{name}/relative_error_mean"], metrics[f"{name}/relative_error_std"] = s["mean"], s["std"]
                 directions[f"{name}/relative_error_mean"] = directions[f"{name}/relative_error_std"] = False
-            timing.update({f"runs_{k}": v for k, v in protocol.times.items()})
         timing["total_s"] = time.perf_counter() - t_start
         art.path("ope_table.md").write_text(_table(rows, protocol), encoding="utf-8")
         now = datetime.now(timezone.utc)
