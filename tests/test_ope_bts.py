@@ -133,7 +133,7 @@ def test_consume_rows_leaves_numpys_state():
     has_gauss, gauss, out, gammas = ints[1:2].copy(), cached.copy(), np.zeros(2, np.int64), np.empty((500, 6))
     legacy_rng.consume_rows(buf, 0, b, c, gauss, has_gauss, 500, gammas, out)
     got = np.empty((500, 3))
-    legacy_rng.rank_rows(gammas, 500, 0, got, np.zeros((3, 0), np.int64))
+    legacy_rng.rank_rows(gammas, 500, 0, b, c, got, np.zeros((3, 0), np.int64))
     np.testing.assert_array_equal(got, want)
     # numpy's state after the rows: its cached Gaussian, and the uniforms used are as many doubles of a fresh copy
     _, _, _, numpy_has_gauss, numpy_gauss = rng.get_state()

@@ -171,14 +171,14 @@ def _parse(buf: np.ndarray, p: int, h: int, cq: int, j0: int, src_q: np.ndarray,
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _values(buf: np.ndarray, b: np.ndarray, c: np.ndarray, j0: int, src_q: np.ndarray, src_w: np.ndarray,
-            pu: np.ndarray, f: float, x_in: float, fr: np.ndarray, val: np.ndarray, xs: np.ndarray,
-            flag: np.ndarray) -> tuple[int, float]:
-    """Gamma values b (1 + c x)^3 of the parsed gammas j0.. and the list of those that need numpy's further
-    tests: v = 1 + c x <= 0 (a new Gaussian) or the squeeze u < 1 - 0.0331 x^4 failing (the log test). First
-    the fresh pairs' f (independent iterations), then x = f (2 u - 1) of the pair's second uniform (fresh) or
-    first (cached) as numpy computes f x2 and f x1. ``f``: the cached Gaussian's pair's f; ``x_in``: the value
-    of a cached Gaussian that came in with the state (src_q = -1). Returns (number flagged, the last pair's f)."""
+def _gaussians(buf: np.ndarray, c: np.ndarray, j0: int, src_q: np.ndarray, src_w: np.ndarray, pu: np.ndarray,
+               f: float, x_in: float, fr: np.ndarray, xs: np.ndarray, flag: np.ndarray) -> tuple[int, float]:
+    """The Gaussians x of the parsed gammas j0.. (into ``xs``) and the list of the gammas that need numpy's
+    further tests: v = 1 + c x <= 0 (a new Gaussian) or the squeeze u < 1 - 0.0331 x^4 failing (the log test).
+    First the fresh pairs' f (independent iterations), then x = f (2 u - 1) of the pair's second uniform (fresh)
+    or first (cached) as numpy computes f x2 and f x1. ``f``: the cached Gaussian's pair's f; ``x_in``: the value
+    of a cached Gaussian that came in with the state (src_q = -1). Returns (number flagged, the last pair's f).
+    The gamma's value b (1 + c x)^3 is left to ``rank_rows`` (another thread)."""
     for j in range(j0, src_q.shape[0]):
         if src_w[j] == 1:
             fr[j] = _pair_f(buf, src_q[j])
@@ -190,7 +190,6 @@ def _values(buf: np.ndarray, b: np.ndarray, c: np.ndarray, j0: int, src_q: np.nd
         v = 1.0 + c[j] * x
         u = buf[pu[j]]
         ok = (v > 0.0) & (u < 1.0 - 0.0331 * (x * x) * (x * x))
-        val[j] = b[j] * (v * v * v)
         xs[j] = x
         flag[n_f] = j
         n_f += 1 - np.int64(ok)
@@ -217,25 +216,26 @@ def _first_rejection(buf: np.ndarray, b: np.ndarray, c: np.ndarray, pu: np.ndarr
 def consume_rows(buf: np.ndarray, p: int, b: np.ndarray, c: np.ndarray, gauss: np.ndarray,
                  has_gauss: np.ndarray, rows: int, gammas: np.ndarray, out: np.ndarray) -> None:
     """Draw up to ``rows`` rows of gammas (Ga, Gb of item 0, Ga, Gb of item 1, ...: numpy's legacy_beta for
-    shapes > 1 draws Ga then Gb; ``b``, ``c``: ``gamma_constants``) into ``gammas[r]`` from the uniforms
+    shapes > 1 draws Ga then Gb; ``b``, ``c``: ``gamma_constants``), each given by the Gaussian x its accepted
+    draw used (the gamma is b (1 + c x)^3: ``rank_rows``), into ``gammas[r]`` from the uniforms
     ``buf[p:]``, until the rows are done, ``gammas`` is full or the buffer runs out mid-row; that row is rolled
     back (uniform position and Gaussian cache as at its start), so a later call with more uniforms redraws it
     identically. out[:] = (rows drawn, next p)."""
     n_g = b.shape[0]
     src_q, src_w, pu = np.empty(n_g, np.int64), np.empty(n_g, np.int64), np.empty(n_g, np.int64)
-    fr, xs, flag = np.empty(n_g), np.empty(n_g), np.empty(n_g, np.int64)
+    fr, flag = np.empty(n_g), np.empty(n_g, np.int64)
     i, h, x_in = 0, has_gauss[0], gauss[0]
     cq, f = -1, 0.0  # the cached Gaussian's pair and its f; cq = -1: x_in came in with the state
     rows = min(rows, gammas.shape[0])
     while i < rows:
         p0, h0, cq0, f0 = p, h, cq, f
-        val = gammas[i]
+        xs = gammas[i]
         j0 = 0
         while True:
             p, h, cq = _parse(buf, p, h, cq, j0, src_q, src_w, pu)
             if p < 0:
                 break
-            n_f, f_last = _values(buf, b, c, j0, src_q, src_w, pu, f, x_in, fr, val, xs, flag)
+            n_f, f_last = _gaussians(buf, c, j0, src_q, src_w, pu, f, x_in, fr, xs, flag)
             bad = _first_rejection(buf, b, c, pu, xs, flag, n_f)
             if bad < 0:
                 f = f_last
@@ -260,15 +260,19 @@ def consume_rows(buf: np.ndarray, p: int, b: np.ndarray, c: np.ndarray, gauss: n
 
 
 @njit(cache=True, nogil=True)
-def rank_rows(gammas: np.ndarray, n: int, first: int, sink: np.ndarray, counts: np.ndarray) -> None:
-    """Beta rows Ga / (Ga + Gb) of ``gammas[:n]`` (numpy's legacy_beta): with ``counts`` of width k > 0, count
-    which items take the k largest values of each row; else write them to sink[first:first + n]."""
+def rank_rows(gammas: np.ndarray, n: int, first: int, b: np.ndarray, c: np.ndarray, sink: np.ndarray,
+              counts: np.ndarray) -> None:
+    """Beta rows Ga / (Ga + Gb) of ``gammas[:n]`` (``consume_rows``: each gamma's Gaussian x; the gamma is
+    b (1 + c x)^3 computed as numpy's legacy_standard_gamma does, (v * v) * v): with ``counts`` of width k > 0,
+    count which items take the k largest values of each row; else write the rows to sink[first:first + n]."""
     n_items, k_max = gammas.shape[1] // 2, counts.shape[1]
     row = np.empty(n_items)
     top = np.empty(max(k_max, 1), dtype=np.int64)
     for r in range(n):
         for a in range(n_items):
-            ga, gb = gammas[r, 2 * a], gammas[r, 2 * a + 1]
+            va = 1.0 + c[2 * a] * gammas[r, 2 * a]
+            vb = 1.0 + c[2 * a + 1] * gammas[r, 2 * a + 1]
+            ga, gb = b[2 * a] * (va * va * va), b[2 * a + 1] * (vb * vb * vb)
             row[a] = ga / (ga + gb)
         if k_max == 0:
             sink[first + r, :] = row
@@ -287,7 +291,7 @@ def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.nd
     for task in prange(2):
         if task == 0:
             fill_doubles(key, pos, nxt)
-            rank_rows(prev, n_prev, first_prev, sink, counts)
+            rank_rows(prev, n_prev, first_prev, b, c, sink, counts)
         else:
             consume_rows(cur, p, b, c, gauss, has_gauss, rows, gammas, out)
 
@@ -331,4 +335,4 @@ def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: n
             cur, nxt = fresh, old
         cur[carry - left:carry] = old[old.shape[0] - left:]
         p = carry - left
-    rank_rows(prev, n_prev, done - n_prev, sink, counts)
+    rank_rows(prev, n_prev, done - n_prev, b, c, sink, counts)
