@@ -25,7 +25,7 @@ from recux.compression import CompressedModel, compress
 from recux.errors import ConfigError
 from recux.pipeline import run_experiment
 from recux.tensor_codecs import decode, magnitude_prune, sparse_or_dense
-from tests._compose import compose_cfg
+from tests._compose import compose_cfg, run_record
 from tests._model_world import fit_context
 from tests._seq_world import seq_context, train_plus_valid, warm_up_validation
 
@@ -211,9 +211,7 @@ WORLD = ["dataset=synthetic", "dataset.n_users=80", "dataset.n_items=40", "logge
 
 
 def _run(tmp_path, name, extra):
-    overrides = WORLD + extra
-    run_experiment(compose_cfg(overrides), tmp_path / name, overrides)
-    return json.loads((tmp_path / name / "results.json").read_text())
+    return run_record(WORLD + extra, tmp_path / name)
 
 
 @pytest.fixture(scope="module")
@@ -354,9 +352,7 @@ def test_cold_start_runs_compress_too(tmp_path):
              "model.num_threads=1", "trainer.enable_progress_bar=false", "eval.latency_users=5"]
     recs = {}
     for name in ("none", "fp16"):
-        overrides = world + [f"compress={name}"]
-        run_experiment(compose_cfg(overrides), tmp_path / name, overrides)
-        recs[name] = json.loads((tmp_path / name / "results.json").read_text())
+        recs[name] = run_record(world + [f"compress={name}"], tmp_path / name)
     assert recs["fp16"]["task"] == "cold_start" and recs["fp16"]["compression"]["method"] == "fp16"
     assert "compression" not in recs["none"]
     assert recs["fp16"]["efficiency"]["size_bytes"] < recs["none"]["efficiency"]["size_bytes"]

@@ -128,6 +128,16 @@ def test_gradient_explains_bert4rec_over_its_history_items_not_the_mask_token(be
         assert np.isfinite(att.weights).all() and np.abs(att.weights).sum() > 0
 
 
+def _central_difference(net, rows, x, r: int, t: int, item: int, eps: float) -> float:
+    """d score(item) / d scale of input t of row r, times that input's scale: (f(x_t (1 + eps)) - f(x_t (1 - eps)))
+    / (2 eps), the gradient-x-input attribution by central differences."""
+    hi, lo = x[r:r + 1].clone(), x[r:r + 1].clone()
+    hi[0, t] *= 1 + eps
+    lo[0, t] *= 1 - eps
+    return (net.score_from_inputs(rows[r:r + 1], hi)[0, item]
+            - net.score_from_inputs(rows[r:r + 1], lo)[0, item]).item() / (2 * eps)
+
+
 def test_gradient_x_input_matches_central_finite_differences(sasrec):
     import torch
 
@@ -145,11 +155,7 @@ def test_gradient_x_input_matches_central_finite_differences(sasrec):
             for r in range(len(users)):
                 for k, item in enumerate(items[r]):
                     for t in np.flatnonzero(rows[r].numpy() > 0):
-                        hi, lo = x[r:r + 1].clone(), x[r:r + 1].clone()
-                        hi[0, t] *= 1 + eps
-                        lo[0, t] *= 1 - eps
-                        fd = (net.score_from_inputs(rows[r:r + 1], hi)[0, item]
-                              - net.score_from_inputs(rows[r:r + 1], lo)[0, item]).item() / (2 * eps)
+                        fd = _central_difference(net, rows, x, r, t, item, eps)
                         j = np.searchsorted(atts[r].candidates, int(rows[r, t]) - 1)
                         assert atts[r].weights[k, j] == pytest.approx(fd, rel=1e-5, abs=1e-8)
     finally:
@@ -433,10 +439,6 @@ def test_lm_sasrec_rescoring_and_gradient_x_input(small_world, encoder):
         for r in range(len(users)):
             t = int(np.flatnonzero(rows[r].numpy() > 0)[-1])  # the most recent item
             for k, item in enumerate(items[r]):
-                hi, lo = x[r:r + 1].clone(), x[r:r + 1].clone()
-                hi[0, t] *= 1 + eps
-                lo[0, t] *= 1 - eps
-                fd = (net.score_from_inputs(rows[r:r + 1], hi)[0, item]
-                      - net.score_from_inputs(rows[r:r + 1], lo)[0, item]).item() / (2 * eps)
+                fd = _central_difference(net, rows, x, r, t, item, eps)
                 j = np.searchsorted(atts[r].candidates, int(rows[r, t]) - 1)
                 assert atts[r].weights[k, j] == pytest.approx(fd, rel=1e-5, abs=1e-8)

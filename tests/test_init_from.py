@@ -4,22 +4,17 @@ source, and the run really starts from the file's weights."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from recux.errors import ConfigError
-from recux.pipeline import run_experiment
-from tests._compose import compose_cfg
+from tests._compose import run_record
 
 WORLD = ["dataset=synthetic", "dataset.n_users=80", "dataset.n_items=40", "logger=none",
          "trainer.enable_progress_bar=false", "model=bpr", "model.num_threads=1", "model.embedding_dim=8"]
 
 
 def _run(tmp_path, name, extra):
-    overrides = WORLD + extra
-    run_experiment(compose_cfg(overrides), tmp_path / name, overrides)
-    return json.loads((tmp_path / name / "results.json").read_text())
+    return run_record(WORLD + extra, tmp_path / name)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ from recux import rating_models as rm
 from recux.data import Interactions
 from recux.errors import ConfigError
 from recux.rating_eval import midranks, paired_bootstrap_spearman, random_rating_split, rmse, spearman
+from tests._ratings import random_ratings
 
 
 def _ratings(seed=0, n_users=30, n_items=20, n=300):
-    rng = np.random.default_rng(seed)
-    pairs = rng.choice(n_users * n_items, n, replace=False)
-    return pairs // n_items, pairs % n_items, rng.integers(1, 6, n).astype(float), n_users, n_items
+    return random_ratings(seed, n_users, n_items, n)
 
 
 def test_popularity_item_mean_user_item_means_match_loops():

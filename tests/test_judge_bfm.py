@@ -13,12 +13,11 @@ import scipy.sparse as sp
 from recux import _bfm
 from recux import rating_models as rm
 from recux.errors import ConfigError
+from tests._ratings import random_ratings
 
 
 def _ratings(seed=0, n_users=12, n_items=9, n=50):
-    rng = np.random.default_rng(seed)
-    pairs = rng.choice(n_users * n_items, n, replace=False)
-    return pairs // n_items, pairs % n_items, rng.integers(1, 6, n).astype(float), n_users, n_items
+    return random_ratings(seed, n_users, n_items, n)
 
 
 def _fm_prediction(w0, xu, xi, VU, VI, k):

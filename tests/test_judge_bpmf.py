@@ -10,12 +10,11 @@ import pytest
 from recux import _bpmf
 from recux import rating_models as rm
 from recux.errors import ConfigError
+from tests._ratings import random_ratings
 
 
 def _ratings(seed=0, n_users=25, n_items=15, n=200):
-    rng = np.random.default_rng(seed)
-    pairs = rng.choice(n_users * n_items, n, replace=False)
-    return pairs // n_items, pairs % n_items, rng.integers(1, 6, n).astype(float), n_users, n_items
+    return random_ratings(seed, n_users, n_items, n)
 
 
 def test_conditional_is_the_dense_gaussian_posterior_of_each_row():

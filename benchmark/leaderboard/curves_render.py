@@ -39,26 +39,21 @@ def curve_table(curve: Curve) -> list[str]:
 
 
 def significance_table(curve: Curve, alpha: float = 0.05) -> list[str]:
-    if not curve.comparisons:
-        return []
-    lines = ["| fraction | A | B | mean(A − B) per user [95% CI] | p permutation (Holm) | p t-test (Holm) | "
-             "users | seeds |", "|---:|---|---|---:|---:|---:|---:|---:|"]
-    for c in curve.comparisons:
-        mark = " *" if not math.isnan(c.p_permutation_holm) and c.p_permutation_holm <= alpha else ""
-        n = c.test.n if c.test else 0
-        diff = _fmt_diff(c.test) if c.test else f"n/a — {_md_escape(c.note)}"
-        lines.append(f"| {_pct(c.fraction)} | {_md_escape(c.a)} | {_md_escape(c.b)} | {diff} | "
-                     f"{_fmt_p(c.p_permutation_holm)}{mark} | {_fmt_p(c.p_ttest_holm)} | {n} | {c.n_seeds} |")
-    return lines
+    return _comparison_table(curve.comparisons, "mean(A − B) per user", alpha)
 
 
 def drop_table(curve: Curve, alpha: float = 0.05) -> list[str]:
     """"Does A lose less than B": per-user drop from 100% of A minus that of B (negative: A loses less)."""
-    if not curve.drop_comparisons:
+    return _comparison_table(curve.drop_comparisons, "drop A − drop B per user", alpha)
+
+
+def _comparison_table(comparisons: list, label: str, alpha: float) -> list[str]:
+    """One row per Holm-corrected pairwise comparison; ``*`` marks permutation p <= alpha."""
+    if not comparisons:
         return []
-    lines = ["| fraction | A | B | drop A − drop B per user [95% CI] | p permutation (Holm) | p t-test (Holm) | "
+    lines = [f"| fraction | A | B | {label} [95% CI] | p permutation (Holm) | p t-test (Holm) | "
              "users | seeds |", "|---:|---|---|---:|---:|---:|---:|---:|"]
-    for c in curve.drop_comparisons:
+    for c in comparisons:
         mark = " *" if not math.isnan(c.p_permutation_holm) and c.p_permutation_holm <= alpha else ""
         diff = _fmt_diff(c.test) if c.test else f"n/a — {_md_escape(c.note)}"
         lines.append(f"| {_pct(c.fraction)} | {_md_escape(c.a)} | {_md_escape(c.b)} | {diff} | "

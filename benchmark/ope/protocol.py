@@ -166,15 +166,17 @@ class _Fits:
             mine, self.claimed[b] = not self.claimed[b], True
         return mine
 
-    def _fit(self, b: int) -> None:
+    def _fit(self, b: int) -> BanditFeedback:
+        boot = self.resample(b)
         try:
             t0 = time.perf_counter()
-            pred = self.reward_model.predict_folds(self.resample(b)) if self.reward_model is not None else None
+            pred = self.reward_model.predict_folds(boot) if self.reward_model is not None else None
             self.add_time("reward_model_s", time.perf_counter() - t0)
             self.results[b] = pred
         except BaseException as exc:  # noqa: BLE001 - raised by get() in the thread that needs the run
             self.results[b] = exc
         self.done[b].set()
+        return boot
 
     def ahead_until(self, stop: Callable[[], bool]) -> None:
         """Fit runs 0, 1, ... on a lower-priority thread until ``stop()`` (the action distribution is done)."""
@@ -189,12 +191,13 @@ class _Fits:
         threading.Thread(target=loop, name="recux-ope-fits", daemon=True).start()
 
     def get(self, b: int) -> tuple[BanditFeedback, Any]:
-        if self._claim(b):
-            self._fit(b)
+        """Run b's resample and fitted predictions. A run fitted ahead is resampled again here (the same rows:
+        the resample depends only on b) rather than kept, so waiting runs hold only their small fold factors."""
+        boot = self._fit(b) if self._claim(b) else None
         self.done[b].wait()
         if isinstance(self.results[b], BaseException):
             raise self.results[b]
-        return self.resample(b), self.results[b]
+        return (boot if boot is not None else self.resample(b)), self.results[b]
 
 
 def lower_thread_priority(increment: int = 10) -> None:
