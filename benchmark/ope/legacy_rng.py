@@ -26,6 +26,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from recux.ope.certified_rows import EPS_X, consume_rows_certified, polar_f, rank_rows_certified
+
 _N, _M = 624, 397
 _MATRIX_A = np.uint32(0x9908B0DF)
 _UPPER, _LOWER = np.uint32(0x80000000), np.uint32(0x7FFFFFFF)
@@ -92,13 +94,13 @@ def _twist(key: np.ndarray) -> None:
 @njit(cache=True, nogil=True)
 def _temper(key: np.ndarray, start: int, words: np.ndarray) -> None:
     """words[i] = MT19937's tempering of key[i], i >= start."""
-    for i in range(start, _N):
-        y = key[i]
+    for i in range(start, _N):  # unsigned indices: no wrap-around check, so the loop vectorises
+        y = key[np.uint64(i)]
         y ^= y >> np.uint32(11)
         y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
         y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
         y ^= y >> np.uint32(18)
-        words[i] = y
+        words[np.uint64(i)] = y
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -119,7 +121,7 @@ def fill_doubles(key: np.ndarray, ints: np.ndarray, out: np.ndarray) -> None:
         _temper(key, pos, words)
         pairs = min((_N - pos) // 2, n - o)
         for k in range(pairs):
-            out[o + k] = _legacy_double(words[pos + 2 * k], words[pos + 2 * k + 1])
+            out[np.uint64(o + k)] = _legacy_double(words[np.uint64(pos + 2 * k)], words[np.uint64(pos + 2 * k + 1)])
         o, pos = o + pairs, pos + 2 * pairs
         if o < n and pos == _N - 1:  # a double whose two words straddle a regeneration
             first = words[pos]
@@ -136,8 +138,7 @@ def _pair_f(buf: np.ndarray, q: int) -> float:
     (x1 = 2 u - 1, r2 = x1^2 + x2^2): it returns f x2 and caches f x1."""
     x1 = 2.0 * buf[q] - 1.0
     x2 = 2.0 * buf[q + 1] - 1.0
-    r2 = x1 * x1 + x2 * x2
-    return math.sqrt(-2.0 * math.log(r2) / r2)
+    return polar_f(x1 * x1 + x2 * x2)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -284,45 +285,62 @@ def rank_rows(gammas: np.ndarray, n: int, first: int, b: np.ndarray, c: np.ndarr
 def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.ndarray, p: int, b: np.ndarray,
                    c: np.ndarray, gauss: np.ndarray, has_gauss: np.ndarray, rows: int, gammas: np.ndarray,
                    out: np.ndarray, prev: np.ndarray, n_prev: int, first_prev: int, sink: np.ndarray,
-                   counts: np.ndarray) -> None:
+                   counts: np.ndarray, eps: float) -> None:
     """Two numba threads: one generates the next block of uniforms into ``nxt`` and ranks the previous block's
     gamma rows; the other draws this block's gamma rows from ``cur[p:]``. The uniform stream is a fixed
-    sequence, so generating it ahead changes no draw."""
+    sequence, so generating it ahead changes no draw. eps > 0: certified slates (``recux.ope.certified_rows``);
+    out[2] = 0 once a row cannot be certified."""
     for task in prange(2):
         if task == 0:
             fill_doubles(key, pos, nxt)
-            rank_rows(prev, n_prev, first_prev, b, c, sink, counts)
-        else:
+            if eps <= 0.0:
+                rank_rows(prev, n_prev, first_prev, b, c, sink, counts)
+            elif out[2] and not rank_rows_certified(prev, n_prev, b, c, counts, eps):
+                out[2] = 0
+        elif eps <= 0.0:
             consume_rows(cur, p, b, c, gauss, has_gauss, rows, gammas, out)
+        else:
+            consume_rows_certified(cur, p, b, c, gauss, has_gauss, rows, gammas, out, eps)
 
 
 def beta_rows(key: np.ndarray, ints: np.ndarray, cached: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
-              rows: int, sink: np.ndarray, counts: np.ndarray, block: int = 1 << 21) -> None:
+              rows: int, sink: np.ndarray, counts: np.ndarray, block: int = 1 << 21, eps: float = EPS_X) -> bool:
     """Draw ``rows`` rows of Beta(alpha[a], beta[a]) (shapes > 1) in numpy's order and hand each to the sink:
     with ``counts`` of shape (n_items, k) non-empty, count which items take the k largest values (Bernoulli-TS
     slates); else copy the rows into ``sink`` (rows, n_items). ``key``/``ints``/``cached``: ``state_of``.
-    Compiled without the GIL: another Python thread runs meanwhile (``recux.ope.protocol`` fits reward models)."""
+    Slates are first counted from certified approximations (``recux.ope.certified_rows``, error bound ``eps``
+    on each Gaussian); should a row not be certified, everything is recomputed exactly (eps <= 0: exactly at
+    once). Returns whether the certified pass stood. Compiled without the GIL: another Python thread runs
+    meanwhile (``recux.ope.protocol`` fits reward models)."""
     b, c = gamma_constants(alpha, beta)
-    _beta_rows(key, ints[:1].copy(), ints[1:2].copy(), cached[:1].copy(), b, c, int(rows), sink, counts, int(block))
+    if counts.shape[1] > 0 and eps > 0.0:
+        trial = counts.copy()
+        if _beta_rows(key.copy(), ints[:1].copy(), ints[1:2].copy(), cached[:1].copy(), b, c, int(rows), sink,
+                      trial, int(block), float(eps)):
+            counts[:] = trial
+            return True
+    _beta_rows(key, ints[:1].copy(), ints[1:2].copy(), cached[:1].copy(), b, c, int(rows), sink, counts, int(block),
+               0.0)
+    return False
 
 
 @njit(cache=True, nogil=True)
 def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: np.ndarray, b: np.ndarray,
-               c: np.ndarray, rows: int, sink: np.ndarray, counts: np.ndarray, block: int) -> None:
+               c: np.ndarray, rows: int, sink: np.ndarray, counts: np.ndarray, block: int, eps: float) -> bool:
     """Uniforms come in blocks of ``block`` legacy_doubles, processed in a pipeline: while one thread draws the
     gamma rows of block t, the other generates block t + 1 and ranks the rows of block t - 1. The uniforms a
     rolled-back row left unused are carried to the front of the next block, so the stream is consumed exactly
-    as numpy consumes it."""
+    as numpy consumes it. Returns False if a certified pass (eps > 0) met a row it could not certify."""
     n_g = b.shape[0]
     carry = 4096  # room in front of each block for the uniforms the previous block left unused (grows)
     cur, nxt = np.empty(carry + block), np.empty(carry + block)
     fill_doubles(key, pos, cur[carry:])
     # each gamma takes >= 1 uniform, so a block holds at most (carry + block) / n_g rows
     gam, prev = np.empty(((carry + block) // n_g + 1, n_g)), np.empty(((carry + block) // n_g + 1, n_g))
-    p, done, n_prev, out = carry, 0, 0, np.zeros(2, dtype=np.int64)
-    while done < rows:
+    p, done, n_prev, out = carry, 0, 0, np.ones(3, dtype=np.int64)
+    while done < rows and out[2]:
         _pipeline_step(key, pos, nxt[carry:], cur, p, b, c, gauss, has_gauss, rows - done, gam, out, prev,
-                       n_prev, done - n_prev, sink, counts)
+                       n_prev, done - n_prev, sink, counts, eps)
         n_prev, done, left = out[0], done + out[0], cur.shape[0] - out[1]
         gam, prev = prev, gam
         old, fresh = cur, nxt
@@ -335,4 +353,7 @@ def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: n
             cur, nxt = fresh, old
         cur[carry - left:carry] = old[old.shape[0] - left:]
         p = carry - left
-    rank_rows(prev, n_prev, done - n_prev, b, c, sink, counts)
+    if eps <= 0.0:
+        rank_rows(prev, n_prev, done - n_prev, b, c, sink, counts)
+        return True
+    return bool(out[2]) and rank_rows_certified(prev, n_prev, b, c, counts, eps)
