@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from recux.ope import legacy_rng
-from recux.ope.certified_rows import EPS_X, consume_rows_certified
+from recux.ope.certified_rows import EPS_X, accept_bits, bits_words, consume_rows_certified
 from recux.ope.fastlog import REL_ERR, log_approx_array
 
 FREQUENT_REJECTIONS = (np.array([1.01, 1.05, 1.3, 2.0, 1.001]), np.array([1.02, 40.0, 1.1, 1.0001, 7.5]))
@@ -105,9 +105,11 @@ def test_certified_draws_take_numpys_decisions_and_stay_within_the_error_bound()
     exact_gauss, exact_has, exact_out = cached.copy(), ints[1:2].copy(), np.zeros(2, np.int64)
     exact = np.empty((800, 10))
     legacy_rng.consume_rows(buf, 0, b, c, exact_gauss, exact_has, 800, exact, exact_out)
+    bits = np.empty(bits_words(len(buf)), np.uint64)
+    accept_bits(buf, 0, len(buf), bits)
     for eps in (EPS_X, 1e-3):
         gauss, has, out, approx = cached.copy(), ints[1:2].copy(), np.zeros(2, np.int64), np.empty((800, 10))
-        consume_rows_certified(buf, 0, b, c, gauss, has, 800, approx, out, eps)
+        consume_rows_certified(buf, bits, 0, b, c, gauss, has, 800, approx, out, eps)
         np.testing.assert_array_equal(out, exact_out)
         assert (has[0], gauss[0]) == (exact_has[0], exact_gauss[0])
         n = out[0]

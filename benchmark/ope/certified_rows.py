@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from recux.ope.fastlog import REL_ERR, log_approx
 
@@ -52,13 +53,72 @@ def _f_hat(r2: float) -> float:
     return math.sqrt(-2.0 * log_approx(r2) / r2)
 
 
+@njit(cache=True, nogil=True)
+def bits_words(n: int) -> int:
+    """Length of the ``accept_bits`` array for a buffer of n uniforms (two words per 128 positions, one chunk of
+    sentinels beyond)."""
+    return 2 * (n // 128 + 2)
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _parse(buf, p, h, jc, ct, j0, r2s, tt, t1, uu, pu, sq):
+def _pair_accepted(buf, p: int, n: int) -> np.uint64:
+    if p + 1 >= n:
+        return np.uint64(1)  # sentinel: no pair fits, the parse stops here and reports the buffer ran out
+    x1 = 2.0 * buf[_u(p)] - 1.0
+    x2 = 2.0 * buf[_u(p + 1)] - 1.0
+    r2 = x1 * x1 + x2 * x2
+    return np.uint64((r2 < 1.0) & (r2 != 0.0))
+
+
+@njit(cache=True, nogil=True)
+def accept_bits(buf: np.ndarray, start: int, stop: int, bits: np.ndarray) -> None:
+    """For the 128-position chunks from start (a multiple of 128) up to stop: bit (p >> 1) & 63 of word
+    2 (p >> 7) + (p & 1) says whether numpy's polar method accepts the pair (buf[p], buf[p + 1]), 0 < r2 < 1
+    computed as numpy computes it; positions from len(buf) - 1 on are set (sentinels). The parse then finds the
+    next accepted pair of a parity with one trailing-zero count instead of a branch per pair (a branch that
+    mispredicts on every fifth pair)."""
+    n = buf.shape[0]
+    for ch in range(start >> 7, (stop + 127) >> 7):
+        base = ch << 7
+        even, odd = np.uint64(0), np.uint64(0)
+        if base + 129 < n:
+            for i in range(64):
+                p = base + 2 * i
+                x0, x1, x2 = 2.0 * buf[_u(p)] - 1.0, 2.0 * buf[_u(p + 1)] - 1.0, 2.0 * buf[_u(p + 2)] - 1.0
+                r_even, r_odd = x0 * x0 + x1 * x1, x1 * x1 + x2 * x2
+                even |= np.uint64((r_even < 1.0) & (r_even != 0.0)) << np.uint64(i)
+                odd |= np.uint64((r_odd < 1.0) & (r_odd != 0.0)) << np.uint64(i)
+        else:
+            for i in range(64):
+                even |= _pair_accepted(buf, base + 2 * i, n) << np.uint64(i)
+                odd |= _pair_accepted(buf, base + 2 * i + 1, n) << np.uint64(i)
+        bits[_u(2 * ch)], bits[_u(2 * ch + 1)] = even, odd
+    last = (n - 1) >> 7
+    if (stop + 127) >> 7 > last:  # the buffer's last chunk was written: a chunk of sentinels beyond it
+        bits[_u(2 * last + 2)], bits[_u(2 * last + 3)] = ~np.uint64(0), ~np.uint64(0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_accepted(bits: np.ndarray, p: int) -> int:
+    """The first position q >= p of p's parity whose pair numpy accepts (``accept_bits``)."""
+    par, i = p & 1, p >> 1
+    k = i >> 6
+    word = bits[_u(2 * k + par)] >> np.uint64(i & 63)
+    while word == 0:  # rare: no accepted pair in the rest of this word
+        k += 1
+        i = k << 6
+        word = bits[_u(2 * k + par)]
+    return 2 * (i + np.int64(trailing_zeros(word))) + par
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _parse(buf, bits, p, h, jc, ct, j0, r2s, tt, t1, uu, pu, sq):
     """Stream positions of gammas j0.. of a row if each accepts its first Gaussian and its first uniform (as
-    ``legacy_rng._parse``), recording for gamma j: r2s[j] its pair's r2, tt[j] the factor its Gaussian multiplies
-    f by (x2 of a fresh pair, x1 of a cached one), t1[j] its fresh pair's x1, uu[j]/pu[j] its uniform and its
-    position, sq[j] its pair's position (-2: the pair of gamma jc, cached within the row; -1: the Gaussian carried
-    in, with factor ``ct``). Returns (p, h, jc); p = -1 when the buffer ran out."""
+    ``legacy_rng._parse``; the polar pairs numpy rejects are skipped with ``bits``), recording for gamma j: r2s[j]
+    its pair's r2, tt[j] the factor its Gaussian multiplies f by (x2 of a fresh pair, x1 of a cached one), t1[j]
+    its fresh pair's x1, uu[j]/pu[j] its uniform and its position, sq[j] its pair's position (-2: the pair of
+    gamma jc, cached within the row; -1: the Gaussian carried in, with factor ``ct``). Returns (p, h, jc); p = -1
+    when the buffer ran out."""
     end = buf.shape[0]
     for j in range(j0, r2s.shape[0]):
         k = _u(j)
@@ -69,16 +129,13 @@ def _parse(buf, p, h, jc, ct, j0, r2s, tt, t1, uu, pu, sq):
                 r2s[k], tt[k], sq[k] = 0.5, ct, -1  # (r2 unused: x comes from the carry)
             h = 0
         else:
-            while True:  # numpy's polar method: pairs until 0 < r2 < 1
-                if p + 2 > end:
-                    return -1, h, jc
-                x1 = 2.0 * buf[_u(p)] - 1.0
-                x2 = 2.0 * buf[_u(p + 1)] - 1.0
-                p += 2
-                r2 = x1 * x1 + x2 * x2
-                if r2 < 1.0 and r2 != 0.0:
-                    break
-            r2s[k], tt[k], t1[k], sq[k] = r2, x2, x1, p - 2
+            q = _next_accepted(bits, p)
+            if q + 2 > end:
+                return -1, h, jc
+            x1 = 2.0 * buf[_u(q)] - 1.0
+            x2 = 2.0 * buf[_u(q + 1)] - 1.0
+            p = q + 2
+            r2s[k], tt[k], t1[k], sq[k] = x1 * x1 + x2 * x2, x2, x1, q
             h, jc = 1, j
         if p + 1 > end:
             return -1, h, jc
@@ -160,11 +217,12 @@ def _first_rejection(b, c, j0, r2s, tt, uu, sq, cr2, ct, xs, flag, n_f, eps):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def consume_rows_certified(buf: np.ndarray, p: int, b: np.ndarray, c: np.ndarray, gauss: np.ndarray,
-                           has_gauss: np.ndarray, rows: int, gammas: np.ndarray, out: np.ndarray, eps: float) -> None:
+def consume_rows_certified(buf: np.ndarray, bits: np.ndarray, p: int, b: np.ndarray, c: np.ndarray,
+                           gauss: np.ndarray, has_gauss: np.ndarray, rows: int, gammas: np.ndarray, out: np.ndarray,
+                           eps: float) -> None:
     """``legacy_rng.consume_rows`` with each gamma's Gaussian x_hat (within ``eps`` |x| of numpy's; exact where a
     test was decided exactly) in ``gammas[r]``, and numpy's accept/reject decisions made exactly as numpy makes
-    them (module docstring). The stream position, the cached Gaussian handed back in ``gauss``/``has_gauss``
+    them (module docstring); ``bits``: ``accept_bits`` of ``buf`` from p on. The stream position, the cached Gaussian handed back in ``gauss``/``has_gauss``
     (exact) and the roll-back of an unfinished row are as there. out[:] = (rows drawn, next p)."""
     n_g = b.shape[0]
     r2s, tt, t1, uu = np.empty(n_g), np.empty(n_g), np.empty(n_g), np.empty(n_g)
@@ -178,7 +236,7 @@ def consume_rows_certified(buf: np.ndarray, p: int, b: np.ndarray, c: np.ndarray
         xs = gammas[i]
         j0, jc = 0, -1
         while True:
-            p, h, jc = _parse(buf, p, h, jc, ct, j0, r2s, tt, t1, uu, pu, sq)
+            p, h, jc = _parse(buf, bits, p, h, jc, ct, j0, r2s, tt, t1, uu, pu, sq)
             if p < 0:
                 break
             n_f = _screen(c, j0, r2s, tt, uu, sq, cx, xs, sure, flag, eps)

@@ -26,7 +26,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from recux.ope.certified_rows import EPS_X, consume_rows_certified, polar_f, rank_rows_certified
+from recux.ope.certified_rows import (
+    EPS_X,
+    accept_bits,
+    bits_words,
+    consume_rows_certified,
+    polar_f,
+    rank_rows_certified,
+)
 
 _N, _M = 624, 397
 _MATRIX_A = np.uint32(0x9908B0DF)
@@ -282,17 +289,20 @@ def rank_rows(gammas: np.ndarray, n: int, first: int, b: np.ndarray, c: np.ndarr
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.ndarray, p: int, b: np.ndarray,
-                   c: np.ndarray, gauss: np.ndarray, has_gauss: np.ndarray, rows: int, gammas: np.ndarray,
-                   out: np.ndarray, prev: np.ndarray, n_prev: int, first_prev: int, sink: np.ndarray,
-                   counts: np.ndarray, eps: float) -> None:
-    """Two numba threads: one generates the next block of uniforms into ``nxt`` and ranks the previous block's
-    gamma rows; the other draws this block's gamma rows from ``cur[p:]``. The uniform stream is a fixed
-    sequence, so generating it ahead changes no draw. eps > 0: certified slates (``recux.ope.certified_rows``);
-    out[2] = 0 once a row cannot be certified."""
+def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, carry: int, cur: np.ndarray, p: int,
+                   nxt_bits: np.ndarray, cur_bits: np.ndarray, b: np.ndarray, c: np.ndarray, gauss: np.ndarray,
+                   has_gauss: np.ndarray, rows: int, gammas: np.ndarray, out: np.ndarray, prev: np.ndarray,
+                   n_prev: int, first_prev: int, sink: np.ndarray, counts: np.ndarray, eps: float) -> None:
+    """Two numba threads: one generates the next block of uniforms into ``nxt[carry:]`` and ranks the previous
+    block's gamma rows; the other draws this block's gamma rows from ``cur[p:]``. The uniform stream is a fixed
+    sequence, so generating it ahead changes no draw. eps > 0: certified slates (``recux.ope.certified_rows``;
+    the generating thread also marks the next block's accepted polar pairs in ``nxt_bits``); out[2] = 0 once a
+    row cannot be certified."""
     for task in prange(2):
         if task == 0:
-            fill_doubles(key, pos, nxt)
+            fill_doubles(key, pos, nxt[carry:])
+            if eps > 0.0:
+                accept_bits(nxt, carry, nxt.shape[0], nxt_bits)
             if eps <= 0.0:
                 rank_rows(prev, n_prev, first_prev, b, c, sink, counts)
             elif out[2] and not rank_rows_certified(prev, n_prev, b, c, counts, eps):
@@ -300,7 +310,7 @@ def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, cur: np.nd
         elif eps <= 0.0:
             consume_rows(cur, p, b, c, gauss, has_gauss, rows, gammas, out)
         else:
-            consume_rows_certified(cur, p, b, c, gauss, has_gauss, rows, gammas, out, eps)
+            consume_rows_certified(cur, cur_bits, p, b, c, gauss, has_gauss, rows, gammas, out, eps)
 
 
 def beta_rows(key: np.ndarray, ints: np.ndarray, cached: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
@@ -332,27 +342,38 @@ def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: n
     rolled-back row left unused are carried to the front of the next block, so the stream is consumed exactly
     as numpy consumes it. Returns False if a certified pass (eps > 0) met a row it could not certify."""
     n_g = b.shape[0]
-    carry = 4096  # room in front of each block for the uniforms the previous block left unused (grows)
+    carry = 4096  # room in front of each block for the uniforms the previous block left unused (grows; k * 128)
     cur, nxt = np.empty(carry + block), np.empty(carry + block)
+    cur_bits = np.empty(bits_words(carry + block), np.uint64)
+    nxt_bits = np.empty(bits_words(carry + block), np.uint64)
     fill_doubles(key, pos, cur[carry:])
+    if eps > 0.0:
+        accept_bits(cur, carry, cur.shape[0], cur_bits)
     # each gamma takes >= 1 uniform, so a block holds at most (carry + block) / n_g rows
     gam, prev = np.empty(((carry + block) // n_g + 1, n_g)), np.empty(((carry + block) // n_g + 1, n_g))
     p, done, n_prev, out = carry, 0, 0, np.ones(3, dtype=np.int64)
     while done < rows and out[2]:
-        _pipeline_step(key, pos, nxt[carry:], cur, p, b, c, gauss, has_gauss, rows - done, gam, out, prev,
-                       n_prev, done - n_prev, sink, counts, eps)
+        _pipeline_step(key, pos, nxt, carry, cur, p, nxt_bits, cur_bits, b, c, gauss, has_gauss, rows - done, gam,
+                       out, prev, n_prev, done - n_prev, sink, counts, eps)
         n_prev, done, left = out[0], done + out[0], cur.shape[0] - out[1]
         gam, prev = prev, gam
         old, fresh = cur, nxt
+        cur_bits, nxt_bits = nxt_bits, cur_bits
         if left > carry:  # one row needed more uniforms than a block holds: widen the carry room
-            carry = 2 * left
+            carry = (2 * left + 127) // 128 * 128
             cur, nxt = np.empty(carry + block), np.empty(carry + block)
             cur[carry:] = fresh[fresh.shape[0] - block:]
+            cur_bits = np.empty(bits_words(carry + block), np.uint64)
+            nxt_bits = np.empty(bits_words(carry + block), np.uint64)
+            if eps > 0.0:
+                accept_bits(cur, carry, cur.shape[0], cur_bits)
             gam = np.empty(((carry + block) // n_g + 1, n_g))
         else:
             cur, nxt = fresh, old
         cur[carry - left:carry] = old[old.shape[0] - left:]
         p = carry - left
+        if eps > 0.0 and left > 0:
+            accept_bits(cur, (p >> 7) << 7, carry, cur_bits)  # the carried uniforms' chunks
     if eps <= 0.0:
         rank_rows(prev, n_prev, done - n_prev, b, c, sink, counts)
         return True
