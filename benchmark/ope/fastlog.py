@@ -59,16 +59,15 @@ def log_approx(x: float) -> float:
         e += 1
     s = (m - 1.0) / (m + 1.0)
     z = s * s
-    p = 1.0 / 21.0
-    p = p * z + 1.0 / 19.0
-    p = p * z + 1.0 / 17.0
-    p = p * z + 1.0 / 15.0
-    p = p * z + 1.0 / 13.0
-    p = p * z + 1.0 / 11.0
-    p = p * z + 1.0 / 9.0
-    p = p * z + 1.0 / 7.0
-    p = p * z + 1.0 / 5.0
-    p = p * z + 1.0 / 3.0
+    z2 = z * z
+    z4 = z2 * z2
+    # 1/3 + z/5 + ... + z^9/21 by Estrin's scheme: four levels of dependent operations instead of Horner's nine
+    p01 = 1.0 / 3.0 + z * (1.0 / 5.0)
+    p23 = 1.0 / 7.0 + z * (1.0 / 9.0)
+    p45 = 1.0 / 11.0 + z * (1.0 / 13.0)
+    p67 = 1.0 / 15.0 + z * (1.0 / 17.0)
+    p89 = 1.0 / 19.0 + z * (1.0 / 21.0)
+    p = (p01 + z2 * p23) + z4 * ((p45 + z2 * p67) + z4 * p89)
     ef = float(e)
     return ef * _LN2_HI + (2.0 * s + 2.0 * s * z * p + ef * _LN2_LO)
 
