@@ -9,9 +9,11 @@ production prior, obp/policy/conf/prior_bts.yaml, and OBP's example draws 1,000,
 The draws are those of ``numpy.random.RandomState(random_state).beta``, row after row, as OBP's loop makes them,
 so the result equals OBP's bit for bit. Where every prior parameter exceeds 1 (the OBD priors), a numba port of
 numpy's legacy MT19937/gamma/beta (recux.ope.legacy_rng) draws the rows block by block on one thread while a
-second generates the next block of uniforms and ranks the previous block's rows, without the GIL; otherwise
-numpy draws blocks of rows (a block of shape (m, n_actions) consumes the stream exactly as m successive rows)
-and a numba kernel ranks and counts them.
+second generates the next block of uniforms and ranks the previous block's rows, without the GIL. The slates
+are counted from draws computed with a fast logarithm and certified equal to numpy's by error bounds
+(recux.ope.certified_rows); a row that cannot be certified sends the whole simulation to the exact port.
+Otherwise numpy draws blocks of rows (a block of shape (m, n_actions) consumes the stream exactly as m
+successive rows) and a numba kernel ranks and counts them.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ libm call) together with a rigorous bound on their distance from numpy's values:
   da = c |x| eps / v (the relative error of v), the 6 covering the cube (3) and the quotient's two gammas, doubled.
   A row counts only if its top k are certified: each of the k largest exceeds the next by more than both errors,
   and the k-th exceeds every other item's upper bound. Otherwise ``rank_rows_certified`` reports failure and the
-  caller recomputes everything exactly (with EPS_X that happens with probability about 1e-5 per 1M rows).
+  caller recomputes everything exactly. Measured on the OBD prior (1M rows, seed 12345): every row is certified
+  up to eps = 1e-8, and certification first fails at 1e-7; EPS_X = 1e-14 would need a near-tie some million
+  times closer, so a recomputation is of the order of one run in ten million.
 
 The stream is consumed exactly as numpy consumes it, so the uniforms, the speculative parse and the roll-back of
 a row at a block's end follow ``legacy_rng.consume_rows``. Indices are cast to unsigned where loops are hot: numba

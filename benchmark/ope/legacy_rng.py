@@ -15,6 +15,10 @@ Speed without changing a bit:
   squeeze test failed get numpy's log test. At the first rejection the row is re-parsed from that gamma with the
   stream position and Gaussian cache numpy would have there. The same draws come out in the same order.
 
+Slates (counts of the k largest per row) are first counted by ``recux.ope.certified_rows`` from draws computed
+with a fast logarithm and certified by error bounds; the exact kernels here then serve rows written out, the
+rare uncertified pass, and as the reference the tests hold both to.
+
 Only shapes > 1 are ported (the Open Bandit Dataset's priors have alpha >= 2 and beta >= 2,189); callers fall
 back to numpy otherwise (``supported``).
 """
