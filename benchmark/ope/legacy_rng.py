@@ -305,12 +305,12 @@ def _pipeline_step(key: np.ndarray, pos: np.ndarray, nxt: np.ndarray, carry: int
     for task in prange(2):
         if task == 0:
             fill_doubles(key, pos, nxt[carry:])
-            if eps > 0.0:
-                accept_bits(nxt, carry, nxt.shape[0], nxt_bits)
             if eps <= 0.0:
                 rank_rows(prev, n_prev, first_prev, b, c, sink, counts)
-            elif out[2] and not rank_rows_certified(prev, n_prev, b, c, counts, eps):
-                out[2] = 0
+            else:
+                accept_bits(nxt, carry, nxt.shape[0], nxt_bits)
+                if out[2] and not rank_rows_certified(prev, n_prev, b, c, counts, eps):
+                    out[2] = 0
         elif eps <= 0.0:
             consume_rows(cur, p, b, c, gauss, has_gauss, rows, gammas, out)
         else:
@@ -339,6 +339,12 @@ def beta_rows(key: np.ndarray, ints: np.ndarray, cached: np.ndarray, alpha: np.n
 
 
 @njit(cache=True, nogil=True)
+def _buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two uniform buffers of n doubles and their ``accept_bits`` words."""
+    return np.empty(n), np.empty(n), np.empty(bits_words(n), np.uint64), np.empty(bits_words(n), np.uint64)
+
+
+@njit(cache=True, nogil=True)
 def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: np.ndarray, b: np.ndarray,
                c: np.ndarray, rows: int, sink: np.ndarray, counts: np.ndarray, block: int, eps: float) -> bool:
     """Uniforms come in blocks of ``block`` legacy_doubles, processed in a pipeline: while one thread draws the
@@ -347,9 +353,7 @@ def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: n
     as numpy consumes it. Returns False if a certified pass (eps > 0) met a row it could not certify."""
     n_g = b.shape[0]
     carry = 4096  # room in front of each block for the uniforms the previous block left unused (grows; k * 128)
-    cur, nxt = np.empty(carry + block), np.empty(carry + block)
-    cur_bits = np.empty(bits_words(carry + block), np.uint64)
-    nxt_bits = np.empty(bits_words(carry + block), np.uint64)
+    cur, nxt, cur_bits, nxt_bits = _buffers(carry + block)
     fill_doubles(key, pos, cur[carry:])
     if eps > 0.0:
         accept_bits(cur, carry, cur.shape[0], cur_bits)
@@ -365,10 +369,8 @@ def _beta_rows(key: np.ndarray, pos: np.ndarray, has_gauss: np.ndarray, gauss: n
         cur_bits, nxt_bits = nxt_bits, cur_bits
         if left > carry:  # one row needed more uniforms than a block holds: widen the carry room
             carry = (2 * left + 127) // 128 * 128
-            cur, nxt = np.empty(carry + block), np.empty(carry + block)
+            cur, nxt, cur_bits, nxt_bits = _buffers(carry + block)
             cur[carry:] = fresh[fresh.shape[0] - block:]
-            cur_bits = np.empty(bits_words(carry + block), np.uint64)
-            nxt_bits = np.empty(bits_words(carry + block), np.uint64)
             if eps > 0.0:
                 accept_bits(cur, carry, cur.shape[0], cur_bits)
             gam = np.empty(((carry + block) // n_g + 1, n_g))
