@@ -27,6 +27,7 @@ from numba import njit
 
 from recux.errors import ConfigError
 from recux.ope import legacy_rng
+from recux.ope.draw_rules import count_row_top
 
 _BLOCK_ROWS = 50_000
 
@@ -37,7 +38,7 @@ def _count_top(values: np.ndarray, counts: np.ndarray) -> None:
     draws make vanishingly rare, go to the larger index)."""
     top = np.empty(counts.shape[1], dtype=np.int64)
     for i in range(values.shape[0]):
-        legacy_rng.count_row_top(values[i], top, counts)
+        count_row_top(values[i], top, counts)
 
 
 def cached_bts_action_dist(alpha: np.ndarray, beta: np.ndarray, len_list: int, n_sim: int = 1_000_000,

@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from recux.ope.draw_rules import gamma_rejected, item_beta, polar_f, row_top_k
 from recux.ope.fastlog import REL_ERR, log_approx
 
 EPS_X = 1e-14  # |x_hat - x| <= EPS_X |x|: (REL_ERR + 1 ulp) / 2 for the logs, + ~4 ulp of roundings, x ~5
@@ -42,12 +43,6 @@ EPS_X = 1e-14  # |x_hat - x| <= EPS_X |x|: (REL_ERR + 1 ulp) / 2 for the logs, +
 @njit(cache=True, nogil=True, inline="always")
 def _u(i: int) -> np.uint64:
     return np.uint64(i)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def polar_f(r2: float) -> float:
-    """numpy's legacy_gauss factor f = sqrt(-2 ln r2 / r2) of an accepted polar pair, exactly as numpy computes it."""
-    return math.sqrt(-2.0 * math.log(r2) / r2)
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
@@ -178,14 +173,7 @@ def _exact_test(b, c, j, j0, r2s, tt, uu, sq, cr2, ct, xs):
     else:
         x = polar_f(r2s[j]) * tt[j]
     xs[j] = x
-    v = 1.0 + c[j] * x
-    if v <= 0.0:
-        return True
-    v = v * v * v
-    u = uu[j]
-    if u < 1.0 - 0.0331 * (x * x) * (x * x):
-        return False
-    return not math.log(u) < 0.5 * x * x + b[j] * (1.0 - v + math.log(v))
+    return gamma_rejected(x, uu[j], b[j], c[j])
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
@@ -278,24 +266,11 @@ def rank_rows_certified(gammas: np.ndarray, n: int, b: np.ndarray, c: np.ndarray
         for a in range(n_items):
             ia, ib = _u(2 * a), _u(2 * a + 1)
             xa, xb = gammas[r, ia], gammas[r, ib]
-            va = 1.0 + c[ia] * xa
-            vb = 1.0 + c[ib] * xb
-            ga, gb = b[ia] * (va * va * va), b[ib] * (vb * vb * vb)
-            beta = ga / (ga + gb)
-            e = beta * (6.0 * (c[ia] * abs(xa) * eps / va + c[ib] * abs(xb) * eps / vb) + 4e-15)
+            beta = item_beta(b[ia], c[ia], xa, b[ib], c[ib], xb)
+            da, db = c[ia] * abs(xa) * eps / (1.0 + c[ia] * xa), c[ib] * abs(xb) * eps / (1.0 + c[ib] * xb)
+            e = beta * (6.0 * (da + db) + 4e-15)
             row[_u(a)], err[_u(a)], hi[_u(a)] = beta, e, beta + e
-        n_top = 0
-        for a in range(n_items):  # the k largest by value, in order (insertion)
-            val = row[a]
-            j = n_top
-            while j > 0 and row[top[j - 1]] <= val:
-                j -= 1
-            if j < k_max:
-                for m in range(min(n_top, k_max - 1), j, -1):
-                    top[m] = top[m - 1]
-                top[j] = a
-                if n_top < k_max:
-                    n_top += 1
+        row_top_k(row, top)
         for k in range(k_max - 1):
             if not row[top[k]] - err[top[k]] > hi[top[k + 1]]:
                 return False

@@ -25,8 +25,6 @@ back to numpy otherwise (``supported``).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
@@ -35,9 +33,9 @@ from recux.ope.certified_rows import (
     accept_bits,
     bits_words,
     consume_rows_certified,
-    polar_f,
     rank_rows_certified,
 )
+from recux.ope.draw_rules import count_row_top, gamma_rejected, item_beta, polar_f
 
 _N, _M = 624, 397
 _MATRIX_A = np.uint32(0x9908B0DF)
@@ -64,26 +62,6 @@ def gamma_constants(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np
     shapes[0::2], shapes[1::2] = alpha, beta
     b = shapes - 1.0 / 3.0
     return b, 1.0 / np.sqrt(9 * b)
-
-
-@njit(cache=True, nogil=True)
-def count_row_top(row: np.ndarray, top: np.ndarray, counts: np.ndarray) -> None:
-    """counts[a, k] += 1 where item a has the (k+1)-th largest value of ``row``, k < len(top) (insertion into
-    a running top-k in the scratch ``top``; exact ties go to the later item)."""
-    k_max, n_top = len(top), 0
-    for a in range(len(row)):
-        val = row[a]
-        j = n_top
-        while j > 0 and row[top[j - 1]] <= val:
-            j -= 1
-        if j < k_max:
-            for m in range(min(n_top, k_max - 1), j, -1):
-                top[m] = top[m - 1]
-            top[j] = a
-            if n_top < k_max:
-                n_top += 1
-    for k in range(k_max):
-        counts[top[k], k] += 1
 
 
 @njit(cache=True, nogil=True)
@@ -214,12 +192,7 @@ def _first_rejection(buf: np.ndarray, b: np.ndarray, c: np.ndarray, pu: np.ndarr
     """The first flagged gamma numpy rejects (v <= 0, or log u >= x^2 / 2 + b (1 - v^3 + ln v^3)), or -1."""
     for t in range(n_f):
         j = flag[t]
-        x = xs[j]
-        v = 1.0 + c[j] * x
-        if v <= 0.0:
-            return j
-        v = v * v * v
-        if not math.log(buf[pu[j]]) < 0.5 * x * x + b[j] * (1.0 - v + math.log(v)):
+        if gamma_rejected(xs[j], buf[pu[j]], b[j], c[j]):
             return j
     return -1
 
@@ -282,10 +255,7 @@ def rank_rows(gammas: np.ndarray, n: int, first: int, b: np.ndarray, c: np.ndarr
     top = np.empty(max(k_max, 1), dtype=np.int64)
     for r in range(n):
         for a in range(n_items):
-            va = 1.0 + c[2 * a] * gammas[r, 2 * a]
-            vb = 1.0 + c[2 * a + 1] * gammas[r, 2 * a + 1]
-            ga, gb = b[2 * a] * (va * va * va), b[2 * a + 1] * (vb * vb * vb)
-            row[a] = ga / (ga + gb)
+            row[a] = item_beta(b[2 * a], c[2 * a], gammas[r, 2 * a], b[2 * a + 1], c[2 * a + 1], gammas[r, 2 * a + 1])
         if k_max == 0:
             sink[first + r, :] = row
         else:
